@@ -49,8 +49,7 @@ DecodeResult<Disconnect> DecodeDisconnect(std::uint8_t flags, BinaryView body,
 DecodeResult<Auth> DecodeAuth(std::uint8_t flags, BinaryView body, ProtocolVersion version);
 
 EncodeResult Encode(const Pingreq& ping, ProtocolVersion version, std::vector<std::uint8_t>& out);
-EncodeResult Encode(const Pingresp& ping, ProtocolVersion version,
-                    std::vector<std::uint8_t>& out);
+EncodeResult Encode(const Pingresp& ping, ProtocolVersion version, std::vector<std::uint8_t>& out);
 EncodeResult Encode(const Disconnect& disconnect, ProtocolVersion version,
                     std::vector<std::uint8_t>& out);
 EncodeResult Encode(const Auth& auth, ProtocolVersion version, std::vector<std::uint8_t>& out);

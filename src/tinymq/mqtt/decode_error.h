@@ -30,15 +30,15 @@ enum class DecodeError : std::uint8_t {
   kProtocolVersionUnknown,   // a packet other than CONNECT before the version is known -> 0x82
 
   // Data representation (§1.5).
-  kInvalidUtf8,           // ill-formed UTF-8: overlong, surrogate, > U+10FFFF, cut   -> 0x81
-  kUtf8NullCharacter,     // [MQTT-1.5.4-2] U+0000 in a UTF-8 string                  -> 0x81
+  kInvalidUtf8,        // ill-formed UTF-8: overlong, surrogate, > U+10FFFF, cut   -> 0x81
+  kUtf8NullCharacter,  // [MQTT-1.5.4-2] U+0000 in a UTF-8 string                  -> 0x81
 
   // Properties (5.0 §2.2.2).
-  kUnknownProperty,        // identifier the specification does not define         -> 0x81
-  kPropertyNotAllowed,     // defined, but not for this packet                      -> 0x81
-  kDuplicateProperty,      // a property that may appear once appears again         -> 0x82
-  kInvalidPropertyValue,   // e.g. Receive Maximum 0, Maximum QoS 2, a flag not 0/1 -> 0x82
-  kTopicAliasZero,         // [MQTT-3.3.2-8] Topic Alias 0                          -> 0x94
+  kUnknownProperty,       // identifier the specification does not define         -> 0x81
+  kPropertyNotAllowed,    // defined, but not for this packet                      -> 0x81
+  kDuplicateProperty,     // a property that may appear once appears again         -> 0x82
+  kInvalidPropertyValue,  // Receive Maximum 0, flag not 0/1, bad Response Topic  -> 0x82
+  kTopicAliasZero,        // [MQTT-3.3.2-8] Topic Alias 0                          -> 0x94
 
   // CONNECT (§3.1).
   kInvalidProtocolName,       // neither "MQTT" nor "MQIsdp", or name/level mismatch -> 0x84
@@ -48,11 +48,11 @@ enum class DecodeError : std::uint8_t {
   kPasswordWithoutUserName,   // 3.1.x [MQTT-3.1.2-22]                               -> 0x81
 
   // PUBLISH (§3.3).
-  kInvalidQos,              // [MQTT-3.3.1-4] both QoS bits set                       -> 0x81
-  kDupOnQos0,               // [MQTT-3.3.1-2] DUP set on a QoS 0 message              -> 0x81
-  kZeroPacketId,            // [MQTT-2.2.1-3] packet identifier 0 where one is needed -> 0x82
-  kWildcardInTopicName,     // [MQTT-3.3.2-2] '+' or '#' in a topic name              -> 0x90
-  kEmptyTopicName,          // 3.1.x [MQTT-4.7.3-1]; 5.0: empty without Topic Alias   -> 0x82
+  kInvalidQos,           // [MQTT-3.3.1-4] both QoS bits set                       -> 0x81
+  kDupOnQos0,            // [MQTT-3.3.1-2] DUP set on a QoS 0 message              -> 0x81
+  kZeroPacketId,         // [MQTT-2.2.1-3] packet identifier 0 where one is needed -> 0x82
+  kWildcardInTopicName,  // [MQTT-3.3.2-2] '+' or '#' in a topic name              -> 0x90
+  kEmptyTopicName,       // 3.1.x [MQTT-4.7.3-1]; 5.0: empty without Topic Alias   -> 0x82
 
   // SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10).
   kNoTopicFilters,               // [MQTT-3.8.3-3] / [MQTT-3.10.3-2] empty payload    -> 0x82

@@ -6,25 +6,38 @@
 #include "tinymq/util/check.h"
 
 namespace tinymq::mqtt {
+namespace {
+
+// A read offers room for at least a whole fixed header.
+constexpr std::size_t kMinReadChunk = 8;
+
+}  // namespace
 
 std::span<std::uint8_t> Decoder::PrepareRead() {
   if (begin_ == end_) {
     begin_ = end_ = 0;
   }
-  // Room wanted after end_: the rest of a packet whose size is known, else one read chunk.
-  std::size_t want = options_.read_chunk;
-  if (pending_ && pending_->packet_size() > buffered()) {
-    want = std::max<std::size_t>(pending_->packet_size() - buffered(), 1);
-  }
+  // Bytes still missing from the packet being assembled (0 when its size is not known yet).
+  const std::size_t need =
+      pending_ && pending_->packet_size() > buffered() ? pending_->packet_size() - buffered() : 0;
+  const std::size_t want = std::max<std::size_t>(need, 1);
   if (buf_.size() - end_ < want && begin_ > 0) {
     std::memmove(buf_.data(), buf_.data() + begin_, buffered());
     end_ -= begin_;
     begin_ = 0;
   }
   if (buf_.size() - end_ < want) {
-    // Exactly what is needed, never more: the declared size was already checked against the max.
-    std::vector<std::uint8_t> bigger(end_ + want);
-    std::memcpy(bigger.data(), buf_.data(), end_);
+    // Room for the whole packet being assembled, or one read chunk when its size is unknown: the
+    // declared size was already checked against the maximum, so this never exceeds it.
+    const std::size_t chunk = std::max<std::size_t>(options_.read_chunk, kMinReadChunk);
+    std::size_t size = std::max(end_ + need, chunk);
+    if (size <= end_) {
+      size = end_ + chunk;  // only when the caller skipped Next() (see Feed)
+    }
+    std::vector<std::uint8_t> bigger(size);
+    if (end_ > 0) {
+      std::memcpy(bigger.data(), buf_.data(), end_);
+    }
     buf_.swap(bigger);
   }
   return {buf_.data() + end_, buf_.size() - end_};

@@ -68,8 +68,8 @@ class Decoder {
   std::optional<ProtocolVersion> version_;
   std::optional<DecodeError> error_;
   std::vector<std::uint8_t> buf_;
-  std::size_t begin_ = 0;  // first byte not yet returned as a packet
-  std::size_t end_ = 0;    // one past the last byte received
+  std::size_t begin_ = 0;               // first byte not yet returned as a packet
+  std::size_t end_ = 0;                 // one past the last byte received
   std::optional<FixedHeader> pending_;  // header of the packet being assembled
 };
 

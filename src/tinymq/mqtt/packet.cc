@@ -32,10 +32,8 @@ DecodeResult<std::optional<FixedHeader>> ParseFixedHeader(BinaryView bytes,
   const VarintParse v = ParseVarint(bytes.span().subspan(1));
   switch (v.status) {
     case VarintParse::Status::kNeedMore: return std::optional<FixedHeader>();
-    case VarintParse::Status::kMalformed:
-      return util::Unexpected(DecodeError::kMalformedVarint);
-    case VarintParse::Status::kNonMinimal:
-      return util::Unexpected(DecodeError::kNonMinimalVarint);
+    case VarintParse::Status::kMalformed: return util::Unexpected(DecodeError::kMalformedVarint);
+    case VarintParse::Status::kNonMinimal: return util::Unexpected(DecodeError::kNonMinimalVarint);
     case VarintParse::Status::kOk: break;
   }
   h.remaining_length = v.value;

@@ -10,7 +10,9 @@ namespace {
 using Ctx = PropertyContext;
 using T = PropertyType;
 
-constexpr std::uint16_t Bit(Ctx c) { return static_cast<std::uint16_t>(1U << static_cast<unsigned>(c)); }
+constexpr std::uint16_t Bit(Ctx c) {
+  return static_cast<std::uint16_t>(1U << static_cast<unsigned>(c));
+}
 
 template <typename... C>
 constexpr std::uint16_t In(C... contexts) {
@@ -53,17 +55,14 @@ constexpr std::array<Entry, kMaxId + 1> MakeTable() {
       "Authentication Data");
   set(P::kRequestProblemInformation, T::kByte, In(Ctx::kConnect), "Request Problem Information");
   set(P::kWillDelayInterval, T::kFourByteInteger, In(Ctx::kWill), "Will Delay Interval");
-  set(P::kRequestResponseInformation, T::kByte, In(Ctx::kConnect),
-      "Request Response Information");
+  set(P::kRequestResponseInformation, T::kByte, In(Ctx::kConnect), "Request Response Information");
   set(P::kResponseInformation, T::kUtf8String, In(Ctx::kConnack), "Response Information");
-  set(P::kServerReference, T::kUtf8String, In(Ctx::kConnack, Ctx::kDisconnect),
-      "Server Reference");
+  set(P::kServerReference, T::kUtf8String, In(Ctx::kConnack, Ctx::kDisconnect), "Server Reference");
   set(P::kReasonString, T::kUtf8String,
       In(Ctx::kConnack, Ctx::kPuback, Ctx::kPubrec, Ctx::kPubrel, Ctx::kPubcomp, Ctx::kSuback,
          Ctx::kUnsuback, Ctx::kDisconnect, Ctx::kAuth),
       "Reason String");
-  set(P::kReceiveMaximum, T::kTwoByteInteger, In(Ctx::kConnect, Ctx::kConnack),
-      "Receive Maximum");
+  set(P::kReceiveMaximum, T::kTwoByteInteger, In(Ctx::kConnect, Ctx::kConnack), "Receive Maximum");
   set(P::kTopicAliasMaximum, T::kTwoByteInteger, In(Ctx::kConnect, Ctx::kConnack),
       "Topic Alias Maximum");
   set(P::kTopicAlias, T::kTwoByteInteger, In(Ctx::kPublish), "Topic Alias");
@@ -97,14 +96,14 @@ const Entry& Lookup(PropertyId id) {
 std::optional<DecodeError> CheckValue(PropertyId id, std::uint32_t v) {
   using P = PropertyId;
   switch (id) {
-    case P::kPayloadFormatIndicator:          // §3.3.2.3.2
-    case P::kRequestProblemInformation:       // §3.1.2.11.7
-    case P::kRequestResponseInformation:      // §3.1.2.11.6
-    case P::kMaximumQos:                      // §3.2.2.3.4
-    case P::kRetainAvailable:                 // §3.2.2.3.5
-    case P::kWildcardSubscriptionAvailable:   // §3.2.2.3.11
-    case P::kSubscriptionIdentifierAvailable: // §3.2.2.3.12
-    case P::kSharedSubscriptionAvailable:     // §3.2.2.3.13
+    case P::kPayloadFormatIndicator:           // §3.3.2.3.2
+    case P::kRequestProblemInformation:        // §3.1.2.11.7
+    case P::kRequestResponseInformation:       // §3.1.2.11.6
+    case P::kMaximumQos:                       // §3.2.2.3.4
+    case P::kRetainAvailable:                  // §3.2.2.3.5
+    case P::kWildcardSubscriptionAvailable:    // §3.2.2.3.11
+    case P::kSubscriptionIdentifierAvailable:  // §3.2.2.3.12
+    case P::kSharedSubscriptionAvailable:      // §3.2.2.3.13
       return v > 1 ? std::optional(DecodeError::kInvalidPropertyValue) : std::nullopt;
     case P::kReceiveMaximum:          // §3.1.2.11.3, §3.2.2.3.3
     case P::kMaximumPacketSize:       // §3.1.2.11.4, §3.2.2.3.6
@@ -112,8 +111,7 @@ std::optional<DecodeError> CheckValue(PropertyId id, std::uint32_t v) {
       return v == 0 ? std::optional(DecodeError::kInvalidPropertyValue) : std::nullopt;
     case P::kTopicAlias:  // [MQTT-3.3.2-8]
       return v == 0 ? std::optional(DecodeError::kTopicAliasZero) : std::nullopt;
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 
@@ -301,6 +299,11 @@ Properties ReadProperties(Reader& r, PropertyContext context) {
     seen |= bit;
     ReadValue(list, p);
     if (list.failed()) {
+      break;
+    }
+    if (p.id == PropertyId::kResponseTopic && (p.text.empty() || HasWildcard(p.text))) {
+      // [MQTT-3.3.2-13], [MQTT-3.3.2-14]: a Response Topic is a topic name.
+      list.Fail(DecodeError::kInvalidPropertyValue);
       break;
     }
     if (auto bad = CheckValue(p.id, p.number)) {

@@ -130,9 +130,7 @@ class Properties {
 
    private:
     friend class Properties;
-    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) {
-      Load();
-    }
+    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) { Load(); }
     void Load();  // parses the property at next_ into current_, or becomes the end iterator
 
     const std::uint8_t* at_ = nullptr;  // start of current_, nullptr at the end

@@ -77,10 +77,10 @@ EncodeResult Encode(const PubAckPacket<kType>& ack, ProtocolVersion version,
   });
 }
 
-#define TINYMQ_INSTANTIATE_ACK(type)                                                           \
-  template DecodeResult<PubAckPacket<type>> DecodeAck<type>(std::uint8_t, BinaryView,          \
-                                                            ProtocolVersion);                  \
-  template EncodeResult Encode<type>(const PubAckPacket<type>&, ProtocolVersion,               \
+#define TINYMQ_INSTANTIATE_ACK(type)                                                  \
+  template DecodeResult<PubAckPacket<type>> DecodeAck<type>(std::uint8_t, BinaryView, \
+                                                            ProtocolVersion);         \
+  template EncodeResult Encode<type>(const PubAckPacket<type>&, ProtocolVersion,      \
                                      std::vector<std::uint8_t>&);
 TINYMQ_INSTANTIATE_ACK(PacketType::kPuback)
 TINYMQ_INSTANTIATE_ACK(PacketType::kPubrec)

@@ -16,8 +16,8 @@ ReasonCodeList ReadCodes(Reader& r, PacketType type, ProtocolVersion version) {
   const BinaryView codes = r.Rest();
   for (const std::uint8_t b : codes) {
     const auto code = static_cast<ReasonCode>(b);
-    const bool valid = version == ProtocolVersion::kV5 ? IsValidReasonCode(type, code)
-                                                       : (b <= 0x02 || b == 0x80);
+    const bool valid =
+        version == ProtocolVersion::kV5 ? IsValidReasonCode(type, code) : (b <= 0x02 || b == 0x80);
     if (!valid) {
       r.Fail(DecodeError::kInvalidReasonCode);
       return {};

@@ -66,8 +66,7 @@ struct Unsuback {
 };
 
 DecodeResult<Suback> DecodeSuback(std::uint8_t flags, BinaryView body, ProtocolVersion version);
-DecodeResult<Unsuback> DecodeUnsuback(std::uint8_t flags, BinaryView body,
-                                      ProtocolVersion version);
+DecodeResult<Unsuback> DecodeUnsuback(std::uint8_t flags, BinaryView body, ProtocolVersion version);
 
 EncodeResult Encode(const Suback& suback, ProtocolVersion version, std::vector<std::uint8_t>& out);
 EncodeResult Encode(const Unsuback& unsuback, ProtocolVersion version,

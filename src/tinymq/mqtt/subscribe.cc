@@ -38,9 +38,10 @@ void WriteOptions(W& w, const SubscriptionOptions& o, ProtocolVersion version) {
 }  // namespace
 
 std::uint8_t SubscriptionOptions::ToByte() const {
-  return static_cast<std::uint8_t>(static_cast<unsigned>(max_qos) | (no_local ? kNoLocal : 0U) |
-                                   (retain_as_published ? kRetainAsPublished : 0U) |
-                                   (static_cast<unsigned>(retain_handling) << kRetainHandlingShift));
+  return static_cast<std::uint8_t>(
+      static_cast<unsigned>(max_qos) | (no_local ? kNoLocal : 0U) |
+      (retain_as_published ? kRetainAsPublished : 0U) |
+      (static_cast<unsigned>(retain_handling) << kRetainHandlingShift));
 }
 
 void SubscriptionList::Iterator::Load() {
@@ -205,8 +206,7 @@ EncodeResult Encode(const Subscribe& s, ProtocolVersion version, std::vector<std
   });
 }
 
-EncodeResult Encode(const Unsubscribe& u, ProtocolVersion version,
-                    std::vector<std::uint8_t>& out) {
+EncodeResult Encode(const Unsubscribe& u, ProtocolVersion version, std::vector<std::uint8_t>& out) {
   const bool v5 = version == ProtocolVersion::kV5;
   if (u.packet_id == 0) {
     return util::Unexpected(EncodeError::kZeroPacketId);

@@ -69,9 +69,7 @@ class SubscriptionList {
 
    private:
     friend class SubscriptionList;
-    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) {
-      Load();
-    }
+    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) { Load(); }
     void Load();
 
     const std::uint8_t* at_ = nullptr;
@@ -130,9 +128,7 @@ class TopicFilterList {
 
    private:
     friend class TopicFilterList;
-    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) {
-      Load();
-    }
+    Iterator(const std::uint8_t* next, const std::uint8_t* end) : next_(next), end_(end) { Load(); }
     void Load();
 
     const std::uint8_t* at_ = nullptr;

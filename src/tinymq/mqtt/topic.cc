@@ -26,20 +26,15 @@ bool TooManyLevels(std::size_t separators, const TopicLimits& limits) {
 
 std::string_view Describe(TopicError e) noexcept {
   switch (e) {
-    case TopicError::kEmpty:
-      return "topic is empty";
-    case TopicError::kTooLong:
-      return "topic is too long";
-    case TopicError::kTooManyLevels:
-      return "topic has too many levels";
-    case TopicError::kWildcardInName:
-      return "topic name contains a wildcard ('+' or '#')";
+    case TopicError::kEmpty: return "topic is empty";
+    case TopicError::kTooLong: return "topic is too long";
+    case TopicError::kTooManyLevels: return "topic has too many levels";
+    case TopicError::kWildcardInName: return "topic name contains a wildcard ('+' or '#')";
     case TopicError::kMisplacedMultiLevelWildcard:
       return "topic filter has '#' outside a whole last level";
     case TopicError::kMisplacedSingleLevelWildcard:
       return "topic filter has '+' outside a whole level";
-    case TopicError::kNullCharacter:
-      return "topic contains the null character U+0000";
+    case TopicError::kNullCharacter: return "topic contains the null character U+0000";
     case TopicError::kInvalidSharedSubscription:
       return "shared subscription is not $share/{group}/{filter}";
   }
@@ -54,18 +49,15 @@ util::Result<void, TopicError> ValidateTopicName(std::string_view name,
   std::size_t separators = 0;
   for (const char c : name) {
     switch (c) {
-      case '\0':
-        return util::Unexpected(TopicError::kNullCharacter);
+      case '\0': return util::Unexpected(TopicError::kNullCharacter);
       case '+':
-      case '#':
-        return util::Unexpected(TopicError::kWildcardInName);
+      case '#': return util::Unexpected(TopicError::kWildcardInName);
       case '/':
         if (TooManyLevels(++separators, limits)) {
           return util::Unexpected(TopicError::kTooManyLevels);
         }
         break;
-      default:
-        break;
+      default: break;
     }
   }
   return {};
@@ -80,8 +72,7 @@ util::Result<void, TopicError> ValidateTopicFilter(std::string_view filter,
   std::size_t separators = 0;
   for (std::size_t i = 0; i < size; ++i) {
     switch (filter[i]) {
-      case '\0':
-        return util::Unexpected(TopicError::kNullCharacter);
+      case '\0': return util::Unexpected(TopicError::kNullCharacter);
       case '/':
         if (TooManyLevels(++separators, limits)) {
           return util::Unexpected(TopicError::kTooManyLevels);
@@ -102,8 +93,7 @@ util::Result<void, TopicError> ValidateTopicFilter(std::string_view filter,
         }
         break;
       }
-      default:
-        break;
+      default: break;
     }
   }
   return {};

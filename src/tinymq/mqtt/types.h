@@ -70,9 +70,7 @@ class BinaryView {
   constexpr const std::uint8_t* end() const { return data_ + size_; }
   constexpr std::uint8_t operator[](std::size_t i) const { return data_[i]; }
   constexpr std::span<const std::uint8_t> span() const { return {data_, size_}; }
-  std::string_view AsString() const {
-    return {reinterpret_cast<const char*>(data_), size_};
-  }
+  std::string_view AsString() const { return {reinterpret_cast<const char*>(data_), size_}; }
 
   friend bool operator==(const BinaryView& a, const BinaryView& b) {
     return a.AsString() == b.AsString();

@@ -27,9 +27,7 @@ VarintParse ParseVarint(std::span<const std::uint8_t> bytes) {
 std::uint32_t Reader::Varint() {
   const VarintParse v = ParseVarint({p_, remaining()});
   switch (v.status) {
-    case VarintParse::Status::kOk:
-      p_ += v.size;
-      return v.value;
+    case VarintParse::Status::kOk: p_ += v.size; return v.value;
     case VarintParse::Status::kNeedMore: Fail(DecodeError::kTruncated); break;
     case VarintParse::Status::kMalformed: Fail(DecodeError::kMalformedVarint); break;
     case VarintParse::Status::kNonMinimal: Fail(DecodeError::kNonMinimalVarint); break;

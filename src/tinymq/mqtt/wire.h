@@ -41,7 +41,8 @@ VarintParse ParseVarint(std::span<const std::uint8_t> bytes);
 
 class Reader {
  public:
-  explicit Reader(std::span<const std::uint8_t> bytes) : p_(bytes.data()), end_(p_ + bytes.size()) {}
+  explicit Reader(std::span<const std::uint8_t> bytes)
+      : p_(bytes.data()), end_(p_ + bytes.size()) {}
 
   bool failed() const { return error_.has_value(); }
   DecodeError error() const { return *error_; }

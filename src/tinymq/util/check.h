@@ -16,11 +16,11 @@ namespace tinymq::util {
 
 }  // namespace tinymq::util
 
-#define TINYMQ_CHECK(cond)                                      \
-  do {                                                          \
-    if (!(cond)) [[unlikely]] {                                 \
-      ::tinymq::util::CheckFailed(#cond, __FILE__, __LINE__);   \
-    }                                                           \
+#define TINYMQ_CHECK(cond)                                    \
+  do {                                                        \
+    if (!(cond)) [[unlikely]] {                               \
+      ::tinymq::util::CheckFailed(#cond, __FILE__, __LINE__); \
+    }                                                         \
   } while (false)
 
 #ifdef NDEBUG

@@ -38,7 +38,7 @@ class [[nodiscard]] Result {
   // NOLINTNEXTLINE(google-explicit-constructor): implicit, as std::expected's.
   constexpr Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
   template <typename G>
-    requires std::is_convertible_v<G, E>
+  requires std::is_convertible_v<G, E>
   // NOLINTNEXTLINE(google-explicit-constructor)
   constexpr Result(Unexpected<G> u) : v_(std::in_place_index<1>, std::move(u).error()) {}
 
@@ -47,19 +47,19 @@ class [[nodiscard]] Result {
 
   constexpr T& value() & {
     TINYMQ_CHECK(has_value());
-    return *std::get_if<0>(&v_);
+    return std::get<0>(v_);
   }
   constexpr const T& value() const& {
     TINYMQ_CHECK(has_value());
-    return *std::get_if<0>(&v_);
+    return std::get<0>(v_);
   }
   constexpr T&& value() && {
     TINYMQ_CHECK(has_value());
-    return std::move(*std::get_if<0>(&v_));
+    return std::get<0>(std::move(v_));
   }
   constexpr const E& error() const {
     TINYMQ_CHECK(!has_value());
-    return *std::get_if<1>(&v_);
+    return std::get<1>(v_);
   }
 
   constexpr T& operator*() & { return value(); }
@@ -81,7 +81,7 @@ class [[nodiscard]] Result<void, E> {
 
   constexpr Result() = default;
   template <typename G>
-    requires std::is_convertible_v<G, E>
+  requires std::is_convertible_v<G, E>
   // NOLINTNEXTLINE(google-explicit-constructor)
   constexpr Result(Unexpected<G> u) : has_error_(true), error_(std::move(u).error()) {}
 

@@ -1,0 +1,61 @@
+# tinymq: the two commands of the README, and the build trees behind them.
+#
+#   make run     build the release binaries and start the broker (ARGS="..." passes options)
+#   make test    build and run every test: unit tests under ASan+UBSan, then the decoder fuzzer
+#   make build   build the release binaries only (build/release/bin/)
+#
+# Other targets: debug, asan, fuzz, fuzz-run, bench, format, clean. Warnings are errors when CI is
+# set (CI=true in CI) or WERROR=ON.
+
+JOBS       ?= $(shell nproc)
+WERROR     ?= $(if $(CI),ON,OFF)
+FUZZ_SECONDS ?= 30
+ARGS       ?=
+CMAKE_GEN  := -G Ninja -DTINYMQ_WERROR=$(WERROR)
+
+.PHONY: all deps build run test debug asan fuzz fuzz-run bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B build/release $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
+	  -DTINYMQ_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build/release -j $(JOBS)
+
+run: build
+	./build/release/bin/tinymq $(ARGS)
+
+debug: deps
+	@cmake -S . -B build/debug $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build/debug -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DTINYMQ_SANITIZE=ON >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+
+fuzz: deps
+	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DTINYMQ_BUILD_FUZZ=ON >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+
+# Runs the decoder fuzzer for FUZZ_SECONDS from a fresh seed corpus.
+fuzz-run: fuzz
+	@scripts/run-fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+bench: deps
+	@cmake -S . -B build/bench $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DTINYMQ_BUILD_BENCH=ON \
+	  -DTINYMQ_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build/bench -j $(JOBS)
+	./build/bench/bin/tinymq_codec_bench $(ARGS)
+
+test: asan fuzz
+	@scripts/run-tests.sh
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf build
