@@ -43,8 +43,8 @@ EncodeResult Encode(const Connack& c, ProtocolVersion version, std::vector<std::
     if (!IsValidReasonCode(PacketType::kConnack, c.reason)) {
       return util::Unexpected(EncodeError::kInvalidValue);
     }
-    if (!IsValidFor(c.properties, PropertyContext::kConnack)) {
-      return util::Unexpected(EncodeError::kPropertyNotAllowed);
+    if (EncodeResult r = CheckForEncode(c.properties, PropertyContext::kConnack); !r) {
+      return r;
     }
     code = static_cast<std::uint8_t>(c.reason);
   } else {

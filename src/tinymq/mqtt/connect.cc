@@ -125,6 +125,9 @@ DecodeResult<Connect> DecodeConnect(std::uint8_t flags, BinaryView body) {
   }
   if (v5) {
     c.properties = ReadProperties(r, PropertyContext::kConnect);
+    if (auto bad = CheckAuthenticationMethod(c.properties, PropertyContext::kConnect)) {
+      r.Fail(*bad);
+    }
   }
   c.client_id = r.Utf8String();  // [MQTT-3.1.3-4]
   if (has_will) {
@@ -165,9 +168,18 @@ EncodeResult Encode(const Connect& c, std::vector<std::uint8_t>& out) {
   if (!v5 && c.password && !c.user_name) {
     return util::Unexpected(EncodeError::kNotInVersion);
   }
-  if (v5 && (!IsValidFor(c.properties, PropertyContext::kConnect) ||
-             (c.will && !IsValidFor(c.will->properties, PropertyContext::kWill)))) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
+  if (c.will && (c.will->topic.empty() || HasWildcard(c.will->topic))) {
+    return util::Unexpected(EncodeError::kInvalidValue);  // the will topic is a topic name
+  }
+  if (v5) {
+    if (EncodeResult r = CheckForEncode(c.properties, PropertyContext::kConnect); !r) {
+      return r;
+    }
+    if (c.will) {
+      if (EncodeResult r = CheckForEncode(c.will->properties, PropertyContext::kWill); !r) {
+        return r;
+      }
+    }
   }
   return EncodeFramed(FirstByte(PacketType::kConnect), out, [&c](auto& w) { WriteBody(w, c); });
 }

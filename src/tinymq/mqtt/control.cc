@@ -30,10 +30,13 @@ EncodeResult EncodeReasonAndProperties(const T& packet, PacketType type, Propert
   if (!IsValidReasonCode(type, packet.reason)) {
     return util::Unexpected(EncodeError::kInvalidValue);
   }
-  if (!IsValidFor(packet.properties, context)) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
-  }
   const bool with_reason = packet.reason != ReasonCode::kSuccess || !packet.properties.empty();
+  // (For AUTH, only the long form needs an Authentication Method: §3.15.2.)
+  if (with_reason) {
+    if (EncodeResult r = CheckForEncode(packet.properties, context); !r) {
+      return r;
+    }
+  }
   return EncodeFramed(FirstByte(type), out, [&](auto& w) {
     if (with_reason) {
       w.U8(static_cast<std::uint8_t>(packet.reason));
@@ -76,7 +79,25 @@ DecodeResult<Auth> DecodeAuth(std::uint8_t flags, BinaryView body, ProtocolVersi
   if (version != ProtocolVersion::kV5) {
     return util::Unexpected(DecodeError::kReservedPacketType);
   }
-  return DecodeReasonAndProperties<Auth>(flags, body, PacketType::kAuth, PropertyContext::kAuth);
+  if (flags != 0) {
+    return util::Unexpected(DecodeError::kInvalidFixedHeaderFlags);  // [MQTT-3.15.1-1]
+  }
+  // §3.15.2: Remaining Length 0 is Success without properties. Otherwise both the reason code
+  // and the properties are there (unlike DISCONNECT, AUTH has no reason-code-only form), and the
+  // properties hold the Authentication Method (§3.15.2.2.2, checked by ReadProperties).
+  Reader r(body.span());
+  Auth auth;
+  if (!r.empty()) {
+    auth.reason = static_cast<ReasonCode>(r.U8());
+    if (!IsValidReasonCode(PacketType::kAuth, auth.reason)) {
+      return util::Unexpected(DecodeError::kInvalidReasonCode);
+    }
+    auth.properties = ReadProperties(r, PropertyContext::kAuth);
+    if (auto bad = CheckAuthenticationMethod(auth.properties, PropertyContext::kAuth)) {
+      r.Fail(*bad);
+    }
+  }
+  return FinishDecode(r, std::move(auth));
 }
 
 EncodeResult Encode(const Pingreq&, ProtocolVersion, std::vector<std::uint8_t>& out) {

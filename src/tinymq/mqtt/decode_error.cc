@@ -20,6 +20,7 @@ std::string_view Describe(DecodeError error) {
     case E::kDuplicateProperty: return "property included more than once";
     case E::kInvalidPropertyValue: return "property value out of range";
     case E::kTopicAliasZero: return "topic alias 0";
+    case E::kMissingAuthenticationMethod: return "authentication without an authentication method";
     case E::kInvalidProtocolName: return "invalid protocol name";
     case E::kUnsupportedProtocolLevel: return "unsupported protocol level";
     case E::kReservedConnectFlag: return "reserved CONNECT flag set";
@@ -53,7 +54,11 @@ ReasonCode ToReasonCode(DecodeError error) {
     case E::kNoTopicFilters:
     case E::kInvalidRetainHandling:
     case E::kNoLocalOnSharedSubscription:
-    case E::kInvalidReasonCode: return ReasonCode::kProtocolError;
+    case E::kInvalidReasonCode:
+    case E::kMissingAuthenticationMethod:
+    // 5.0 §3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3" (3.1.1
+    // calls it malformed, but has no reason codes to tell the two apart).
+    case E::kInvalidSubscriptionQos: return ReasonCode::kProtocolError;
     case E::kTopicAliasZero: return ReasonCode::kTopicAliasInvalid;
     case E::kInvalidProtocolName:
     case E::kUnsupportedProtocolLevel: return ReasonCode::kUnsupportedProtocolVersion;
@@ -74,7 +79,6 @@ ReasonCode ToReasonCode(DecodeError error) {
     case E::kInvalidQos:
     case E::kDupOnQos0:
     case E::kReservedSubscriptionBits:
-    case E::kInvalidSubscriptionQos:
     case E::kReservedConnackFlags: return ReasonCode::kMalformedPacket;
   }
   return ReasonCode::kMalformedPacket;

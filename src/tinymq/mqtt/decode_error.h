@@ -34,11 +34,13 @@ enum class DecodeError : std::uint8_t {
   kUtf8NullCharacter,  // [MQTT-1.5.4-2] U+0000 in a UTF-8 string                  -> 0x81
 
   // Properties (5.0 §2.2.2).
-  kUnknownProperty,       // identifier the specification does not define         -> 0x81
-  kPropertyNotAllowed,    // defined, but not for this packet                      -> 0x81
-  kDuplicateProperty,     // a property that may appear once appears again         -> 0x82
-  kInvalidPropertyValue,  // Receive Maximum 0, flag not 0/1, bad Response Topic  -> 0x82
-  kTopicAliasZero,        // [MQTT-3.3.2-8] Topic Alias 0                          -> 0x94
+  kUnknownProperty,              // identifier the specification does not define         -> 0x81
+  kPropertyNotAllowed,           // defined, but not for this packet                      -> 0x81
+  kDuplicateProperty,            // a property that may appear once appears again         -> 0x82
+  kInvalidPropertyValue,         // Receive Maximum 0, flag not 0/1, bad Response Topic  -> 0x82
+  kTopicAliasZero,               // [MQTT-3.3.2-8] Topic Alias 0                          -> 0x94
+  kMissingAuthenticationMethod,  // Authentication Data without Method in CONNECT
+                                 // (§3.1.2.11.10), or an AUTH without one (§3.15.2.2.2) -> 0x82
 
   // CONNECT (§3.1).
   kInvalidProtocolName,       // neither "MQTT" nor "MQIsdp", or name/level mismatch -> 0x84
@@ -57,7 +59,7 @@ enum class DecodeError : std::uint8_t {
   // SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10).
   kNoTopicFilters,               // [MQTT-3.8.3-3] / [MQTT-3.10.3-2] empty payload    -> 0x82
   kReservedSubscriptionBits,     // [MQTT-3.8.3-5] reserved option bits set          -> 0x81
-  kInvalidSubscriptionQos,       // requested QoS 3                                   -> 0x81
+  kInvalidSubscriptionQos,       // requested QoS 3: 3.1.1 malformed, 5.0 §3.8.3.1    -> 0x82
   kInvalidRetainHandling,        // 5.0 §3.8.3.1 Retain Handling 3                    -> 0x82
   kNoLocalOnSharedSubscription,  // [MQTT-3.8.3-4] No Local on a $share filter        -> 0x82
 

@@ -115,6 +115,15 @@ std::optional<DecodeError> CheckValue(PropertyId id, std::uint32_t v) {
   }
 }
 
+// The value rules of one property; nullopt when it is acceptable.
+std::optional<DecodeError> CheckProperty(const Property& p) {
+  if (p.id == PropertyId::kResponseTopic && (p.text.empty() || HasWildcard(p.text))) {
+    // [MQTT-3.3.2-13], [MQTT-3.3.2-14]: a Response Topic is a topic name.
+    return DecodeError::kInvalidPropertyValue;
+  }
+  return CheckValue(p.id, p.number);
+}
+
 // Reads one property's value into `p` per its type.
 void ReadValue(Reader& r, Property& p) {
   switch (TypeOf(p.id)) {
@@ -301,16 +310,12 @@ Properties ReadProperties(Reader& r, PropertyContext context) {
     if (list.failed()) {
       break;
     }
-    if (p.id == PropertyId::kResponseTopic && (p.text.empty() || HasWildcard(p.text))) {
-      // [MQTT-3.3.2-13], [MQTT-3.3.2-14]: a Response Topic is a topic name.
-      list.Fail(DecodeError::kInvalidPropertyValue);
-      break;
-    }
-    if (auto bad = CheckValue(p.id, p.number)) {
+    if (auto bad = CheckProperty(p)) {
       list.Fail(*bad);
       break;
     }
   }
+
   if (list.failed()) {
     r.Fail(list.error());
     return {};
@@ -318,19 +323,41 @@ Properties ReadProperties(Reader& r, PropertyContext context) {
   return Properties::FromValidated(bytes);
 }
 
+std::optional<DecodeError> CheckAuthenticationMethod(const Properties& properties,
+                                                     PropertyContext context) {
+  const bool method = properties.Find(PropertyId::kAuthenticationMethod).has_value();
+  if (method || (context != Ctx::kConnect && context != Ctx::kAuth)) {
+    return std::nullopt;
+  }
+  if (context == Ctx::kAuth || properties.Find(PropertyId::kAuthenticationData)) {
+    return DecodeError::kMissingAuthenticationMethod;
+  }
+  return std::nullopt;
+}
+
 bool IsValidFor(const Properties& properties, PropertyContext context) {
+  const EncodeResult r = CheckForEncode(properties, context);
+  return r.has_value() || r.error() != EncodeError::kPropertyNotAllowed;
+}
+
+EncodeResult CheckForEncode(const Properties& properties, PropertyContext context) {
   std::uint64_t seen = 0;
+  bool bad_value = false;
   for (const Property& p : properties) {
     if (!IsAllowedIn(p.id, context)) {
-      return false;
+      return util::Unexpected(EncodeError::kPropertyNotAllowed);
     }
     const std::uint64_t bit = std::uint64_t{1} << static_cast<unsigned>(p.id);
     if ((seen & bit) != 0 && !MayRepeat(p.id, context)) {
-      return false;
+      return util::Unexpected(EncodeError::kPropertyNotAllowed);
     }
     seen |= bit;
+    bad_value |= CheckProperty(p).has_value();
   }
-  return true;
+  if (bad_value || CheckAuthenticationMethod(properties, context)) {
+    return util::Unexpected(EncodeError::kInvalidValue);
+  }
+  return {};
 }
 
 }  // namespace tinymq::mqtt

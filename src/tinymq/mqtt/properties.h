@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tinymq/mqtt/encode.h"
 #include "tinymq/mqtt/types.h"
 #include "tinymq/mqtt/wire.h"
 
@@ -194,8 +195,20 @@ class PropertiesBuilder {
 Properties ReadProperties(Reader& reader, PropertyContext context);
 
 // True when every property in `properties` may appear in `context`, and none repeats that may
-// not. Encoders use it to refuse a packet they would otherwise write wrongly.
+// not (values are not looked at).
 bool IsValidFor(const Properties& properties, PropertyContext context);
+
+// The one rule between two properties: in CONNECT, Authentication Data needs an Authentication
+// Method (5.0 §3.1.2.11.10); a long-form AUTH must carry one (§3.15.2.2.2). The packet decoders
+// apply it after ReadProperties, which looks at each property alone.
+std::optional<DecodeError> CheckAuthenticationMethod(const Properties& properties,
+                                                     PropertyContext context);
+
+// What the encoders check before writing a list, so that whatever they write decodes:
+// kPropertyNotAllowed for a property not allowed in `context` or repeated where it may not be,
+// kInvalidValue for a value ReadProperties would refuse (range, Response Topic, Authentication
+// Method rules).
+EncodeResult CheckForEncode(const Properties& properties, PropertyContext context);
 
 template <typename W>
 void WriteProperties(W& w, const Properties& properties) {

@@ -60,8 +60,10 @@ EncodeResult Encode(const PubAckPacket<kType>& ack, ProtocolVersion version,
   if (v5 && !IsValidReasonCode(kType, ack.reason)) {
     return util::Unexpected(EncodeError::kInvalidValue);
   }
-  if (v5 && !IsValidFor(ack.properties, ContextOf(kType))) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
+  if (v5) {
+    if (EncodeResult r = CheckForEncode(ack.properties, ContextOf(kType)); !r) {
+      return r;
+    }
   }
   const bool with_reason = v5 && (ack.reason != ReasonCode::kSuccess || !ack.properties.empty());
   const bool with_properties = v5 && !ack.properties.empty();

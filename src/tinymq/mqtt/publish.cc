@@ -51,11 +51,14 @@ EncodeResult Encode(const Publish& p, ProtocolVersion version, std::vector<std::
   if (p.qos != QoS::k0 && p.packet_id == 0) {
     return util::Unexpected(EncodeError::kZeroPacketId);
   }
-  if (v5 && !IsValidFor(p.properties, PropertyContext::kPublish)) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
+  if (v5) {
+    if (EncodeResult r = CheckForEncode(p.properties, PropertyContext::kPublish); !r) {
+      return r;
+    }
   }
-  if (p.topic.empty() && (!v5 || !p.properties.Find(PropertyId::kTopicAlias))) {
-    return util::Unexpected(EncodeError::kInvalidValue);
+  if (HasWildcard(p.topic) ||
+      (p.topic.empty() && (!v5 || !p.properties.Find(PropertyId::kTopicAlias)))) {
+    return util::Unexpected(EncodeError::kInvalidValue);  // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
   }
   unsigned flags = static_cast<unsigned>(p.qos) << 1;
   if (p.dup) {

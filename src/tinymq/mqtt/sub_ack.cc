@@ -72,8 +72,8 @@ EncodeResult Encode(const Suback& s, ProtocolVersion version, std::vector<std::u
     return util::Unexpected(EncodeError::kEmptyList);
   }
   if (v5) {
-    if (!IsValidFor(s.properties, PropertyContext::kSuback)) {
-      return util::Unexpected(EncodeError::kPropertyNotAllowed);
+    if (EncodeResult r = CheckForEncode(s.properties, PropertyContext::kSuback); !r) {
+      return r;
     }
     for (std::size_t i = 0; i < s.reason_codes.size(); ++i) {
       if (!IsValidReasonCode(PacketType::kSuback, s.reason_codes[i])) {
@@ -103,8 +103,8 @@ EncodeResult Encode(const Unsuback& u, ProtocolVersion version, std::vector<std:
     if (u.reason_codes.empty()) {
       return util::Unexpected(EncodeError::kEmptyList);
     }
-    if (!IsValidFor(u.properties, PropertyContext::kUnsuback)) {
-      return util::Unexpected(EncodeError::kPropertyNotAllowed);
+    if (EncodeResult r = CheckForEncode(u.properties, PropertyContext::kUnsuback); !r) {
+      return r;
     }
     for (std::size_t i = 0; i < u.reason_codes.size(); ++i) {
       if (!IsValidReasonCode(PacketType::kUnsuback, u.reason_codes[i])) {

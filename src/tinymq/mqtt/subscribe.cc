@@ -191,8 +191,17 @@ EncodeResult Encode(const Subscribe& s, ProtocolVersion version, std::vector<std
   if (s.subscriptions.empty()) {
     return util::Unexpected(EncodeError::kEmptyList);
   }
-  if (v5 && !IsValidFor(s.properties, PropertyContext::kSubscribe)) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
+  if (v5) {
+    if (EncodeResult r = CheckForEncode(s.properties, PropertyContext::kSubscribe); !r) {
+      return r;
+    }
+  }
+  if (v5) {
+    for (const TopicSubscription& t : s.subscriptions) {
+      if (t.options.no_local && IsShared(t.filter)) {
+        return util::Unexpected(EncodeError::kInvalidValue);  // [MQTT-3.8.3-4]
+      }
+    }
   }
   return EncodeFramed(FirstByte(PacketType::kSubscribe, 0x02), out, [&](auto& w) {
     w.U16(s.packet_id);
@@ -214,8 +223,10 @@ EncodeResult Encode(const Unsubscribe& u, ProtocolVersion version, std::vector<s
   if (u.filters.empty()) {
     return util::Unexpected(EncodeError::kEmptyList);
   }
-  if (v5 && !IsValidFor(u.properties, PropertyContext::kUnsubscribe)) {
-    return util::Unexpected(EncodeError::kPropertyNotAllowed);
+  if (v5) {
+    if (EncodeResult r = CheckForEncode(u.properties, PropertyContext::kUnsubscribe); !r) {
+      return r;
+    }
   }
   return EncodeFramed(FirstByte(PacketType::kUnsubscribe, 0x02), out, [&](auto& w) {
     w.U16(u.packet_id);
