@@ -33,6 +33,9 @@ DecodeResult<Connack> DecodeConnack(std::uint8_t flags, BinaryView body, Protoco
     }
     c.reason = *reason;
   }
+  if (!r.failed() && c.session_present && c.reason != ReasonCode::kSuccess) {
+    r.Fail(DecodeError::kSessionPresentOnFailure);  // [MQTT-3.2.2-4] (5.0: [MQTT-3.2.2-6])
+  }
   return FinishDecode(r, std::move(c));
 }
 
@@ -53,6 +56,9 @@ EncodeResult Encode(const Connack& c, ProtocolVersion version, std::vector<std::
       return util::Unexpected(EncodeError::kNotInVersion);
     }
     code = static_cast<std::uint8_t>(*rc);
+  }
+  if (c.session_present && c.reason != ReasonCode::kSuccess) {
+    return util::Unexpected(EncodeError::kInvalidValue);  // [MQTT-3.2.2-4] (5.0: -6)
   }
   const bool session_present = c.session_present && version != ProtocolVersion::kV31;
   return EncodeFramed(FirstByte(PacketType::kConnack), out, [&](auto& w) {

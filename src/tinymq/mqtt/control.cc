@@ -37,10 +37,15 @@ EncodeResult EncodeReasonAndProperties(const T& packet, PacketType type, Propert
       return r;
     }
   }
+  // §3.14.2.2.1: a DISCONNECT may stop after its reason code when it has no properties; AUTH
+  // always writes its (non-empty) property list in the long form.
+  const bool with_properties = type == PacketType::kAuth || !packet.properties.empty();
   return EncodeFramed(FirstByte(type), out, [&](auto& w) {
     if (with_reason) {
       w.U8(static_cast<std::uint8_t>(packet.reason));
-      WriteProperties(w, packet.properties);
+      if (with_properties) {
+        WriteProperties(w, packet.properties);
+      }
     }
   });
 }

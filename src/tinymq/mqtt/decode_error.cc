@@ -37,6 +37,7 @@ std::string_view Describe(DecodeError error) {
     case E::kInvalidRetainHandling: return "retain handling 3 in SUBSCRIBE";
     case E::kNoLocalOnSharedSubscription: return "no local set on a shared subscription";
     case E::kReservedConnackFlags: return "reserved CONNACK acknowledge flags set";
+    case E::kSessionPresentOnFailure: return "session present set in a refusing CONNACK";
     case E::kInvalidReasonCode: return "reason code not valid for this packet";
   }
   return "unknown decode error";
@@ -56,6 +57,7 @@ ReasonCode ToReasonCode(DecodeError error) {
     case E::kNoLocalOnSharedSubscription:
     case E::kInvalidReasonCode:
     case E::kMissingAuthenticationMethod:
+    case E::kSessionPresentOnFailure:
     // 5.0 §3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3" (3.1.1
     // calls it malformed, but has no reason codes to tell the two apart).
     case E::kInvalidSubscriptionQos: return ReasonCode::kProtocolError;

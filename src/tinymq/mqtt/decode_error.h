@@ -64,8 +64,9 @@ enum class DecodeError : std::uint8_t {
   kNoLocalOnSharedSubscription,  // [MQTT-3.8.3-4] No Local on a $share filter        -> 0x82
 
   // Acknowledgements.
-  kReservedConnackFlags,  // [MQTT-3.2.2-1] acknowledge flags bits 7-1 set            -> 0x81
-  kInvalidReasonCode,     // a code the specification does not list for the packet   -> 0x82
+  kReservedConnackFlags,     // [MQTT-3.2.2-1] acknowledge flags bits 7-1 set            -> 0x81
+  kSessionPresentOnFailure,  // [MQTT-3.2.2-4] (5.0: -6) session present with a failure -> 0x82
+  kInvalidReasonCode,        // a code the specification does not list for the packet   -> 0x82
 };
 
 // What a human reads in a log line, e.g. "reserved flag bits set in the fixed header".

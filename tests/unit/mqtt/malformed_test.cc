@@ -700,6 +700,22 @@ TEST(MalformedTest, ConnackWithReservedAcknowledgeFlagsIsMalformed) {
   EXPECT_TRUE(present->session_present);
 }
 
+TEST(MalformedTest, ConnackWithSessionPresentAndAFailureIsProtocolError) {
+  // 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]: a CONNACK that refuses the connection has Session
+  // Present 0.
+  EXPECT_TRUE(
+      Refuses(Frame(0x20, {0x01, 0x05}), kV311, E::kSessionPresentOnFailure, RC::kProtocolError));
+  EXPECT_TRUE(Refuses(Frame(0x20, {0x01, 0x87, 0x00}), kV5, E::kSessionPresentOnFailure,
+                      RC::kProtocolError));
+  EXPECT_TRUE(Accepts(Frame(0x20, {0x01, 0x00, 0x00}), kV5));
+  // The encoder will not write one either.
+  std::vector<std::uint8_t> out;
+  const EncodeResult r = Encode(Connack{true, RC::kNotAuthorized, {}}, kV5, out);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), EncodeError::kInvalidValue);
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(MalformedTest, V311ConnackReturnCodeAbove5IsProtocolError) {
   // 3.1.1 §3.2.2.3 Table 3.1: return codes 6-255 are reserved for future use.
   for (unsigned code = 0; code < 256; ++code) {
@@ -1514,7 +1530,9 @@ TEST(MalformedTest, EveryDecodeErrorHasAByteSequenceThatProducesIt) {
       {E::kNoLocalOnSharedSubscription,
        Frame(0x82, Cat({{0x00, 0x01, 0x00}, Str("$share/g/a"), {0x04}})), kV5},
       {E::kReservedConnackFlags, Frame(0x20, {0x02, 0x00}), kV311},
+      {E::kSessionPresentOnFailure, Frame(0x20, {0x01, 0x05}), kV311},
       {E::kInvalidReasonCode, Frame(0x20, {0x00, 0x06}), kV311},
+      {E::kMissingAuthenticationMethod, Frame(0xF0, {0x18, 0x00}), kV5},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(Describe(c.error));
@@ -1522,7 +1540,7 @@ TEST(MalformedTest, EveryDecodeErrorHasAByteSequenceThatProducesIt) {
   }
   // The two that need a size limit or a stream are covered by PacketOverConfiguredMaximumIsTooLarge
   // and StreamPacketBeforeConnectIsProtocolError; with them, every enumerator appears.
-  EXPECT_EQ(cases.size() + 2, 32U);
+  EXPECT_EQ(cases.size() + 2, 34U);
 }
 
 }  // namespace

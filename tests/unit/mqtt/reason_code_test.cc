@@ -330,6 +330,7 @@ const std::vector<ErrorReason>& SpecErrorReasons() {
       {E::kInvalidPropertyValue, RC::kProtocolError},         // e.g. §3.1.2.11.3
       {E::kTopicAliasZero, RC::kTopicAliasInvalid},           // §3.3.2.3.4
       {E::kMissingAuthenticationMethod, RC::kProtocolError},  // §3.1.2.11.10, §3.15.2.2.2
+      {E::kSessionPresentOnFailure, RC::kProtocolError},      // [MQTT-3.2.2-6]
       {E::kInvalidProtocolName, RC::kUnsupportedProtocolVersion},       // [MQTT-3.1.2-1]
       {E::kUnsupportedProtocolLevel, RC::kUnsupportedProtocolVersion},  // [MQTT-3.1.2-2]
       {E::kReservedConnectFlag, RC::kMalformedPacket},                  // [MQTT-3.1.2-3]
@@ -350,10 +351,10 @@ const std::vector<ErrorReason>& SpecErrorReasons() {
   return *kTable;
 }
 
-constexpr unsigned kDecodeErrorCount = 33;
+constexpr unsigned kDecodeErrorCount = 34;
 
 TEST(ReasonCodeTest, DecodeErrorTableCoversEveryEnumerator) {
-  // The enumerators are 0..32 with no gaps; the table plus kInvalidSubscriptionQos names each once.
+  // The enumerators are 0..33 with no gaps; the table plus kInvalidSubscriptionQos names each once.
   std::set<unsigned> seen = {static_cast<unsigned>(E::kInvalidSubscriptionQos)};
   for (const ErrorReason& e : SpecErrorReasons()) {
     EXPECT_TRUE(seen.insert(static_cast<unsigned>(e.error)).second) << Describe(e.error);
