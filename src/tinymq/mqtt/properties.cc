@@ -323,13 +323,33 @@ Properties ReadProperties(Reader& r, PropertyContext context) {
   return Properties::FromValidated(bytes);
 }
 
+namespace {
+
+constexpr std::uint64_t BitOf(PropertyId id) {
+  return std::uint64_t{1} << static_cast<unsigned>(id);
+}
+
+// The Authentication Method rule on the set of identifiers present (one bit each).
+bool MissesAuthenticationMethod(std::uint64_t seen, PropertyContext context) {
+  if ((seen & BitOf(PropertyId::kAuthenticationMethod)) != 0) {
+    return false;
+  }
+  return context == Ctx::kAuth ||
+         (context == Ctx::kConnect && (seen & BitOf(PropertyId::kAuthenticationData)) != 0);
+}
+
+}  // namespace
+
 std::optional<DecodeError> CheckAuthenticationMethod(const Properties& properties,
                                                      PropertyContext context) {
-  const bool method = properties.Find(PropertyId::kAuthenticationMethod).has_value();
-  if (method || (context != Ctx::kConnect && context != Ctx::kAuth)) {
+  if (context != Ctx::kConnect && context != Ctx::kAuth) {
     return std::nullopt;
   }
-  if (context == Ctx::kAuth || properties.Find(PropertyId::kAuthenticationData)) {
+  std::uint64_t seen = 0;
+  for (const Property& p : properties) {
+    seen |= BitOf(p.id);
+  }
+  if (MissesAuthenticationMethod(seen, context)) {
     return DecodeError::kMissingAuthenticationMethod;
   }
   return std::nullopt;
@@ -354,7 +374,7 @@ EncodeResult CheckForEncode(const Properties& properties, PropertyContext contex
     seen |= bit;
     bad_value |= CheckProperty(p).has_value();
   }
-  if (bad_value || CheckAuthenticationMethod(properties, context)) {
+  if (bad_value || MissesAuthenticationMethod(seen, context)) {
     return util::Unexpected(EncodeError::kInvalidValue);
   }
   return {};

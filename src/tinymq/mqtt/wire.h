@@ -200,8 +200,10 @@ DecodeResult<T> FinishDecode(const Reader& r, T&& packet) {
 }
 
 // True when `topic` holds a wildcard character, which no topic name may ([MQTT-3.3.2-2]).
+// Two memchr passes: vectorised by libc, several times faster than find_first_of on a topic.
 inline bool HasWildcard(std::string_view topic) {
-  return topic.find_first_of("+#") != std::string_view::npos;
+  return !topic.empty() && (std::memchr(topic.data(), '+', topic.size()) != nullptr ||
+                            std::memchr(topic.data(), '#', topic.size()) != nullptr);
 }
 
 }  // namespace tinymq::mqtt
