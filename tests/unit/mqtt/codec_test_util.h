@@ -13,8 +13,8 @@
 
 #include "tinymq/mqtt/packet.h"
 
-// Helpers shared by the codec round-trip tests and the stream decoder tests: hex text to bytes and
-// back, readable outcomes for failed expectations, and the encode -> frame -> decode round trip.
+// Helpers shared by the codec tests: hex text to bytes and back, packets written out by hand,
+// readable outcomes for failed expectations, and the encode -> frame -> decode round trip.
 //
 // Threading: Thread-compatible (test code).
 // Lifetime:  a Packet returned by DecodeWhole points into the bytes it was given.
@@ -70,6 +70,34 @@ inline std::vector<std::uint8_t> Cat(std::initializer_list<std::vector<std::uint
     out.insert(out.end(), p.begin(), p.end());
   }
   return out;
+}
+
+// A variable byte integer written out by hand (§1.5.5), independently of the codec's Writer.
+inline std::vector<std::uint8_t> Varint(std::size_t value) {
+  std::vector<std::uint8_t> out;
+  do {
+    auto byte = static_cast<std::uint8_t>(value & 0x7F);
+    value >>= 7;
+    if (value != 0) {
+      byte = static_cast<std::uint8_t>(byte | 0x80);
+    }
+    out.push_back(byte);
+  } while (value != 0);
+  return out;
+}
+
+// A two-byte length, then the bytes of `s` (UTF-8 string or binary data, §1.5).
+inline std::vector<std::uint8_t> Str(std::string_view s) {
+  std::vector<std::uint8_t> out{static_cast<std::uint8_t>(s.size() >> 8),
+                                static_cast<std::uint8_t>(s.size() & 0xFF)};
+  out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+
+// A packet: `first_byte`, the Remaining Length computed from `body`, then `body`.
+inline std::vector<std::uint8_t> Frame(std::uint8_t first_byte,
+                                       const std::vector<std::uint8_t>& body) {
+  return Cat({std::vector<std::uint8_t>{first_byte}, Varint(body.size()), body});
 }
 
 // {0x10, 0x1c} -> "10 1c"; past `limit` bytes, "... (N bytes)" ends the text.

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "tests/unit/mqtt/codec_test_util.h"
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/decoder.h"
 #include "tinymq/mqtt/packet.h"
@@ -27,6 +28,10 @@
 namespace tinymq::mqtt {
 namespace {
 
+using codec_test::Cat;
+using codec_test::Frame;
+using codec_test::Str;
+using codec_test::Varint;
 using std::string_view_literals::operator""sv;
 using Bytes = std::vector<std::uint8_t>;
 using PI = PropertyId;
@@ -41,43 +46,8 @@ constexpr std::uint32_t kNoLimit = kMaxRemainingLength + 5;
 // ---------------------------------------------------------------------------------------------
 // Building packets
 
-Bytes Varint(std::size_t value) {
-  Bytes out;
-  do {
-    auto byte = static_cast<std::uint8_t>(value & 0x7F);
-    value >>= 7;
-    if (value != 0) {
-      byte = static_cast<std::uint8_t>(byte | 0x80);
-    }
-    out.push_back(byte);
-  } while (value != 0);
-  return out;
-}
-
-Bytes Cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& part : parts) {
-    out.insert(out.end(), part.begin(), part.end());
-  }
-  return out;
-}
-
-// A packet: `first_byte`, the Remaining Length computed from `body`, then `body`.
-Bytes Frame(std::uint8_t first_byte, const Bytes& body) {
-  return Cat({Bytes{first_byte}, Varint(body.size()), body});
-}
-
 std::uint8_t TypeAndFlags(PacketType type, unsigned flags) {
   return static_cast<std::uint8_t>((static_cast<unsigned>(type) << 4) | flags);
-}
-
-// A two-byte length, then the bytes of `s` (UTF-8 string or binary data, §1.5).
-Bytes Str(std::string_view s) {
-  Bytes out{static_cast<std::uint8_t>(s.size() >> 8), static_cast<std::uint8_t>(s.size() & 0xFF)};
-  for (const char c : s) {
-    out.push_back(static_cast<std::uint8_t>(c));
-  }
-  return out;
 }
 
 // A property list with its Property Length prefix (5.0 §2.2.2.1).

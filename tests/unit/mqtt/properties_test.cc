@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/unit/mqtt/codec_test_util.h"
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/types.h"
 #include "tinymq/mqtt/wire.h"
@@ -20,6 +21,9 @@
 namespace tinymq::mqtt {
 namespace {
 
+using codec_test::Cat;
+using codec_test::Str;
+using codec_test::Varint;
 using std::string_view_literals::operator""sv;
 using Bytes = std::vector<std::uint8_t>;
 using Ctx = PropertyContext;
@@ -132,35 +136,6 @@ bool SpecMayRepeat(std::uint8_t id, Ctx context) {
 
 // ---------------------------------------------------------------------------------------------
 // Encoding helpers (the wire format of §1.5 and §2.2.2, written out by hand)
-
-Bytes Cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& part : parts) {
-    out.insert(out.end(), part.begin(), part.end());
-  }
-  return out;
-}
-
-Bytes Varint(std::uint32_t value) {
-  Bytes out;
-  do {
-    auto byte = static_cast<std::uint8_t>(value & 0x7F);
-    value >>= 7;
-    if (value != 0) {
-      byte = static_cast<std::uint8_t>(byte | 0x80);
-    }
-    out.push_back(byte);
-  } while (value != 0);
-  return out;
-}
-
-Bytes Str(std::string_view s) {
-  Bytes out{static_cast<std::uint8_t>(s.size() >> 8), static_cast<std::uint8_t>(s.size() & 0xFF)};
-  for (const char c : s) {
-    out.push_back(static_cast<std::uint8_t>(c));
-  }
-  return out;
-}
 
 // One property of the given row with a value valid everywhere the row may appear: 1 for numbers
 // (0 is out of range for some), "s" for strings, 00 FF for binary data, "n" = "v" for a pair.
