@@ -57,7 +57,8 @@ enum class DecodeError : std::uint8_t {
   kEmptyTopicName,       // 3.1.x [MQTT-4.7.3-1]; 5.0: empty without Topic Alias   -> 0x82
 
   // SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10).
-  kNoTopicFilters,               // [MQTT-3.8.3-3] / [MQTT-3.10.3-2] empty payload    -> 0x82
+  kNoTopicFilters,  // [MQTT-3.8.3-3] / [MQTT-3.10.3-2] empty payload (also a SUBACK or  -> 0x82
+                    // 5.0 UNSUBACK without codes)
   kReservedSubscriptionBits,     // [MQTT-3.8.3-5] reserved option bits set          -> 0x81
   kInvalidSubscriptionQos,       // requested QoS 3: 3.1.1 malformed, 5.0 §3.8.3.1    -> 0x82
   kInvalidRetainHandling,        // 5.0 §3.8.3.1 Retain Handling 3                    -> 0x82

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tinymq/mqtt/decode_error.h"
@@ -181,10 +182,6 @@ class Writer {
  private:
   std::uint8_t* p_;
 };
-
-}  // namespace tinymq::mqtt
-
-namespace tinymq::mqtt {
 
 // Ends a packet decode: the reader's error if it has one, kTrailingBytes if bytes are left over,
 // else `packet`.
