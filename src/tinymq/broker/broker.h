@@ -1,0 +1,178 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tinymq/broker/message.h"
+#include "tinymq/broker/retained_store.h"
+#include "tinymq/broker/subscription_index.h"
+#include "tinymq/mqtt/decode_error.h"
+#include "tinymq/mqtt/packet.h"
+#include "tinymq/mqtt/types.h"
+
+// The broker core: every MQTT rule between bytes-in and bytes-out, with no I/O. The net layer
+// owns sockets and calls in with what happened (a connection accepted, bytes read, bytes written,
+// the peer gone, time passed); the broker decodes, applies the protocol (CONNECT, sessions, QoS
+// flows, subscriptions, retained messages, wills, keep-alive) and leaves for each connection the
+// bytes to write and whether to close it.
+//
+// Use by the net layer, per loop turn:
+//   id = Accept(peer, now)                       when accept() returns a socket
+//   read into ReadBuffer(id), then OnRead(id, n) for the bytes read
+//   OnPeerClosed(id, now)                        on EOF or a socket error
+//   OnTimer(now) when NextDeadline() has passed  (epoll_wait timeout = NextDeadline() - now)
+//   for id in TakeDirty(): write Output(id), call OnWritten(id, n, now) for what was written;
+//     when Output(id) is empty and ShouldClose(id): close the socket, then Release(id)
+//
+// Threading: Owned by one worker thread; not thread-safe.
+// Lifetime:  spans returned by ReadBuffer/Output are valid until the next call into the broker.
+// Errors:    never throws on input; protocol violations close the offending connection only.
+
+namespace tinymq::broker {
+
+using ConnectionId = std::uint64_t;
+
+// Every limit the core enforces. The config layer fills it; the defaults are the documented ones.
+struct Limits {
+  // A connection that has not sent CONNECT by then is closed.
+  Duration connect_timeout = std::chrono::seconds(10);
+  // Largest packet accepted from a client (fixed header included).
+  std::uint32_t max_packet_size = 268'435'460;
+  // Outgoing QoS 1/2 PUBLISH packets a session may have unacknowledged at once.
+  std::uint16_t max_inflight = 20;
+  // Messages (QoS 1/2 while offline or beyond the in-flight window) a session may queue, and their
+  // payload bytes. Past either, new messages for that session are dropped and counted.
+  std::size_t max_queued_messages = 1000;
+  std::size_t max_queued_bytes = std::size_t{64} << 20;
+  // A connection's unsent output above this stops new PUBLISH packets to it: QoS 0 ones are
+  // dropped (counted), QoS 1/2 ones wait in the session queue until the output drains.
+  std::size_t output_high_water = std::size_t{1} << 20;
+  // Longest client identifier accepted (3.1.1 allows any length; 3.1 said 23).
+  std::size_t max_client_id_length = 65535;
+  // Seed for generated client identifiers (the server passes a random one).
+  std::uint64_t client_id_seed = 0;
+};
+
+// Counters an operator cares about; monotonic.
+struct Counters {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t messages_received = 0;     // PUBLISH packets accepted from clients
+  std::uint64_t messages_sent = 0;         // PUBLISH packets written to clients
+  std::uint64_t dropped_queue_full = 0;    // QoS 1/2 deliveries dropped: session queue full
+  std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
+  std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
+  std::uint64_t protocol_errors = 0;       // connections closed for a protocol violation
+};
+
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning };
+using LogFn = std::function<void(LogLevel, std::string_view)>;
+
+class Broker {
+ public:
+  explicit Broker(Limits limits, LogFn log = {});
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // A new network connection from `peer` (text for logs, e.g. "127.0.0.1:50312").
+  ConnectionId Accept(std::string peer, Instant now);
+  // Where to read the connection's next bytes (at least one byte).
+  std::span<std::uint8_t> ReadBuffer(ConnectionId id);
+  // `n` bytes were read into ReadBuffer(id): decodes and handles every whole packet.
+  void OnRead(ConnectionId id, std::size_t n, Instant now);
+  // The peer closed the connection or the socket failed (no DISCONNECT: the will is published).
+  void OnPeerClosed(ConnectionId id, Instant now);
+
+  // Bytes waiting to be written on the connection.
+  std::span<const std::uint8_t> Output(ConnectionId id) const;
+  // `n` bytes of Output(id) were written.
+  void OnWritten(ConnectionId id, std::size_t n, Instant now);
+  // True when the connection is to be closed once Output(id) is empty.
+  bool ShouldClose(ConnectionId id) const;
+  // The socket is closed; forget the connection. Normally after ShouldClose(id) or
+  // OnPeerClosed(id); otherwise the connection counts as lost (its will is published).
+  void Release(ConnectionId id);
+  // Connections with new output or a close request since the last call.
+  std::vector<ConnectionId> TakeDirty();
+
+  // The earliest time OnTimer has work (keep-alive, CONNECT timeout), if any.
+  std::optional<Instant> NextDeadline() const;
+  void OnTimer(Instant now);
+
+  const Counters& counters() const { return counters_; }
+  std::size_t connection_count() const;
+  std::size_t session_count() const;
+  std::size_t retained_count() const { return retained_.size(); }
+  std::size_t subscription_count() const { return index_.size(); }
+
+ private:
+  struct Connection;
+  struct Session;
+
+  Connection* Find(ConnectionId id) const;
+  void MarkDirty(Connection& c);
+  void Send(Connection& c, const mqtt::Packet& packet);
+  void Close(Connection& c, std::string_view why, bool publish_will, Instant now);
+  void ArmTimer(Connection& c);
+
+  void HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now);
+  void HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant now);
+  void HandleConnect(Connection& c, const mqtt::Connect& connect, Instant now);
+  void HandlePublish(Connection& c, const mqtt::Publish& publish, Instant now);
+  void HandlePuback(Connection& c, std::uint16_t packet_id);
+  void HandlePubrec(Connection& c, std::uint16_t packet_id);
+  void HandlePubrel(Connection& c, std::uint16_t packet_id);
+  void HandlePubcomp(Connection& c, std::uint16_t packet_id);
+  void HandleSubscribe(Connection& c, const mqtt::Subscribe& subscribe);
+  void HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsubscribe);
+
+  // Routing and delivery.
+  void Route(const MessageRef& message);
+  void Deliver(Session& s, const MessageRef& message, mqtt::QoS qos, bool retain);
+  bool Enqueue(Session& s, const MessageRef& message, mqtt::QoS qos, bool retain);
+  void Pump(Session& s);  // sends queued messages while the window and the output allow
+  void SendPublish(Session& s, Connection& c, const MessageRef& message, mqtt::QoS qos, bool retain,
+                   std::uint16_t packet_id, bool dup);
+  void Resend(Session& s, Connection& c);
+  std::uint16_t NextPacketId(Session& s);
+
+  // Sessions.
+  Session& CreateSession(const std::string& client_id, bool clean);
+  void DestroySession(Session& s);
+  void Detach(Session& s, Instant now);
+  std::string GenerateClientId();
+
+  Limits limits_;
+  LogFn log_;
+  Counters counters_;
+  SubscriptionIndex index_;
+  RetainedStore retained_;
+  ConnectionId next_connection_id_ = 1;
+  SubscriberId next_session_id_ = 1;
+  std::uint64_t generated_ids_ = 0;
+  std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
+  std::unordered_map<SubscriberId, Session*> sessions_by_id_;
+  std::vector<ConnectionId> dirty_;
+  struct TimerEntry {
+    Instant when;
+    ConnectionId id;
+  };
+  // Min-heap of deadlines, at most one entry per connection: a connection whose deadline moved
+  // later (keep-alive activity) is pushed again when its old entry comes up, so activity costs
+  // no heap operation.
+  std::vector<TimerEntry> timers_;
+  // Scratch reused by Route so that a publish does not allocate.
+  std::vector<const Subscription*> matches_;
+  std::vector<MessageRef> retained_scratch_;
+};
+
+}  // namespace tinymq::broker

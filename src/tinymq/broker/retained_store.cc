@@ -1,0 +1,174 @@
+#include "tinymq/broker/retained_store.h"
+
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "tinymq/util/check.h"
+
+namespace tinymq::broker {
+namespace {
+
+// Takes the levels of a topic name or filter off its front, as views into it: "a//b" gives "a",
+// "", "b" and "/" gives "", "" (an empty level is a real level, 3.1.1 and 5.0 §4.7.1.1).
+class LevelReader {
+ public:
+  explicit LevelReader(std::string_view topic) : rest_(topic) {}
+
+  bool done() const { return done_; }
+
+  // REQUIRES: !done().
+  std::string_view Next() {
+    const std::size_t slash = rest_.find('/');
+    if (slash == std::string_view::npos) {
+      done_ = true;
+      return std::exchange(rest_, std::string_view());
+    }
+    const std::string_view level = rest_.substr(0, slash);
+    rest_.remove_prefix(slash + 1);
+    return level;
+  }
+
+ private:
+  std::string_view rest_;
+  bool done_ = false;
+};
+
+// Lets the children be found by a string_view without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+bool StartsWithDollar(std::string_view level) { return !level.empty() && level.front() == '$'; }
+
+}  // namespace
+
+// One topic level. A node exists only while it or a node below it holds a message.
+struct RetainedStore::Node {
+  using Children =
+      std::unordered_map<std::string, std::unique_ptr<Node>, StringHash, std::equal_to<>>;
+
+  Children children;
+  MessageRef message;  // the retained message of the topic that ends here, if any
+
+  bool empty() const { return children.empty() && message == nullptr; }
+};
+
+RetainedStore::RetainedStore() : root_(std::make_unique<Node>()) {}
+
+// Tears the trie down without recursion: a topic may have 32,768 levels, and destroying a
+// unique_ptr chain that deep one frame per level overflows a worker's stack.
+RetainedStore::~RetainedStore() {
+  std::vector<std::unique_ptr<Node>> pending;
+  pending.push_back(std::move(root_));
+  while (!pending.empty()) {
+    const std::unique_ptr<Node> node = std::move(pending.back());
+    pending.pop_back();
+    for (auto& entry : node->children) {
+      pending.push_back(std::move(entry.second));
+    }
+  }  // each node dies holding only null pointers
+}
+
+void RetainedStore::Set(const MessageRef& message) {
+  TINYMQ_DCHECK(message != nullptr && !message->topic.empty());
+  LevelReader levels(message->topic);
+
+  if (!message->payload.empty()) {
+    Node* node = root_.get();
+    while (!levels.done()) {
+      const std::string_view level = levels.Next();
+      auto it = node->children.find(level);
+      if (it == node->children.end()) {
+        it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
+      }
+      node = it->second.get();
+    }
+    size_ += node->message == nullptr ? 1 : 0;
+    node->message = message;
+    return;
+  }
+
+  // [MQTT-3.3.1-10]: an empty payload removes the retained message of the topic. Record the way
+  // down, then prune the nodes left empty from the bottom up.
+  std::vector<std::pair<Node*, Node::Children::iterator>> path;
+  Node* node = root_.get();
+  while (!levels.done()) {
+    const auto it = node->children.find(levels.Next());
+    if (it == node->children.end()) {
+      return;
+    }
+    path.emplace_back(node, it);
+    node = it->second.get();
+  }
+  if (node->message == nullptr) {
+    return;
+  }
+  node->message.reset();
+  TINYMQ_DCHECK(size_ > 0);
+  --size_;
+  for (auto step = path.rbegin(); step != path.rend() && step->second->second->empty(); ++step) {
+    step->first->children.erase(step->second);
+  }
+}
+
+void RetainedStore::Match(std::string_view filter, std::vector<MessageRef>& out) const {
+  // Explicit stacks rather than recursion: a topic may have up to 32,768 levels and this runs on
+  // a worker's stack. Allocating here is fine: it runs once per SUBSCRIBE, not per PUBLISH.
+  struct Pending {
+    const Node* node;
+    LevelReader filter;  // the levels still to match below `node`
+  };
+  std::vector<Pending> pending = {{root_.get(), LevelReader(filter)}};
+  std::vector<const Node*> subtree;  // roots of subtrees that '#' takes whole
+
+  while (!pending.empty()) {
+    auto [node, levels] = pending.back();
+    pending.pop_back();
+    // [MQTT-4.7.2-1]: a wildcard as the first level matches no level starting with '$'.
+    const bool at_root = node == root_.get();
+    if (levels.done()) {
+      if (node->message != nullptr) {
+        out.push_back(node->message);
+      }
+      continue;
+    }
+    const std::string_view level = levels.Next();
+    if (level == "#") {  // a valid filter has '#' only as its last level
+      if (!at_root) {
+        subtree.push_back(node);  // '#' takes the parent level too: "a/#" matches "a"
+        continue;
+      }
+      for (const auto& [name, child] : node->children) {
+        if (!StartsWithDollar(name)) {
+          subtree.push_back(child.get());
+        }
+      }
+    } else if (level == "+") {
+      for (const auto& [name, child] : node->children) {
+        if (!(at_root && StartsWithDollar(name))) {
+          pending.push_back({child.get(), levels});
+        }
+      }
+    } else if (const auto it = node->children.find(level); it != node->children.end()) {
+      pending.push_back({it->second.get(), levels});
+    }
+  }
+
+  while (!subtree.empty()) {
+    const Node* node = subtree.back();
+    subtree.pop_back();
+    if (node->message != nullptr) {
+      out.push_back(node->message);
+    }
+    for (const auto& [name, child] : node->children) {
+      subtree.push_back(child.get());
+    }
+  }
+}
+
+}  // namespace tinymq::broker

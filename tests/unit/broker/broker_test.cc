@@ -1,0 +1,639 @@
+#include "tinymq/broker/broker.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/unit/broker/broker_test_util.h"
+
+namespace tinymq::broker {
+namespace {
+
+using mqtt::ProtocolVersion;
+using mqtt::QoS;
+using mqtt::ReasonCode;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeClock;
+using testing::MakePublish;
+using testing::TestClient;
+
+// Subscribes `client` to `filter` at `qos` and returns the SUBACK's code.
+ReasonCode Subscribe(TestClient& client, std::string_view filter, QoS qos,
+                     std::uint16_t packet_id = 1) {
+  mqtt::SubscriptionListBuilder b;
+  b.Add(filter, {qos, false, false, 0});
+  client.Send(mqtt::Subscribe{packet_id, {}, b.view()});
+  const auto suback = client.Expect<mqtt::Suback>();
+  EXPECT_EQ(suback.packet_id, packet_id);
+  return suback.reason_codes.empty() ? ReasonCode::kUnspecifiedError : suback.reason_codes[0];
+}
+
+std::string PayloadOf(const mqtt::Packet& p) {
+  return std::string(std::get<mqtt::Publish>(p).payload.AsString());
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  Limits limits_;
+  FakeClock clock_;
+  Broker broker_{limits_};
+};
+
+// ---------------------------------------------------------------------------------------------
+// CONNECT
+
+TEST_F(BrokerTest, ConnectGetsConnackAccepted) {
+  TestClient c(broker_, clock_);
+  const mqtt::Connack ack = c.Connect("c1");
+  EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
+  EXPECT_FALSE(ack.session_present);  // [MQTT-3.2.2-1]: clean session
+  EXPECT_FALSE(c.Closed());
+}
+
+TEST_F(BrokerTest, EmptyClientIdWithCleanSessionIsGivenOne) {
+  TestClient c(broker_, clock_);
+  EXPECT_EQ(c.Connect("", /*clean=*/true).reason, ReasonCode::kSuccess);  // [MQTT-3.1.3-6]
+  EXPECT_EQ(broker_.session_count(), 1U);
+}
+
+TEST_F(BrokerTest, EmptyClientIdWithPersistentSessionIsRefusedWith0x02) {
+  TestClient c(broker_, clock_);
+  std::vector<std::uint8_t> bytes;
+  ASSERT_TRUE(
+      mqtt::Encode(mqtt::Connect{ProtocolVersion::kV311, false, 0, {}, "", {}, {}, {}}, bytes));
+  c.SendRaw(bytes);
+  // [MQTT-3.1.3-8]: CONNACK 0x02 (identifier rejected), then close.
+  const std::vector<std::uint8_t> expected = {0x20, 0x02, 0x00, 0x02};
+  const auto out = broker_.Output(c.id());
+  EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()), expected);
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerTest, UnsupportedProtocolLevelGetsConnack0x01ThenClose) {
+  TestClient c(broker_, clock_);
+  // "MQTT" level 6.
+  c.SendRaw({0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3C, 0x00, 0x00});
+  const auto out = broker_.Output(c.id());
+  EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()),
+            (std::vector<std::uint8_t>{0x20, 0x02, 0x00, 0x01}));  // [MQTT-3.1.2-2]
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerTest, FirstPacketOtherThanConnectClosesWithoutAnswer) {
+  TestClient c(broker_, clock_);
+  c.Send(mqtt::Pingreq{});  // [MQTT-3.1.0-1]
+  EXPECT_TRUE(c.Receive().empty());
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerTest, SecondConnectIsAProtocolViolation) {
+  TestClient c(broker_, clock_);
+  c.Connect("c1");
+  mqtt::Connect again;
+  again.client_id = "c1";
+  c.Send(again);  // [MQTT-3.1.0-2]
+  EXPECT_TRUE(c.Closed());
+  EXPECT_EQ(broker_.counters().protocol_errors, 1U);
+}
+
+TEST_F(BrokerTest, NoConnectWithinTheTimeoutCloses) {
+  TestClient c(broker_, clock_);
+  clock_.Advance(limits_.connect_timeout - milliseconds(1));
+  broker_.OnTimer(clock_.Now());
+  EXPECT_FALSE(c.Closed());
+  clock_.Advance(milliseconds(2));
+  ASSERT_TRUE(broker_.NextDeadline().has_value());
+  EXPECT_LE(*broker_.NextDeadline(), clock_.Now());
+  broker_.OnTimer(clock_.Now());
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerTest, KeepAliveIsEnforcedAtOneAndAHalfTimes) {
+  TestClient c(broker_, clock_);
+  c.Connect("c1", true, /*keep_alive=*/10);
+  clock_.Advance(seconds(14));
+  broker_.OnTimer(clock_.Now());
+  c.Send(mqtt::Pingreq{});  // activity moves the deadline
+  (void)c.Expect<mqtt::Pingresp>();
+  clock_.Advance(seconds(14));
+  broker_.OnTimer(clock_.Now());
+  EXPECT_FALSE(c.Closed());
+  clock_.Advance(milliseconds(1001));  // 15.001 s after the PINGREQ
+  broker_.OnTimer(clock_.Now());
+  EXPECT_TRUE(c.Closed());  // [MQTT-3.1.2-24]
+}
+
+TEST_F(BrokerTest, TakeoverClosesTheOldConnectionAndKeepsTheSession) {
+  TestClient old_client(broker_, clock_);
+  old_client.Connect("same", /*clean=*/false);
+  Subscribe(old_client, "t", QoS::k1);
+  TestClient new_client(broker_, clock_);
+  const mqtt::Connack ack = new_client.Connect("same", /*clean=*/false);
+  EXPECT_TRUE(old_client.Closed());  // [MQTT-3.1.4-2]
+  EXPECT_TRUE(ack.session_present);
+  old_client.Finish();
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "after takeover", QoS::k0));
+  const auto msg = new_client.Expect<mqtt::Publish>();
+  EXPECT_EQ(msg.payload.AsString(), "after takeover");
+}
+
+// ---------------------------------------------------------------------------------------------
+// QoS flows
+
+TEST_F(BrokerTest, Qos0RoundTrip) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  EXPECT_EQ(Subscribe(sub, "a/+", QoS::k0), ReasonCode::kSuccess);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("a/b", "hello", QoS::k0));
+  EXPECT_TRUE(pub.Receive().empty());  // no acknowledgement for QoS 0
+  const auto msg = sub.Expect<mqtt::Publish>();
+  EXPECT_EQ(msg.topic, "a/b");
+  EXPECT_EQ(msg.payload.AsString(), "hello");
+  EXPECT_EQ(msg.qos, QoS::k0);
+  EXPECT_FALSE(msg.retain);
+}
+
+TEST_F(BrokerTest, Qos1FlowInBothDirections) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  EXPECT_EQ(Subscribe(sub, "t", QoS::k1), ReasonCode::kGrantedQos1);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "m", QoS::k1, 7));
+  EXPECT_EQ(pub.Expect<mqtt::Puback>().packet_id, 7);  // [MQTT-4.3.2-2]
+  const auto msg = sub.Expect<mqtt::Publish>();
+  EXPECT_EQ(msg.qos, QoS::k1);
+  EXPECT_NE(msg.packet_id, 0);
+  sub.Send(mqtt::Puback{msg.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(sub.Receive().empty());
+}
+
+TEST_F(BrokerTest, Qos2FlowInBothDirections) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  EXPECT_EQ(Subscribe(sub, "t", QoS::k2), ReasonCode::kGrantedQos2);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "m", QoS::k2, 9));
+  EXPECT_EQ(pub.Expect<mqtt::Pubrec>().packet_id, 9);
+  pub.Send(mqtt::Pubrel{9, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(pub.Expect<mqtt::Pubcomp>().packet_id, 9);
+  const auto msg = sub.Expect<mqtt::Publish>();
+  EXPECT_EQ(msg.qos, QoS::k2);
+  sub.Send(mqtt::Pubrec{msg.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(sub.Expect<mqtt::Pubrel>().packet_id, msg.packet_id);
+  sub.Send(mqtt::Pubcomp{msg.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(sub.Receive().empty());
+}
+
+TEST_F(BrokerTest, Qos2ResentBeforePubrelIsRoutedOnce) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "t", QoS::k0);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  mqtt::Publish p = MakePublish("t", "once", QoS::k2, 5);
+  pub.Send(p);
+  EXPECT_EQ(pub.Expect<mqtt::Pubrec>().packet_id, 5);
+  p.dup = true;
+  pub.Send(p);  // the PUBREC was "lost"
+  EXPECT_EQ(pub.Expect<mqtt::Pubrec>().packet_id, 5);
+  EXPECT_EQ(sub.Receive().size(), 1U);  // [MQTT-4.3.3-2]: delivered once
+  pub.Send(mqtt::Pubrel{5, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(pub.Expect<mqtt::Pubcomp>().packet_id, 5);
+  pub.Send(MakePublish("t", "new message, same id", QoS::k2, 5));  // id is free again
+  EXPECT_EQ(pub.Expect<mqtt::Pubrec>().packet_id, 5);
+  EXPECT_EQ(sub.Receive().size(), 1U);
+}
+
+TEST_F(BrokerTest, DeliveryIsAtTheLowerOfPublishAndSubscriptionQos) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "low", QoS::k0, 1);
+  Subscribe(sub, "high", QoS::k2, 2);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("low", "x", QoS::k2, 1));
+  (void)pub.Receive();
+  EXPECT_EQ(sub.Expect<mqtt::Publish>().qos, QoS::k0);
+  pub.Send(MakePublish("high", "x", QoS::k1, 2));
+  (void)pub.Receive();
+  EXPECT_EQ(sub.Expect<mqtt::Publish>().qos, QoS::k1);
+}
+
+TEST_F(BrokerTest, OverlappingSubscriptionsDeliverOnceAtTheHighestQos) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "a/#", QoS::k0, 1);
+  Subscribe(sub, "a/+", QoS::k2, 2);
+  Subscribe(sub, "a/b", QoS::k1, 3);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("a/b", "x", QoS::k2, 1));
+  (void)pub.Receive();
+  const std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(std::get<mqtt::Publish>(got[0]).qos, QoS::k2);
+}
+
+TEST_F(BrokerTest, InflightWindowHoldsBackMessagesUntilAcknowledged) {
+  limits_.max_inflight = 2;
+  Broker broker(limits_);
+  TestClient sub(broker, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "t", QoS::k1);
+  TestClient pub(broker, clock_);
+  pub.Connect("pub");
+  for (std::uint16_t i = 1; i <= 5; ++i) {
+    pub.Send(MakePublish("t", std::to_string(i) == "1" ? "1" : "n", QoS::k1, i));
+  }
+  std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 2U);
+  sub.Send(mqtt::Puback{std::get<mqtt::Publish>(got[0]).packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(sub.Receive().size(), 1U);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+TEST_F(BrokerTest, PersistentSessionQueuesWhileOfflineAndDeliversInOrder) {
+  {
+    TestClient sub(broker_, clock_);
+    sub.Connect("sub", /*clean=*/false);
+    Subscribe(sub, "t", QoS::k1);
+    sub.Send(mqtt::Disconnect{});
+    sub.Finish();
+  }
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  const std::vector<std::string> payloads = {"one", "two", "three"};
+  std::uint16_t id = 1;
+  for (const std::string& p : payloads) {
+    pub.Send(MakePublish("t", p, QoS::k1, id++));
+    (void)pub.Receive();
+  }
+  pub.Send(MakePublish("t", "qos0 is not queued", QoS::k0));
+  TestClient sub(broker_, clock_);
+  mqtt::Connect c;
+  c.client_id = "sub";
+  c.clean_start = false;
+  sub.Send(c);
+  std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 4U);
+  EXPECT_TRUE(std::get<mqtt::Connack>(got[0]).session_present);  // [MQTT-3.2.2-2]
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    EXPECT_EQ(PayloadOf(got[i + 1]), payloads[i]);
+  }
+}
+
+TEST_F(BrokerTest, UnacknowledgedPublishAndPubrelAreResentInOrderOnReconnect) {
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  std::uint16_t first_id = 0;
+  std::uint16_t second_id = 0;
+  {
+    TestClient sub(broker_, clock_);
+    sub.Connect("sub", /*clean=*/false);
+    Subscribe(sub, "t", QoS::k2);
+    pub.Send(MakePublish("t", "first", QoS::k2, 1));
+    pub.Send(MakePublish("t", "second", QoS::k1, 2));
+    (void)pub.Receive();
+    std::vector<mqtt::Packet> got = sub.Receive();
+    ASSERT_EQ(got.size(), 2U);
+    first_id = std::get<mqtt::Publish>(got[0]).packet_id;
+    second_id = std::get<mqtt::Publish>(got[1]).packet_id;
+    // The first gets half-way (PUBREC, so the broker sends PUBREL); the second gets nothing.
+    sub.Send(mqtt::Pubrec{first_id, ReasonCode::kSuccess, {}});
+    EXPECT_EQ(sub.Expect<mqtt::Pubrel>().packet_id, first_id);
+    sub.Drop();
+  }
+  pub.Send(MakePublish("t", "third, queued while offline", QoS::k1, 3));
+  (void)pub.Receive();
+  TestClient sub(broker_, clock_);
+  mqtt::Connect c;
+  c.client_id = "sub";
+  c.clean_start = false;
+  sub.Send(c);
+  const std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 4U);
+  EXPECT_TRUE(std::get<mqtt::Connack>(got[0]).session_present);
+  // [MQTT-4.4.0-1]: PUBREL for the first, PUBLISH with DUP for the second, in the original order,
+  // then what was queued.
+  EXPECT_EQ(std::get<mqtt::Pubrel>(got[1]).packet_id, first_id);
+  const auto& resent = std::get<mqtt::Publish>(got[2]);
+  EXPECT_EQ(resent.packet_id, second_id);
+  EXPECT_TRUE(resent.dup);
+  EXPECT_EQ(resent.payload.AsString(), "second");
+  const auto& queued = std::get<mqtt::Publish>(got[3]);
+  EXPECT_FALSE(queued.dup);
+  EXPECT_EQ(queued.payload.AsString(), "third, queued while offline");
+}
+
+TEST_F(BrokerTest, CleanSessionDiscardsTheOldSession) {
+  {
+    TestClient sub(broker_, clock_);
+    sub.Connect("sub", /*clean=*/false);
+    Subscribe(sub, "t", QoS::k1);
+    sub.Drop();
+  }
+  EXPECT_EQ(broker_.session_count(), 1U);
+  TestClient sub(broker_, clock_);
+  EXPECT_FALSE(sub.Connect("sub", /*clean=*/true).session_present);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "x", QoS::k1, 1));
+  (void)pub.Receive();
+  EXPECT_TRUE(sub.Receive().empty());  // the subscription went with the old session
+  sub.Send(mqtt::Disconnect{});
+  sub.Finish();
+  EXPECT_EQ(broker_.session_count(), 1U);  // only "pub" is left
+}
+
+TEST_F(BrokerTest, FullQueueDropsNewMessagesAndCountsThem) {
+  limits_.max_queued_messages = 3;
+  Broker broker(limits_);
+  {
+    TestClient sub(broker, clock_);
+    sub.Connect("sub", false);
+    Subscribe(sub, "t", QoS::k1);
+    sub.Drop();
+  }
+  TestClient pub(broker, clock_);
+  pub.Connect("pub");
+  for (std::uint16_t i = 1; i <= 5; ++i) {
+    pub.Send(MakePublish("t", "m", QoS::k1, i));
+  }
+  EXPECT_EQ(broker.counters().dropped_queue_full, 2U);
+}
+
+TEST_F(BrokerTest, TenThousandQueuedMessagesAreResentInOrder) {
+  limits_.max_queued_messages = 20000;
+  Broker broker(limits_);
+  {
+    TestClient sub(broker, clock_);
+    sub.Connect("sub", false);
+    Subscribe(sub, "t", QoS::k1);
+    sub.Drop();
+  }
+  TestClient pub(broker, clock_);
+  pub.Connect("pub");
+  for (int i = 0; i < 10000; ++i) {
+    const std::string payload = std::to_string(i);
+    pub.Send(MakePublish("t", payload, QoS::k1, static_cast<std::uint16_t>(i % 60000 + 1)));
+    (void)pub.Receive();
+  }
+  TestClient sub(broker, clock_);
+  mqtt::Connect c;
+  c.client_id = "sub";
+  c.clean_start = false;
+  sub.Send(c);
+  int next = 0;
+  bool first = true;
+  while (next < 10000) {
+    std::vector<mqtt::Packet> got = sub.Receive();
+    ASSERT_FALSE(got.empty()) << "stalled at " << next;
+    for (const mqtt::Packet& p : got) {
+      if (first) {
+        ASSERT_TRUE(std::holds_alternative<mqtt::Connack>(p));
+        first = false;
+        continue;
+      }
+      const auto& m = std::get<mqtt::Publish>(p);
+      ASSERT_EQ(m.payload.AsString(), std::to_string(next));
+      ++next;
+      sub.Send(mqtt::Puback{m.packet_id, ReasonCode::kSuccess, {}});
+    }
+  }
+  EXPECT_EQ(next, 10000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions and retained messages
+
+TEST_F(BrokerTest, InvalidFilterGetsFailureInSuback) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  EXPECT_EQ(Subscribe(sub, "a/#/b", QoS::k1), ReasonCode::kUnspecifiedError);  // 0x80 in 3.1.1
+  EXPECT_FALSE(sub.Closed());
+}
+
+TEST_F(BrokerTest, UnsubscribeOfUnknownFilterIsAcknowledged) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  mqtt::TopicFilterListBuilder b;
+  b.Add("never/subscribed");
+  sub.Send(mqtt::Unsubscribe{3, {}, b.view()});
+  EXPECT_EQ(sub.Expect<mqtt::Unsuback>().packet_id, 3);  // [MQTT-3.10.4-5]
+}
+
+TEST_F(BrokerTest, UnsubscribeStopsDelivery) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "t", QoS::k0);
+  mqtt::TopicFilterListBuilder b;
+  b.Add("t");
+  sub.Send(mqtt::Unsubscribe{2, {}, b.view()});
+  (void)sub.Expect<mqtt::Unsuback>();
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "x"));
+  EXPECT_TRUE(sub.Receive().empty());
+  EXPECT_EQ(broker_.subscription_count(), 0U);
+}
+
+TEST_F(BrokerTest, RetainedMessageIsDeliveredOnSubscribeWithRetainSet) {
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("sensors/1", "old", QoS::k1, 1, /*retain=*/true));
+  pub.Send(MakePublish("sensors/1", "new", QoS::k1, 2, /*retain=*/true));  // replaces
+  pub.Send(MakePublish("sensors/2", "two", QoS::k0, 0, /*retain=*/true));
+  (void)pub.Receive();
+  EXPECT_EQ(broker_.retained_count(), 2U);
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  mqtt::SubscriptionListBuilder b;
+  b.Add("sensors/+", {QoS::k1, false, false, 0});
+  sub.Send(mqtt::Subscribe{1, {}, b.view()});
+  std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 3U);
+  EXPECT_TRUE(std::holds_alternative<mqtt::Suback>(got[0]));  // SUBACK first
+  std::vector<std::string> payloads;
+  for (std::size_t i = 1; i < got.size(); ++i) {
+    const auto& m = std::get<mqtt::Publish>(got[i]);
+    EXPECT_TRUE(m.retain);  // [MQTT-3.3.1-8]
+    payloads.emplace_back(m.payload.AsString());
+  }
+  std::sort(payloads.begin(), payloads.end());
+  EXPECT_EQ(payloads, (std::vector<std::string>{"new", "two"}));
+}
+
+TEST_F(BrokerTest, EmptyRetainedPayloadDeletesAndIsForwardedOnce) {
+  TestClient live(broker_, clock_);
+  live.Connect("live");
+  Subscribe(live, "t", QoS::k0);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "kept", QoS::k0, 0, true));
+  EXPECT_EQ(live.Expect<mqtt::Publish>().payload.AsString(), "kept");
+  EXPECT_EQ(broker_.retained_count(), 1U);
+  pub.Send(MakePublish("t", "", QoS::k0, 0, true));  // [MQTT-3.3.1-10]
+  const auto forwarded = live.Expect<mqtt::Publish>();
+  EXPECT_TRUE(forwarded.payload.empty());
+  EXPECT_FALSE(forwarded.retain);  // [MQTT-3.3.1-9]
+  EXPECT_EQ(broker_.retained_count(), 0U);
+  TestClient late(broker_, clock_);
+  late.Connect("late");
+  Subscribe(late, "t", QoS::k0);
+  EXPECT_TRUE(late.Receive().empty());
+}
+
+TEST_F(BrokerTest, ResubscribeReplacesAndResendsRetained) {
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("r", "retained", QoS::k0, 0, true));
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  mqtt::SubscriptionListBuilder b;
+  b.Add("r", {QoS::k0, false, false, 0});
+  sub.Send(mqtt::Subscribe{1, {}, b.view()});
+  EXPECT_EQ(sub.Receive().size(), 2U);  // SUBACK + retained
+  sub.Send(mqtt::Subscribe{2, {}, b.view()});
+  EXPECT_EQ(sub.Receive().size(), 2U);          // [MQTT-3.8.4-3]: retained sent again
+  EXPECT_EQ(broker_.subscription_count(), 1U);  // replaced, not added
+}
+
+TEST_F(BrokerTest, WildcardFiltersDoNotMatchDollarTopics) {
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("$SYS/x", "sys", QoS::k0, 0, true));
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  mqtt::SubscriptionListBuilder b;
+  b.Add("#", {QoS::k0, false, false, 0});
+  sub.Send(mqtt::Subscribe{1, {}, b.view()});
+  EXPECT_EQ(sub.Receive().size(), 1U);  // SUBACK only: [MQTT-4.7.2-1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wills
+
+mqtt::Connect WithWill(std::string_view client_id, std::string_view topic, std::string_view payload,
+                       QoS qos = QoS::k0, bool retain = false) {
+  mqtt::Connect c;
+  c.client_id = client_id;
+  c.will = mqtt::Will{qos, retain, {}, topic, mqtt::BinaryView::Of(payload)};
+  return c;
+}
+
+TEST_F(BrokerTest, WillIsPublishedWhenTheConnectionDropsWithoutDisconnect) {
+  TestClient watcher(broker_, clock_);
+  watcher.Connect("watcher");
+  Subscribe(watcher, "wills/#", QoS::k1);
+  TestClient dying(broker_, clock_);
+  dying.Send(WithWill("dying", "wills/dying", "gone", QoS::k1, /*retain=*/true));
+  (void)dying.Receive();
+  dying.Drop();
+  const auto will = watcher.Expect<mqtt::Publish>();
+  EXPECT_EQ(will.topic, "wills/dying");
+  EXPECT_EQ(will.payload.AsString(), "gone");
+  EXPECT_EQ(will.qos, QoS::k1);
+  EXPECT_EQ(broker_.retained_count(), 1U);  // the will's retain flag is honoured
+}
+
+TEST_F(BrokerTest, WillIsPublishedOnKeepAliveTimeoutAndProtocolViolation) {
+  TestClient watcher(broker_, clock_);
+  watcher.Connect("watcher");
+  Subscribe(watcher, "w", QoS::k0);
+  TestClient idle(broker_, clock_);
+  mqtt::Connect c = WithWill("idle", "w", "timeout");
+  c.keep_alive = 2;
+  idle.Send(c);
+  (void)idle.Receive();
+  clock_.Advance(seconds(4));
+  broker_.OnTimer(clock_.Now());
+  EXPECT_EQ(watcher.Expect<mqtt::Publish>().payload.AsString(), "timeout");
+  TestClient rude(broker_, clock_);
+  rude.Send(WithWill("rude", "w", "violation"));
+  (void)rude.Receive();
+  rude.SendRaw({0x30, 0x03, 0x00, 0x01, '#'});  // wildcard in a topic name
+  EXPECT_TRUE(rude.Closed());
+  EXPECT_EQ(watcher.Expect<mqtt::Publish>().payload.AsString(), "violation");
+}
+
+TEST_F(BrokerTest, WillIsDiscardedOnDisconnect) {
+  TestClient watcher(broker_, clock_);
+  watcher.Connect("watcher");
+  Subscribe(watcher, "w", QoS::k0);
+  TestClient polite(broker_, clock_);
+  polite.Send(WithWill("polite", "w", "should not appear"));
+  (void)polite.Receive();
+  polite.Send(mqtt::Disconnect{});  // [MQTT-3.14.4-3]
+  polite.Finish();
+  EXPECT_TRUE(watcher.Receive().empty());
+}
+
+TEST_F(BrokerTest, WillIsPublishedOnTakeover) {
+  TestClient watcher(broker_, clock_);
+  watcher.Connect("watcher");
+  Subscribe(watcher, "w", QoS::k0);
+  TestClient first(broker_, clock_);
+  first.Send(WithWill("dup", "w", "taken over"));
+  (void)first.Receive();
+  TestClient second(broker_, clock_);
+  second.Connect("dup");
+  EXPECT_EQ(watcher.Expect<mqtt::Publish>().payload.AsString(), "taken over");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow subscribers and malformed input
+
+TEST_F(BrokerTest, OutputOverHighWaterDropsQos0AndHoldsQos1) {
+  limits_.output_high_water = 64;
+  Broker broker(limits_);
+  TestClient sub(broker, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "t", QoS::k1);
+  TestClient pub(broker, clock_);
+  pub.Connect("pub");
+  const std::string big(100, 'x');
+  pub.Send(MakePublish("t", big, QoS::k1, 1));   // fills the output past 64 bytes
+  pub.Send(MakePublish("t", "q0", QoS::k0));     // dropped
+  pub.Send(MakePublish("t", "q1", QoS::k1, 2));  // held in the session queue
+  EXPECT_EQ(broker.counters().dropped_slow_qos0, 1U);
+  std::vector<mqtt::Packet> got = sub.Receive();  // drains: the held message follows
+  ASSERT_EQ(got.size(), 1U);
+  got = sub.Receive();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(PayloadOf(got[0]), "q1");
+}
+
+TEST_F(BrokerTest, MalformedPacketClosesOnlyThatConnection) {
+  TestClient good(broker_, clock_);
+  good.Connect("good");
+  Subscribe(good, "t", QoS::k0);
+  TestClient bad(broker_, clock_);
+  bad.Connect("bad");
+  bad.SendRaw({0x36, 0x03, 0x00, 0x01, 't'});  // QoS 3
+  EXPECT_TRUE(bad.Closed());
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "still here"));
+  EXPECT_EQ(good.Expect<mqtt::Publish>().payload.AsString(), "still here");
+}
+
+TEST_F(BrokerTest, PacketsSplitIntoSingleBytesAreHandled) {
+  TestClient sub(broker_, clock_);
+  mqtt::Connect c;
+  c.client_id = "bytewise";
+  sub.Send(c, /*chunk=*/1);
+  EXPECT_EQ(sub.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+}
+
+}  // namespace
+}  // namespace tinymq::broker
