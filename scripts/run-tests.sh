@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of `make test` on trees the Makefile has built: the GoogleTest suite (and CLI
-# checks) under ASan+UBSan through CTest, then the decoder fuzzer for FUZZ_SECONDS. Ends with the
-# line "N passed, M failed" and exits non-zero when anything failed.
+# Runs every test of `make test` on trees the Makefile has built: the GoogleTest suite, CLI checks
+# and integration tests under ASan+UBSan through CTest, then the decoder and broker fuzzers for
+# FUZZ_SECONDS each. Ends with "N passed, M failed" and exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +24,15 @@ else
 fi
 rm -f "$log"
 
-echo "== decoder fuzzer (${FUZZ_SECONDS:-30} s) =="
-if scripts/run-fuzz.sh build/fuzz "${FUZZ_SECONDS:-30}"; then
-  passed=$((passed + 1))
-else
-  echo "run-tests: the decoder fuzzer failed (reproducer under build/fuzz/artifacts/)" >&2
-  failed=$((failed + 1))
-fi
+for target in decoder broker; do
+  echo "== $target fuzzer (${FUZZ_SECONDS:-30} s) =="
+  if scripts/run-fuzz.sh build/fuzz "${FUZZ_SECONDS:-30}" "$target"; then
+    passed=$((passed + 1))
+  else
+    echo "run-tests: the $target fuzzer failed (reproducer under build/fuzz/artifacts/)" >&2
+    failed=$((failed + 1))
+  fi
+done
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
