@@ -50,7 +50,8 @@ bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
 }  // namespace
 
 struct Broker::Session {
-  // A QoS 1/2 PUBLISH sent and not yet fully acknowledged, in the order it was first sent.
+  // A QoS 1/2 PUBLISH sent and not yet fully acknowledged. The list keeps PUBLISHes in the order
+  // first sent; an entry moves to the end when its PUBREC arrives (see HandlePubrec).
   struct InFlight {
     std::uint16_t packet_id = 0;
     MessageRef message;
@@ -697,6 +698,9 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
   if (it != s.inflight_by_id.end() && it->second->qos == QoS::k2) {
     it->second->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
     it->second->message.reset();  // the payload is no longer needed
+    // [MQTT-4.6.0-3]: PUBRELs go (and are resent) in the order the PUBRECs came; moving the entry
+    // to the end keeps the PUBLISHes still unacknowledged in their own order ([MQTT-4.6.0-1]).
+    s.inflight.splice(s.inflight.end(), s.inflight, it->second);
     Send(c, mqtt::Pubrel{packet_id, ReasonCode::kSuccess, {}});
     return;
   }

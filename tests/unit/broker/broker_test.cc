@@ -323,16 +323,49 @@ TEST_F(BrokerTest, UnacknowledgedPublishAndPubrelAreResentInOrderOnReconnect) {
   const std::vector<mqtt::Packet> got = sub.Receive();
   ASSERT_EQ(got.size(), 4U);
   EXPECT_TRUE(std::get<mqtt::Connack>(got[0]).session_present);
-  // [MQTT-4.4.0-1]: PUBREL for the first, PUBLISH with DUP for the second, in the original order,
-  // then what was queued.
-  EXPECT_EQ(std::get<mqtt::Pubrel>(got[1]).packet_id, first_id);
-  const auto& resent = std::get<mqtt::Publish>(got[2]);
+  // [MQTT-4.4.0-1]: PUBLISH with DUP for the second, PUBREL for the first, then what was
+  // queued. (A released entry moves behind the unacknowledged PUBLISHes: §4.6 orders PUBLISHes
+  // among themselves and PUBRELs among themselves, not one kind against the other.)
+  EXPECT_EQ(std::get<mqtt::Pubrel>(got[2]).packet_id, first_id);
+  const auto& resent = std::get<mqtt::Publish>(got[1]);
   EXPECT_EQ(resent.packet_id, second_id);
   EXPECT_TRUE(resent.dup);
   EXPECT_EQ(resent.payload.AsString(), "second");
   const auto& queued = std::get<mqtt::Publish>(got[3]);
   EXPECT_FALSE(queued.dup);
   EXPECT_EQ(queued.payload.AsString(), "third, queued while offline");
+}
+
+TEST_F(BrokerTest, PubrelsAreResentInTheOrderOfTheirPubrecs) {
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  std::uint16_t ids[2] = {0, 0};
+  {
+    TestClient sub(broker_, clock_);
+    sub.Connect("sub", /*clean=*/false);
+    Subscribe(sub, "t", QoS::k2);
+    pub.Send(MakePublish("t", "a", QoS::k2, 1));
+    pub.Send(MakePublish("t", "b", QoS::k2, 2));
+    (void)pub.Receive();
+    std::vector<mqtt::Packet> got = sub.Receive();
+    ASSERT_EQ(got.size(), 2U);
+    ids[0] = std::get<mqtt::Publish>(got[0]).packet_id;
+    ids[1] = std::get<mqtt::Publish>(got[1]).packet_id;
+    sub.Send(mqtt::Pubrec{ids[1], ReasonCode::kSuccess, {}});  // the second first
+    sub.Send(mqtt::Pubrec{ids[0], ReasonCode::kSuccess, {}});
+    EXPECT_EQ(sub.Receive().size(), 2U);
+    sub.Drop();
+  }
+  TestClient sub(broker_, clock_);
+  mqtt::Connect c;
+  c.client_id = "sub";
+  c.clean_start = false;
+  sub.Send(c);
+  const std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 3U);
+  // [MQTT-4.6.0-3]: PUBRELs in the order the PUBRECs were received.
+  EXPECT_EQ(std::get<mqtt::Pubrel>(got[1]).packet_id, ids[1]);
+  EXPECT_EQ(std::get<mqtt::Pubrel>(got[2]).packet_id, ids[0]);
 }
 
 TEST_F(BrokerTest, CleanSessionDiscardsTheOldSession) {
