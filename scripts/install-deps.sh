@@ -9,6 +9,8 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev  # config file, command line, logs
+  mosquitto mosquitto-clients python3-paho-mqtt python3  # integration tests (tests/integration)
 )
 
 missing=()

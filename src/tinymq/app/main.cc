@@ -1,19 +1,112 @@
-// tinymq entry point. Until the broker lands (issue #3) it only reports its version and what the
-// codec supports, so that `make run` has something to start.
+// tinymq entry point: the command line and the configuration file, logging to stderr, then the
+// server until SIGINT or SIGTERM.
+//
+// Exit status: 0 after a clean stop (SIGINT and SIGTERM included) and for --version and --help;
+// 2 for a bad command line or configuration; 1 when the server cannot start (e.g. the port is in
+// use) or its event loop fails. Every failure is one line on stderr naming the cause.
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "tinymq/config/command_line.h"
+#include "tinymq/config/config.h"
+#include "tinymq/server/server.h"
+
+namespace {
+
+namespace config = tinymq::config;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitFailure = 1;
+
+spdlog::level::level_enum ToSpdlog(config::LogLevel level) {
+  switch (level) {
+    case config::LogLevel::kTrace: return spdlog::level::trace;
+    case config::LogLevel::kDebug: return spdlog::level::debug;
+    case config::LogLevel::kInfo: return spdlog::level::info;
+    case config::LogLevel::kWarn: return spdlog::level::warn;
+    case config::LogLevel::kError: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+void SetUpLogging(config::LogLevel level) {
+  auto logger = spdlog::stderr_color_mt("tinymq");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(ToSpdlog(level));
+  spdlog::set_default_logger(std::move(logger));
+}
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += p;
+  }
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  const auto command_line = config::ParseCommandLine(argc, argv);
+  if (!command_line) {
+    std::fprintf(stderr, "tinymq: %s\n", command_line.error().c_str());
+    return kExitUsage;
+  }
+  switch (command_line->action) {
+    case config::CommandLine::Action::kPrintVersion:
+      std::printf("tinymq %s (MQTT 3.1, 3.1.1, 5.0)\n", TINYMQ_VERSION);
+      return 0;
+    case config::CommandLine::Action::kPrintHelp:
+      std::fputs(command_line->help.c_str(), stdout);
+      return 0;
+    case config::CommandLine::Action::kRun: break;
+  }
+  const auto cfg = config::ResolveConfig(*command_line);
+  if (!cfg) {
+    std::fprintf(stderr, "tinymq: %s\n", cfg.error().c_str());
+    return kExitUsage;
+  }
+
+  // A server must not die because whoever reads its stderr went away; sockets are written with
+  // MSG_NOSIGNAL already.
+  std::signal(SIGPIPE, SIG_IGN);
+  SetUpLogging(cfg->log_level);
+
+  auto server = tinymq::server::Server::Create(*cfg);
+  if (!server) {
+    std::fprintf(stderr, "tinymq: %s\n", server.error().c_str());
+    return kExitFailure;
+  }
+  spdlog::info(
+      "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0); anonymous clients allowed; no data "
+      "directory: nothing survives a restart",
+      TINYMQ_VERSION, Join(server->addresses()));
+  spdlog::debug("configuration: {}; log level {}",
+                command_line->config_file ? *command_line->config_file : "built-in defaults",
+                config::LogLevelName(cfg->log_level));
+  if (auto ran = server->Run(); !ran) {
+    spdlog::error("{}", ran.error());
+    return kExitFailure;
+  }
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--version") != 0 && std::strcmp(argv[1], "--help") != 0) {
-    std::fprintf(stderr, "tinymq: unknown option '%s' (try --help)\n", argv[1]);
-    return 2;
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {  // start-up only (allocation, logger set-up): no loop runs
+    std::fprintf(stderr, "tinymq: %s\n", e.what());
+    return kExitFailure;
   }
-  if (argc > 1 && std::strcmp(argv[1], "--help") == 0) {
-    std::printf("usage: tinymq [--version] [--help]\n");
-    return 0;
-  }
-  std::printf("tinymq %s (MQTT 3.1, 3.1.1, 5.0 codec; broker not yet implemented)\n",
-              TINYMQ_VERSION);
-  return 0;
 }

@@ -1,0 +1,133 @@
+#include "tinymq/config/command_line.h"
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <exception>
+#include <string_view>
+#include <utility>
+
+#include "tinymq/config/config_file.h"
+
+namespace tinymq::config {
+
+namespace {
+
+std::optional<std::uint16_t> ParsePort(std::string_view text) {
+  std::uint16_t port = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, port);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    return std::nullopt;
+  }
+  return port;
+}
+
+util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) {
+  CLI::App app("tinymq: an MQTT broker for MQTT 3.1, 3.1.1 and 5.0.", "tinymq");
+  // Unknown arguments are collected and reported by us, in the form the CLI checks expect.
+  app.allow_extras();
+  std::string config_file;
+  std::string bind;
+  std::string port;
+  std::string log_level;
+  bool version = false;
+  app.add_option("-c,--config", config_file,
+                 "TOML configuration file (see docs/configuration.md); the options below "
+                 "override it")
+      ->type_name("FILE");
+  app.add_option("--bind", bind,
+                 "Listen on this numeric IPv4 or IPv6 address only (default 127.0.0.1)")
+      ->type_name("ADDR");
+  app.add_option("-p,--port", port, "Listen on this TCP port (default 1883; 0: any free port)")
+      ->type_name("N");
+  app.add_option("--log-level", log_level, "trace, debug, info (default), warn or error")
+      ->type_name("LEVEL");
+  app.add_flag("--version", version, "Print the version and exit");
+
+  CommandLine result;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    result.action = CommandLine::Action::kPrintHelp;
+    result.help = app.help();
+    return result;
+  } catch (const CLI::ParseError& e) {
+    return util::Unexpected(std::string(e.what()) + " (try --help)");
+  }
+  if (const std::vector<std::string> extra = app.remaining(); !extra.empty()) {
+    const std::string& first = extra.front();
+    const bool is_option = first.size() > 1 && first[0] == '-';
+    return util::Unexpected((is_option ? "unknown option '" : "unexpected argument '") + first +
+                            "' (try --help)");
+  }
+  if (version) {
+    result.action = CommandLine::Action::kPrintVersion;
+    return result;
+  }
+  if (app.count("--config") > 0) {
+    result.config_file = config_file;
+  }
+  if (app.count("--bind") > 0) {
+    if (!IsIpAddress(bind)) {
+      return util::Unexpected(
+          "--bind: must be a numeric IPv4 or IPv6 address (no host name, no brackets), got '" +
+          bind + "'");
+    }
+    result.bind = bind;
+  }
+  if (app.count("--port") > 0) {
+    result.port = ParsePort(port);
+    if (!result.port) {
+      return util::Unexpected("--port: must be a number between 0 and 65535, got '" + port + "'");
+    }
+  }
+  if (app.count("--log-level") > 0) {
+    result.log_level = ParseLogLevel(log_level);
+    if (!result.log_level) {
+      return util::Unexpected("--log-level: must be one of trace, debug, info, warn, error, got '" +
+                              log_level + "'");
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+util::Result<CommandLine, std::string> ParseCommandLine(int argc, const char* const* argv) {
+  try {
+    return Parse(argc, argv);
+  } catch (const std::exception& e) {  // CLI11 set-up errors or bad_alloc: never escape
+    return util::Unexpected(std::string("command line: ") + e.what());
+  }
+}
+
+Config ApplyCommandLine(Config config, const CommandLine& command_line) {
+  if (command_line.bind || command_line.port) {
+    ListenerConfig listener =
+        config.listeners.empty() ? ListenerConfig{} : config.listeners.front();
+    if (command_line.bind) {
+      listener.bind = *command_line.bind;
+    }
+    if (command_line.port) {
+      listener.port = *command_line.port;
+    }
+    config.listeners = {std::move(listener)};
+  }
+  if (command_line.log_level) {
+    config.log_level = *command_line.log_level;
+  }
+  return config;
+}
+
+util::Result<Config, std::string> ResolveConfig(const CommandLine& command_line) {
+  if (!command_line.config_file) {
+    return ApplyCommandLine(Config{}, command_line);
+  }
+  util::Result<Config, std::string> loaded = LoadConfigFile(*command_line.config_file);
+  if (!loaded) {
+    return loaded;
+  }
+  return ApplyCommandLine(std::move(*loaded), command_line);
+}
+
+}  // namespace tinymq::config

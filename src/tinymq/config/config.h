@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// The validated settings of one tinymq process: where to listen, the limits the broker enforces,
+// and how much to log. Filled from defaults, then the TOML file (config_file.h), then the command
+// line (command_line.h); docs/configuration.md documents every field and its default.
+//
+// Threading: Thread-compatible.
+// Lifetime:  plain values; owns all its strings.
+// Errors:    none here; the parsers report bad values as text naming the key.
+
+namespace tinymq::config {
+
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+
+// "trace", "debug", "info", "warn" or "error".
+std::string_view LogLevelName(LogLevel level);
+// The level named `name` (exactly as LogLevelName spells it), or nullopt.
+std::optional<LogLevel> ParseLogLevel(std::string_view name);
+
+// True when `address` is a numeric IPv4 ("127.0.0.1") or IPv6 ("::1", no brackets) address.
+// Host names are refused: resolving them would block start-up on DNS and hide which address is
+// actually bound.
+bool IsIpAddress(std::string_view address);
+
+inline constexpr std::string_view kDefaultBindAddress = "127.0.0.1";
+inline constexpr std::uint16_t kDefaultPort = 1883;
+
+struct ListenerConfig {
+  std::string bind = std::string(kDefaultBindAddress);  // numeric IPv4 or IPv6 address
+  std::uint16_t port = kDefaultPort;                    // 0: any free port (logged at start)
+
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+// The broker's limits. The defaults equal broker::Limits' (server.cc checks this at compile time;
+// this layer sits below the broker and does not include it).
+struct LimitsConfig {
+  std::uint32_t connect_timeout_ms = 10'000;
+  std::uint32_t max_packet_size = 268'435'460;  // the largest MQTT packet (fixed header included)
+  std::uint16_t max_inflight = 20;
+  std::size_t max_queued_messages = 1000;
+  std::size_t max_queued_bytes = std::size_t{64} << 20;
+  std::size_t output_high_water = std::size_t{1} << 20;
+  std::size_t max_client_id_length = 65535;
+
+  bool operator==(const LimitsConfig&) const = default;
+};
+
+// Valid ranges, shared by the file parser, its messages and the tests.
+inline constexpr std::uint32_t kMinConnectTimeoutMs = 1;
+inline constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
+// The smallest CONNECT (3.1.1, empty client id) is 14 bytes; anything under 16 cannot work.
+inline constexpr std::uint32_t kMinPacketSize = 16;
+inline constexpr std::uint32_t kMaxPacketSize = 268'435'460;  // 5 + 268,435,455 (§1.5.5)
+// [MQTT-3.1.3-5]: a server MUST accept client ids of 1 to 23 bytes; strings end at 65,535 bytes.
+inline constexpr std::size_t kMinClientIdLength = 23;
+inline constexpr std::size_t kMaxClientIdLength = 65535;
+
+struct Config {
+  std::vector<ListenerConfig> listeners = {ListenerConfig{}};
+  LimitsConfig limits;
+  LogLevel log_level = LogLevel::kInfo;
+
+  bool operator==(const Config&) const = default;
+};
+
+}  // namespace tinymq::config

@@ -1,0 +1,306 @@
+#include "tinymq/config/config_file.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <new>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace tinymq::config {
+
+namespace {
+
+constexpr std::string_view kTopKeys[] = {"listeners", "limits", "log_level"};
+constexpr std::string_view kListenerKeys[] = {"bind", "port"};
+constexpr std::string_view kLimitKeys[] = {
+    "connect_timeout_ms", "max_packet_size",   "max_inflight",        "max_queued_messages",
+    "max_queued_bytes",   "output_high_water", "max_client_id_length"};
+
+constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
+
+std::string TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::none: return "nothing";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+  }
+  return "an unknown type";
+}
+
+// Edit distance, for "did you mean" hints on unknown keys (keys are short; O(n*m) is fine).
+std::size_t Distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownKeyProblem(std::string_view key, std::span<const std::string_view> known,
+                              bool top_level) {
+  std::string problem = "unknown key";
+  if (top_level) {
+    // A limit or a listener field written outside its table is the likeliest mistake.
+    if (std::find(std::begin(kLimitKeys), std::end(kLimitKeys), key) != std::end(kLimitKeys)) {
+      return problem + " (it belongs in the [limits] table)";
+    }
+    if (std::find(std::begin(kListenerKeys), std::end(kListenerKeys), key) !=
+        std::end(kListenerKeys)) {
+      return problem + " (it belongs in a [[listeners]] table)";
+    }
+  }
+  std::string_view best;
+  std::size_t best_distance = 3;  // suggest only close matches: a typo, not another word
+  for (std::string_view candidate : known) {
+    const std::size_t d = Distance(key, candidate);
+    if (d < best_distance) {
+      best = candidate;
+      best_distance = d;
+    }
+  }
+  if (!best.empty()) {
+    problem += " (did you mean '";
+    problem += best;
+    problem += "'?)";
+  }
+  return problem;
+}
+
+// Walks the parsed document into a Config, keeping the first error.
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  bool failed() const { return error_.has_value(); }
+  std::string TakeError() { return std::move(*error_); }
+
+  void Fail(std::string_view key, std::string_view problem) {
+    if (failed()) {
+      return;
+    }
+    std::string e(source_);
+    e += ": ";
+    e += key;
+    e += ": ";
+    e += problem;
+    error_ = std::move(e);
+  }
+
+  void CheckKeys(const toml::table& table, std::string_view prefix,
+                 std::span<const std::string_view> known) {
+    for (auto&& [key, node] : table) {
+      const std::string_view name = key.str();
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        Fail(std::string(prefix) + std::string(name),
+             UnknownKeyProblem(name, known, prefix.empty()));
+        return;
+      }
+    }
+  }
+
+  template <typename T>
+  void Integer(const toml::table& table, std::string_view name, const std::string& path,
+               std::int64_t min, std::int64_t max, T& out) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr || failed()) {
+      return;
+    }
+    const toml::value<std::int64_t>* value = node->as_integer();
+    if (value == nullptr) {
+      Fail(path, "must be an integer, got " + TypeName(*node));
+      return;
+    }
+    const std::int64_t v = value->get();
+    if (v < min || v > max) {
+      std::string problem = max == kUnbounded ? "must be at least " + std::to_string(min)
+                                              : "must be between " + std::to_string(min) + " and " +
+                                                    std::to_string(max);
+      Fail(path, problem + ", got " + std::to_string(v));
+      return;
+    }
+    out = static_cast<T>(v);
+  }
+
+  const std::string* String(const toml::node& node, const std::string& path) {
+    const toml::value<std::string>* value = node.as_string();
+    if (value == nullptr) {
+      Fail(path, "must be a string, got " + TypeName(node));
+      return nullptr;
+    }
+    return &value->get();
+  }
+
+  void ReadLogLevel(const toml::node& node, LogLevel& out) {
+    const std::string* name = String(node, "log_level");
+    if (name == nullptr) {
+      return;
+    }
+    const std::optional<LogLevel> level = ParseLogLevel(*name);
+    if (!level) {
+      Fail("log_level", "must be one of trace, debug, info, warn, error, got '" + *name + "'");
+      return;
+    }
+    out = *level;
+  }
+
+  void ReadListeners(const toml::node& node, std::vector<ListenerConfig>& out) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) {
+      Fail("listeners", "must be an array of tables ([[listeners]]), got " + TypeName(node));
+      return;
+    }
+    if (array->empty()) {
+      Fail("listeners", "must contain at least one listener");
+      return;
+    }
+    std::vector<ListenerConfig> listeners;
+    for (std::size_t i = 0; i < array->size() && !failed(); ++i) {
+      const std::string path = "listeners[" + std::to_string(i) + "]";
+      const toml::table* table = (*array)[i].as_table();
+      if (table == nullptr) {
+        Fail(path, "must be a table, got " + TypeName((*array)[i]));
+        return;
+      }
+      CheckKeys(*table, path + ".", kListenerKeys);
+      ListenerConfig listener;
+      if (const toml::node* bind = table->get("bind"); bind != nullptr && !failed()) {
+        if (const std::string* address = String(*bind, path + ".bind"); address != nullptr) {
+          if (!IsIpAddress(*address)) {
+            Fail(path + ".bind",
+                 "must be a numeric IPv4 or IPv6 address (no host name, no brackets), got '" +
+                     *address + "'");
+          }
+          listener.bind = *address;
+        }
+      }
+      Integer(*table, "port", path + ".port", 0, 65535, listener.port);
+      for (std::size_t j = 0; j < listeners.size() && listener.port != 0; ++j) {
+        if (listeners[j] == listener) {
+          Fail(path, "same bind and port as listeners[" + std::to_string(j) + "]");
+        }
+      }
+      listeners.push_back(std::move(listener));
+    }
+    if (!failed()) {
+      out = std::move(listeners);
+    }
+  }
+
+  void ReadLimits(const toml::node& node, LimitsConfig& out) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      Fail("limits", "must be a table ([limits]), got " + TypeName(node));
+      return;
+    }
+    CheckKeys(*table, "limits.", kLimitKeys);
+    Integer(*table, "connect_timeout_ms", "limits.connect_timeout_ms", kMinConnectTimeoutMs,
+            kMaxConnectTimeoutMs, out.connect_timeout_ms);
+    Integer(*table, "max_packet_size", "limits.max_packet_size", kMinPacketSize, kMaxPacketSize,
+            out.max_packet_size);
+    Integer(*table, "max_inflight", "limits.max_inflight", 1, 65535, out.max_inflight);
+    Integer(*table, "max_queued_messages", "limits.max_queued_messages", 1, kUnbounded,
+            out.max_queued_messages);
+    Integer(*table, "max_queued_bytes", "limits.max_queued_bytes", 1, kUnbounded,
+            out.max_queued_bytes);
+    Integer(*table, "output_high_water", "limits.output_high_water", 1, kUnbounded,
+            out.output_high_water);
+    Integer(*table, "max_client_id_length", "limits.max_client_id_length",
+            static_cast<std::int64_t>(kMinClientIdLength),
+            static_cast<std::int64_t>(kMaxClientIdLength), out.max_client_id_length);
+  }
+
+ private:
+  std::string_view source_;
+  std::optional<std::string> error_;
+};
+
+std::string Lowercased(const char* text) {
+  std::string s(text);
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') {
+    s[0] = static_cast<char>(s[0] - 'A' + 'a');
+  }
+  return s;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+}  // namespace
+
+util::Result<Config, std::string> ParseConfig(std::string_view text, std::string_view source) {
+  try {
+    toml::table root;
+    try {
+      root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+      const toml::source_position& at = e.source().begin;
+      return util::Unexpected(std::string(source) + ":" + std::to_string(at.line) + ":" +
+                              std::to_string(at.column) + ": " + std::string(e.description()));
+    }
+    Reader reader(source);
+    Config config;
+    reader.CheckKeys(root, "", kTopKeys);
+    if (const toml::node* node = root.get("log_level"); node != nullptr && !reader.failed()) {
+      reader.ReadLogLevel(*node, config.log_level);
+    }
+    if (const toml::node* node = root.get("listeners"); node != nullptr && !reader.failed()) {
+      reader.ReadListeners(*node, config.listeners);
+    }
+    if (const toml::node* node = root.get("limits"); node != nullptr && !reader.failed()) {
+      reader.ReadLimits(*node, config.limits);
+    }
+    if (reader.failed()) {
+      return util::Unexpected(reader.TakeError());
+    }
+    return config;
+  } catch (const std::exception& e) {  // bad_alloc on a huge file; the contract is: no throw
+    return util::Unexpected(std::string(source) + ": " + e.what());
+  }
+}
+
+util::Result<Config, std::string> LoadConfigFile(const std::string& path) try {
+  const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) {
+    return util::Unexpected(path + ": cannot read: " + Lowercased(std::strerror(errno)));
+  }
+  std::string text;
+  char chunk[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(chunk, 1, sizeof chunk, file.get())) > 0) {
+    text.append(chunk, n);
+  }
+  if (std::ferror(file.get())) {  // e.g. EISDIR: fopen() succeeds on a directory, fread() fails
+    return util::Unexpected(path + ": cannot read: " + Lowercased(std::strerror(errno)));
+  }
+  return ParseConfig(text, path);
+} catch (const std::exception& e) {  // bad_alloc while reading: the contract is: no throw
+  return util::Unexpected(path + ": " + e.what());
+}
+
+}  // namespace tinymq::config

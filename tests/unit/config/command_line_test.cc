@@ -1,0 +1,141 @@
+#include "tinymq/config/command_line.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace tinymq::config {
+namespace {
+
+util::Result<CommandLine, std::string> Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "tinymq");
+  return ParseCommandLine(static_cast<int>(args.size()), args.data());
+}
+
+std::string ErrorOf(std::vector<const char*> args) {
+  const auto r = Parse(std::move(args));
+  if (r) {
+    ADD_FAILURE() << "parsed, but an error was expected";
+    return "";
+  }
+  return r.error();
+}
+
+// Writes `text` to a temporary file; removes it when destroyed.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view text)
+      : path_(testing::TempDir() + "command_line_test_" +
+              testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml") {
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    EXPECT_NE(f, nullptr);
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(CommandLineTest, NoOptionsRunsWithDefaults) {
+  const auto r = Parse({});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->action, CommandLine::Action::kRun);
+  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level);
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(*c, Config{});
+}
+
+TEST(CommandLineTest, ReadsEveryOption) {
+  const auto r =
+      Parse({"--config", "x.toml", "--bind", "::1", "--port", "1999", "--log-level", "warn"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->config_file, "x.toml");
+  EXPECT_EQ(r->bind, "::1");
+  EXPECT_EQ(r->port, 1999);
+  EXPECT_EQ(r->log_level, LogLevel::kWarn);
+}
+
+TEST(CommandLineTest, AcceptsEqualsFormAndShortNames) {
+  const auto r = Parse({"--port=1999", "-c", "y.toml"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->port, 1999);
+  EXPECT_EQ(r->config_file, "y.toml");
+}
+
+TEST(CommandLineTest, VersionAndHelp) {
+  EXPECT_EQ(Parse({"--version"})->action, CommandLine::Action::kPrintVersion);
+  const auto help = Parse({"--help"});
+  ASSERT_TRUE(help);
+  EXPECT_EQ(help->action, CommandLine::Action::kPrintHelp);
+  for (const char* option : {"--config", "--bind", "--port", "--log-level", "--version"}) {
+    EXPECT_NE(help->help.find(option), std::string::npos) << option;
+  }
+}
+
+TEST(CommandLineTest, ErrorsNameTheOption) {
+  EXPECT_EQ(ErrorOf({"--no-such-option"}), "unknown option '--no-such-option' (try --help)");
+  EXPECT_EQ(ErrorOf({"stray"}), "unexpected argument 'stray' (try --help)");
+  EXPECT_EQ(ErrorOf({"--port", "65536"}),
+            "--port: must be a number between 0 and 65535, got '65536'");
+  EXPECT_EQ(ErrorOf({"--port", "-1"}), "--port: must be a number between 0 and 65535, got '-1'");
+  EXPECT_EQ(ErrorOf({"--port", "18x"}), "--port: must be a number between 0 and 65535, got '18x'");
+  EXPECT_EQ(ErrorOf({"--bind", "localhost"}),
+            "--bind: must be a numeric IPv4 or IPv6 address (no host name, no brackets), got "
+            "'localhost'");
+  EXPECT_EQ(ErrorOf({"--log-level", "loud"}),
+            "--log-level: must be one of trace, debug, info, warn, error, got 'loud'");
+  EXPECT_EQ(ErrorOf({"--port"}).rfind("--port", 0), 0u);
+}
+
+TEST(CommandLineTest, OptionsOverrideTheFile) {
+  const TempFile file(
+      "log_level = 'error'\n"
+      "[[listeners]]\nbind = '0.0.0.0'\nport = 1884\n"
+      "[[listeners]]\nbind = '::'\nport = 1884\n"
+      "[limits]\nmax_inflight = 3\n");
+  const auto r = Parse({"--config", file.path().c_str(), "--port", "2000", "--log-level", "debug"});
+  ASSERT_TRUE(r) << r.error();
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  // --port replaces the listeners with one, keeping the first one's address.
+  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"0.0.0.0", 2000}}));
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->limits.max_inflight, 3);  // not on the command line: the file's value
+}
+
+TEST(CommandLineTest, BindAloneKeepsTheFilePort) {
+  const TempFile file("[[listeners]]\nbind = '0.0.0.0'\nport = 1884\n");
+  const auto r = Parse({"-c", file.path().c_str(), "--bind", "127.0.0.1"});
+  ASSERT_TRUE(r) << r.error();
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1884}}));
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+}
+
+TEST(CommandLineTest, WithoutAFileOptionsOverrideTheDefaults) {
+  CommandLine line;
+  line.port = 0;
+  EXPECT_EQ(ApplyCommandLine(Config{}, line).listeners,
+            (std::vector<ListenerConfig>{{"127.0.0.1", 0}}));
+  line.bind = "::1";
+  EXPECT_EQ(ApplyCommandLine(Config{}, line).listeners, (std::vector<ListenerConfig>{{"::1", 0}}));
+}
+
+TEST(CommandLineTest, FileErrorsComeThrough) {
+  const TempFile file("[limits]\nmax_inflight = 0\n");
+  const auto r = Parse({"--config", file.path().c_str(), "--port", "2000"});
+  ASSERT_TRUE(r) << r.error();
+  const auto c = ResolveConfig(*r);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), file.path() + ": limits.max_inflight: must be between 1 and 65535, got 0");
+}
+
+}  // namespace
+}  // namespace tinymq::config

@@ -1,0 +1,260 @@
+#include "tinymq/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tinymq/config/config_file.h"
+
+namespace tinymq::config {
+namespace {
+
+// The error of parsing `text` as "t.toml"; fails the test if it parses.
+std::string ErrorOf(std::string_view text) {
+  const util::Result<Config, std::string> r = ParseConfig(text, "t.toml");
+  if (r) {
+    ADD_FAILURE() << "parsed, but an error was expected:\n" << text;
+    return "";
+  }
+  return r.error();
+}
+
+Config Parsed(std::string_view text) {
+  const util::Result<Config, std::string> r = ParseConfig(text, "t.toml");
+  if (!r) {
+    ADD_FAILURE() << r.error();
+    return Config{};
+  }
+  return *r;
+}
+
+TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
+  const Config c;
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].bind, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 1883);
+  EXPECT_EQ(c.limits.connect_timeout_ms, 10'000u);
+  EXPECT_EQ(c.limits.max_packet_size, 268'435'460u);
+  EXPECT_EQ(c.limits.max_inflight, 20);
+  EXPECT_EQ(c.limits.max_queued_messages, 1000u);
+  EXPECT_EQ(c.limits.max_queued_bytes, 64u << 20);
+  EXPECT_EQ(c.limits.output_high_water, 1u << 20);
+  EXPECT_EQ(c.limits.max_client_id_length, 65535u);
+  EXPECT_EQ(c.log_level, LogLevel::kInfo);
+}
+
+TEST(ConfigTest, EmptyFileGivesDefaults) { EXPECT_EQ(Parsed(""), Config{}); }
+
+TEST(ConfigTest, ExampleFileParsesToTheDefaults) {
+  const auto r = LoadConfigFile(std::string(TINYMQ_SOURCE_DIR) + "/tinymq.example.toml");
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(*r, Config{});
+}
+
+TEST(ConfigTest, ReadsEveryKey) {
+  const Config c = Parsed(R"(
+log_level = "debug"
+[[listeners]]
+bind = "0.0.0.0"
+port = 1884
+[[listeners]]
+bind = "::1"
+port = 0
+[limits]
+connect_timeout_ms = 2500
+max_packet_size = 65536
+max_inflight = 100
+max_queued_messages = 5000
+max_queued_bytes = 1048576
+output_high_water = 262144
+max_client_id_length = 128
+)");
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0], (ListenerConfig{"0.0.0.0", 1884}));
+  EXPECT_EQ(c.listeners[1], (ListenerConfig{"::1", 0}));
+  EXPECT_EQ(c.limits.connect_timeout_ms, 2500u);
+  EXPECT_EQ(c.limits.max_packet_size, 65536u);
+  EXPECT_EQ(c.limits.max_inflight, 100);
+  EXPECT_EQ(c.limits.max_queued_messages, 5000u);
+  EXPECT_EQ(c.limits.max_queued_bytes, 1048576u);
+  EXPECT_EQ(c.limits.output_high_water, 262144u);
+  EXPECT_EQ(c.limits.max_client_id_length, 128u);
+}
+
+TEST(ConfigTest, AbsentKeysKeepTheirDefaults) {
+  const Config c = Parsed("[limits]\nmax_inflight = 7\n[[listeners]]\nport = 1999\n");
+  EXPECT_EQ(c.limits.max_inflight, 7);
+  EXPECT_EQ(c.limits.max_packet_size, LimitsConfig{}.max_packet_size);
+  EXPECT_EQ(c.listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1999}}));
+  EXPECT_EQ(c.log_level, LogLevel::kInfo);
+}
+
+TEST(ConfigTest, AcceptsEveryLogLevel) {
+  EXPECT_EQ(Parsed("log_level = 'trace'").log_level, LogLevel::kTrace);
+  EXPECT_EQ(Parsed("log_level = 'debug'").log_level, LogLevel::kDebug);
+  EXPECT_EQ(Parsed("log_level = 'info'").log_level, LogLevel::kInfo);
+  EXPECT_EQ(Parsed("log_level = 'warn'").log_level, LogLevel::kWarn);
+  EXPECT_EQ(Parsed("log_level = 'error'").log_level, LogLevel::kError);
+}
+
+TEST(ConfigTest, AcceptsTheRangeEnds) {
+  const Config low = Parsed(
+      "[limits]\nconnect_timeout_ms = 1\nmax_packet_size = 16\nmax_inflight = 1\n"
+      "max_queued_messages = 1\nmax_queued_bytes = 1\noutput_high_water = 1\n"
+      "max_client_id_length = 23\n");
+  EXPECT_EQ(low.limits.max_client_id_length, 23u);
+  const Config high = Parsed(
+      "[limits]\nconnect_timeout_ms = 3600000\nmax_packet_size = 268435460\n"
+      "max_inflight = 65535\nmax_client_id_length = 65535\n");
+  EXPECT_EQ(high.limits.max_inflight, 65535);
+  EXPECT_EQ(high.limits.connect_timeout_ms, 3'600'000u);
+}
+
+struct BadValue {
+  const char* toml;
+  const char* error;  // the whole message
+};
+
+class ConfigBadValueTest : public testing::TestWithParam<BadValue> {};
+
+TEST_P(ConfigBadValueTest, NamesTheKeyAndTheProblem) {
+  EXPECT_EQ(ErrorOf(GetParam().toml), GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryKey, ConfigBadValueTest,
+    testing::Values(
+        BadValue{"[limits]\nmax_inflight = 0",
+                 "t.toml: limits.max_inflight: must be between 1 and 65535, got 0"},
+        BadValue{"[limits]\nmax_inflight = 65536",
+                 "t.toml: limits.max_inflight: must be between 1 and 65535, got 65536"},
+        BadValue{"[limits]\nmax_inflight = '20'",
+                 "t.toml: limits.max_inflight: must be an integer, got a string"},
+        BadValue{"[limits]\nmax_inflight = 2.5",
+                 "t.toml: limits.max_inflight: must be an integer, got a float"},
+        BadValue{"[limits]\nconnect_timeout_ms = 0",
+                 "t.toml: limits.connect_timeout_ms: must be between 1 and 3600000, got 0"},
+        BadValue{"[limits]\nconnect_timeout_ms = -5",
+                 "t.toml: limits.connect_timeout_ms: must be between 1 and 3600000, got -5"},
+        BadValue{"[limits]\nmax_packet_size = 15",
+                 "t.toml: limits.max_packet_size: must be between 16 and 268435460, got 15"},
+        BadValue{"[limits]\nmax_packet_size = 268435461",
+                 "t.toml: limits.max_packet_size: must be between 16 and 268435460, got "
+                 "268435461"},
+        BadValue{"[limits]\nmax_queued_messages = 0",
+                 "t.toml: limits.max_queued_messages: must be at least 1, got 0"},
+        BadValue{"[limits]\nmax_queued_bytes = -1",
+                 "t.toml: limits.max_queued_bytes: must be at least 1, got -1"},
+        BadValue{"[limits]\noutput_high_water = 0",
+                 "t.toml: limits.output_high_water: must be at least 1, got 0"},
+        BadValue{"[limits]\nmax_client_id_length = 22",
+                 "t.toml: limits.max_client_id_length: must be between 23 and 65535, got 22"},
+        BadValue{"[limits]\nmax_client_id_length = true",
+                 "t.toml: limits.max_client_id_length: must be an integer, got a boolean"},
+        BadValue{"limits = 5", "t.toml: limits: must be a table ([limits]), got an integer"},
+        BadValue{"log_level = 'verbose'",
+                 "t.toml: log_level: must be one of trace, debug, info, warn, error, got "
+                 "'verbose'"},
+        BadValue{"log_level = 'INFO'",
+                 "t.toml: log_level: must be one of trace, debug, info, warn, error, got 'INFO'"},
+        BadValue{"log_level = 3", "t.toml: log_level: must be a string, got an integer"},
+        BadValue{"[[listeners]]\nport = 65536",
+                 "t.toml: listeners[0].port: must be between 0 and 65535, got 65536"},
+        BadValue{"[[listeners]]\nport = -1",
+                 "t.toml: listeners[0].port: must be between 0 and 65535, got -1"},
+        BadValue{"[[listeners]]\nbind = 'localhost'",
+                 "t.toml: listeners[0].bind: must be a numeric IPv4 or IPv6 address (no host "
+                 "name, no brackets), got 'localhost'"},
+        BadValue{"[[listeners]]\nbind = '[::1]'",
+                 "t.toml: listeners[0].bind: must be a numeric IPv4 or IPv6 address (no host "
+                 "name, no brackets), got '[::1]'"},
+        BadValue{"[[listeners]]\nbind = '127.0.0.256'",
+                 "t.toml: listeners[0].bind: must be a numeric IPv4 or IPv6 address (no host "
+                 "name, no brackets), got '127.0.0.256'"},
+        BadValue{"[[listeners]]\nbind = 1",
+                 "t.toml: listeners[0].bind: must be a string, got "
+                 "an integer"},
+        BadValue{"[[listeners]]\nport = 1\n[[listeners]]\nport = 'x'",
+                 "t.toml: listeners[1].port: must be an integer, got a string"},
+        BadValue{"listeners = []", "t.toml: listeners: must contain at least one listener"},
+        BadValue{"listeners = [1]", "t.toml: listeners[0]: must be a table, got an integer"},
+        BadValue{"[listeners]\nport = 1",
+                 "t.toml: listeners: must be an array of tables ([[listeners]]), got a table"},
+        BadValue{"[[listeners]]\nport = 1884\n[[listeners]]\nbind = '127.0.0.1'\nport = 1884",
+                 "t.toml: listeners[1]: same bind and port as listeners[0]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    UnknownKeys, ConfigBadValueTest,
+    testing::Values(
+        BadValue{"[limits]\nmax_infligt = 5",
+                 "t.toml: limits.max_infligt: unknown key (did you mean 'max_inflight'?)"},
+        BadValue{"[limits]\nfrobnicate = 5", "t.toml: limits.frobnicate: unknown key"},
+        BadValue{"loglevel = 'info'", "t.toml: loglevel: unknown key (did you mean 'log_level'?)"},
+        BadValue{"[listener]\nport = 1",
+                 "t.toml: listener: unknown key (did you mean 'listeners'?)"},
+        BadValue{"max_inflight = 5",
+                 "t.toml: max_inflight: unknown key (it belongs in the [limits] table)"},
+        BadValue{"port = 1884", "t.toml: port: unknown key (it belongs in a [[listeners]] table)"},
+        BadValue{"[[listeners]]\nadress = '::'", "t.toml: listeners[0].adress: unknown key"},
+        BadValue{"[[listeners]]\nprot = 1",
+                 "t.toml: listeners[0].prot: unknown key (did you mean 'port'?)"},
+        BadValue{"[limits.nested]\nx = 1", "t.toml: limits.nested: unknown key"}));
+
+TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
+  const std::string e = ErrorOf("log_level = 'info'\n[limits\n");
+  EXPECT_EQ(e.rfind("t.toml:2:", 0), 0u) << e;
+}
+
+TEST(ConfigTest, DuplicateKeyIsAnError) {
+  const std::string e = ErrorOf("[limits]\nmax_inflight = 1\nmax_inflight = 2\n");
+  EXPECT_EQ(e.rfind("t.toml:3:", 0), 0u) << e;
+}
+
+TEST(ConfigTest, PortZeroMayRepeat) {
+  // Each port-0 listener gets its own free port, so two of them do not collide.
+  const Config c = Parsed("[[listeners]]\nport = 0\n[[listeners]]\nport = 0\n");
+  EXPECT_EQ(c.listeners.size(), 2u);
+}
+
+TEST(ConfigTest, MissingFileNamesPathAndReason) {
+  const auto r = LoadConfigFile("/nonexistent/tinymq.toml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), "/nonexistent/tinymq.toml: cannot read: no such file or directory");
+}
+
+TEST(ConfigTest, LoadsAFileAndNamesItInErrors) {
+  const std::string path = testing::TempDir() + "config_test_limits.toml";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("[limits]\nmax_inflight = 0\n", f);
+  std::fclose(f);
+  const auto r = LoadConfigFile(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), path + ": limits.max_inflight: must be between 1 and 65535, got 0");
+}
+
+TEST(ConfigTest, LogLevelNamesRoundTrip) {
+  for (LogLevel level :
+       {LogLevel::kTrace, LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError}) {
+    EXPECT_EQ(ParseLogLevel(LogLevelName(level)), level);
+  }
+  EXPECT_EQ(ParseLogLevel("warning"), std::nullopt);
+}
+
+TEST(ConfigTest, IpAddressesAreNumericOnly) {
+  EXPECT_TRUE(IsIpAddress("127.0.0.1"));
+  EXPECT_TRUE(IsIpAddress("0.0.0.0"));
+  EXPECT_TRUE(IsIpAddress("::"));
+  EXPECT_TRUE(IsIpAddress("::1"));
+  EXPECT_TRUE(IsIpAddress("fe80::1:2"));
+  EXPECT_FALSE(IsIpAddress("localhost"));
+  EXPECT_FALSE(IsIpAddress("[::1]"));
+  EXPECT_FALSE(IsIpAddress(""));
+  EXPECT_FALSE(IsIpAddress("1.2.3"));
+}
+
+}  // namespace
+}  // namespace tinymq::config
