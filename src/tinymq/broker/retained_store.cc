@@ -5,43 +5,11 @@
 #include <unordered_map>
 #include <utility>
 
+#include "tinymq/broker/topic_levels.h"
 #include "tinymq/util/check.h"
 
 namespace tinymq::broker {
 namespace {
-
-// Takes the levels of a topic name or filter off its front, as views into it: "a//b" gives "a",
-// "", "b" and "/" gives "", "" (an empty level is a real level, 3.1.1 and 5.0 §4.7.1.1).
-class LevelReader {
- public:
-  explicit LevelReader(std::string_view topic) : rest_(topic) {}
-
-  bool done() const { return done_; }
-
-  // REQUIRES: !done().
-  std::string_view Next() {
-    const std::size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      done_ = true;
-      return std::exchange(rest_, std::string_view());
-    }
-    const std::string_view level = rest_.substr(0, slash);
-    rest_.remove_prefix(slash + 1);
-    return level;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
-
-// Lets the children be found by a string_view without building a std::string.
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 bool StartsWithDollar(std::string_view level) { return !level.empty() && level.front() == '$'; }
 

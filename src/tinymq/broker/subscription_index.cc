@@ -3,36 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "tinymq/broker/topic_levels.h"
 #include "tinymq/util/check.h"
 
 namespace tinymq::broker {
 namespace {
-
-// Takes the levels of a topic name or filter off its front, as views into it: "a//b" gives "a",
-// "", "b" and "/" gives "", "" (an empty level is a real level, 3.1.1 and 5.0 §4.7.1.1). Copied
-// by value to branch.
-class LevelReader {
- public:
-  explicit LevelReader(std::string_view topic) : rest_(topic) {}
-
-  bool done() const { return done_; }
-
-  // REQUIRES: !done().
-  std::string_view Next() {
-    const std::size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      done_ = true;
-      return std::exchange(rest_, std::string_view());
-    }
-    const std::string_view level = rest_.substr(0, slash);
-    rest_.remove_prefix(slash + 1);
-    return level;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 bool HasWildcard(std::string_view filter) {
   return filter.find_first_of("+#") != std::string_view::npos;

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tinymq/broker/topic_levels.h"
 #include "tinymq/mqtt/subscribe.h"
 
 // The subscription index: which subscribers' filters match a topic name. A trie keyed by topic
@@ -55,14 +56,6 @@ class SubscriptionIndex {
  private:
   struct Node;
 
-  // Lets the maps be searched with a string_view without building a std::string (C++20
-  // heterogeneous lookup): Match() must not allocate.
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
   using Subscribers = std::vector<Subscription>;
   using ExactMap = std::unordered_map<std::string, Subscribers, StringHash, std::equal_to<>>;
 
