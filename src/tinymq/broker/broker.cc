@@ -88,6 +88,7 @@ struct Broker::Connection {
     std::vector<std::uint8_t> payload;
     QoS qos = QoS::k0;
     bool retain = false;
+    std::vector<std::uint8_t> properties;  // 5.0 will properties as received
   };
 
   ConnectionId id = 0;
@@ -270,7 +271,8 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
   // ([MQTT-3.1.2-8]).
   if (publish_will && will) {
     MessageRef m =
-        MakeMessage(will->topic, mqtt::BinaryView(will->payload), will->qos, will->retain);
+        MakeMessage(will->topic, mqtt::BinaryView(will->payload), will->qos, will->retain,
+                    mqtt::Properties::FromValidated(mqtt::BinaryView(will->properties)));
     if (m->retain) {
       retained_.Set(m);
     }
@@ -449,10 +451,12 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   c.client_id = client_id;
   c.keep_alive = connect.keep_alive;
   if (connect.will) {
+    const mqtt::BinaryView will_props = connect.will->properties.bytes();
     c.will = Connection::OwnedWill{std::string(connect.will->topic),
                                    {connect.will->payload.begin(), connect.will->payload.end()},
                                    connect.will->qos,
-                                   connect.will->retain};
+                                   connect.will->retain,
+                                   {will_props.begin(), will_props.end()}};
   }
 
   // Session takeover: [MQTT-3.1.4-2] the server disconnects the existing client.
@@ -541,12 +545,20 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Close(c, "protocol error: topic alias not allowed", /*publish_will=*/true, now);
     return;
   }
+  if (c.version == ProtocolVersion::kV5 &&
+      p.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier)) {
+    // [MQTT-3.3.4-6]: a client's PUBLISH carries no Subscription Identifier.
+    ++counters_.protocol_errors;
+    Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
+    Close(c, "protocol error: subscription identifier in a client PUBLISH", true, now);
+    return;
+  }
   if (p.qos == QoS::k2 && s.incoming_qos2.contains(p.packet_id)) {
     // Resent before our PUBREC arrived: acknowledge again, never route twice ([MQTT-4.3.3-2]).
     Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
     return;
   }
-  MessageRef m = MakeMessage(p.topic, p.payload, p.qos, p.retain);
+  MessageRef m = MakeMessage(p.topic, p.payload, p.qos, p.retain, p.properties);
   if (p.retain) {
     retained_.Set(m);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
   }
@@ -666,6 +678,7 @@ void Broker::SendPublish(Session& s, Connection& c, const MessageRef& message, Q
   p.topic = message->topic;
   p.packet_id = packet_id;
   p.payload = message->payload_view();
+  p.properties = message->properties_view();  // dropped by the 3.1.x encoder
   Send(c, p);
   ++counters_.messages_sent;
 }

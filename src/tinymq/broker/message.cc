@@ -1,14 +1,40 @@
 #include "tinymq/broker/message.h"
 
 namespace tinymq::broker {
+namespace {
 
-MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos,
-                       bool retain) {
+// Properties that describe the message itself and go to every subscriber unchanged.
+bool TravelsWithTheMessage(mqtt::PropertyId id) {
+  switch (id) {
+    case mqtt::PropertyId::kPayloadFormatIndicator:
+    case mqtt::PropertyId::kMessageExpiryInterval:
+    case mqtt::PropertyId::kContentType:
+    case mqtt::PropertyId::kResponseTopic:
+    case mqtt::PropertyId::kCorrelationData:
+    case mqtt::PropertyId::kUserProperty: return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos, bool retain,
+                       const mqtt::Properties& properties) {
   auto m = std::make_shared<Message>();
   m->topic.assign(topic);
   m->payload.assign(payload.begin(), payload.end());
   m->qos = qos;
   m->retain = retain;
+  if (!properties.empty()) {
+    mqtt::PropertiesBuilder kept;
+    for (const mqtt::Property& p : properties) {
+      if (TravelsWithTheMessage(p.id)) {
+        kept.Append(p);
+      }
+    }
+    const mqtt::BinaryView bytes = kept.view().bytes();
+    m->properties.assign(bytes.begin(), bytes.end());
+  }
   return m;
 }
 

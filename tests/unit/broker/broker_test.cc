@@ -624,6 +624,100 @@ TEST_F(BrokerTest, WillIsPublishedOnTakeover) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// MQTT 5.0 properties that travel with a message (5.0 §3.3.4), across versions
+
+mqtt::Publish WithProperties(mqtt::Publish p, const mqtt::PropertiesBuilder& b) {
+  p.properties = b.view();
+  return p;
+}
+
+TEST_F(BrokerTest, V5MessagePropertiesReachA5SubscriberUnchangedAndInOrder) {
+  TestClient sub(broker_, clock_, ProtocolVersion::kV5);
+  sub.Connect("sub5");
+  Subscribe(sub, "req/#", QoS::k1);
+  TestClient pub(broker_, clock_, ProtocolVersion::kV5);
+  pub.Connect("pub5");
+  mqtt::PropertiesBuilder b;
+  b.AddUserProperty("b", "2")
+      .Add(mqtt::PropertyId::kContentType, "application/json")
+      .Add(mqtt::PropertyId::kPayloadFormatIndicator, 1U)
+      .Add(mqtt::PropertyId::kResponseTopic, "resp/1")
+      .AddBinary(mqtt::PropertyId::kCorrelationData,
+                 mqtt::BinaryView::Of(std::string_view("\x01\x00\xff", 3)))
+      .AddUserProperty("a", "1")
+      .AddUserProperty("b", "3");
+  pub.Send(WithProperties(MakePublish("req/x", "{}", QoS::k1, 1), b));
+  (void)pub.Receive();
+  // 5.0 [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-18],
+  // [MQTT-3.3.2-20]: forwarded unaltered, user properties in their order.
+  EXPECT_EQ(sub.Expect<mqtt::Publish>().properties.bytes(), b.view().bytes());
+}
+
+TEST_F(BrokerTest, PropertiesThatBelongToOneHopAreNotForwarded) {
+  mqtt::PropertiesBuilder sub_id;
+  sub_id.Add(mqtt::PropertyId::kSubscriptionIdentifier, 7U);
+  TestClient sub(broker_, clock_, ProtocolVersion::kV5);
+  sub.Connect("sub5");
+  Subscribe(sub, "t", QoS::k0);
+  TestClient pub(broker_, clock_, ProtocolVersion::kV5);
+  pub.Connect("pub5");
+  mqtt::PropertiesBuilder b;
+  b.AddUserProperty("k", "v");
+  pub.Send(WithProperties(MakePublish("t", "x"), b));
+  EXPECT_EQ(sub.Expect<mqtt::Publish>().properties.bytes(), b.view().bytes());
+  // [MQTT-3.3.4-6]: a Subscription Identifier from a client is a Protocol Error.
+  pub.Send(WithProperties(MakePublish("t", "x"), sub_id));
+  EXPECT_EQ(pub.Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(pub.Closed());
+  EXPECT_TRUE(sub.Receive().empty());
+}
+
+TEST_F(BrokerTest, MixedVersionsDropWhatTheReceiverCannotHoldAndRetainedKeepProperties) {
+  TestClient old_sub(broker_, clock_, ProtocolVersion::kV311);
+  old_sub.Connect("sub311");
+  Subscribe(old_sub, "t", QoS::k0);
+  TestClient pub(broker_, clock_, ProtocolVersion::kV5);
+  pub.Connect("pub5");
+  mqtt::PropertiesBuilder b;
+  b.AddUserProperty("k", "v").Add(mqtt::PropertyId::kContentType, "text/plain");
+  pub.Send(WithProperties(MakePublish("t", "hello", QoS::k0, 0, /*retain=*/true), b));
+  const auto got = old_sub.Expect<mqtt::Publish>();  // decodes as 3.1.1: no properties field
+  EXPECT_EQ(got.payload.AsString(), "hello");
+  EXPECT_TRUE(got.properties.empty());
+  // A 3.1.1 publisher's message reaches a 5.0 subscriber without properties.
+  TestClient new_sub(broker_, clock_, ProtocolVersion::kV5);
+  new_sub.Connect("sub5");
+  mqtt::SubscriptionListBuilder filters;
+  filters.Add("t", {QoS::k0, false, false, 0});
+  new_sub.Send(mqtt::Subscribe{1, {}, filters.view()});
+  const std::vector<mqtt::Packet> on_subscribe = new_sub.Receive();
+  ASSERT_EQ(on_subscribe.size(), 2U);
+  // 5.0 §3.3.1.3: a retained message keeps its properties.
+  EXPECT_EQ(std::get<mqtt::Publish>(on_subscribe[1]).properties.bytes(), b.view().bytes());
+  TestClient old_pub(broker_, clock_, ProtocolVersion::kV311);
+  old_pub.Connect("pub311");
+  old_pub.Send(MakePublish("t", "plain"));
+  EXPECT_TRUE(new_sub.Expect<mqtt::Publish>().properties.empty());
+}
+
+TEST_F(BrokerTest, WillPropertiesTravelWithTheWill) {
+  TestClient watcher(broker_, clock_, ProtocolVersion::kV5);
+  watcher.Connect("watcher");
+  Subscribe(watcher, "w", QoS::k0);
+  TestClient dying(broker_, clock_, ProtocolVersion::kV5);
+  mqtt::PropertiesBuilder will_props;
+  will_props.Add(mqtt::PropertyId::kContentType, "text/plain").AddUserProperty("why", "crash");
+  mqtt::Connect c;
+  c.version = ProtocolVersion::kV5;
+  c.client_id = "dying";
+  c.will = mqtt::Will{QoS::k0, false, will_props.view(), "w", mqtt::BinaryView::Of("bye")};
+  dying.Send(c);
+  (void)dying.Receive();
+  dying.Drop();
+  EXPECT_EQ(watcher.Expect<mqtt::Publish>().properties.bytes(), will_props.view().bytes());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Slow subscribers and malformed input
 
 TEST_F(BrokerTest, OutputOverHighWaterDropsQos0AndHoldsQos1) {
