@@ -106,6 +106,9 @@ struct Broker::Connection {
   Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
   bool dirty = false;
   std::optional<OwnedWill> will;
+  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
+  std::uint16_t client_receive_maximum = 65535;
+  std::uint32_t client_max_packet_size = UINT32_MAX;
 
   std::size_t pending() const { return out.size() - out_begin; }
 };
@@ -450,6 +453,13 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
 
   c.client_id = client_id;
   c.keep_alive = connect.keep_alive;
+  if (v5) {
+    // 5.0 §3.1.2.11.3 / §3.1.2.11.4: the client's receive window and largest packet it accepts.
+    c.client_receive_maximum = static_cast<std::uint16_t>(
+        connect.properties.Number(mqtt::PropertyId::kReceiveMaximum).value_or(65535));
+    c.client_max_packet_size =
+        connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX);
+  }
   if (connect.will) {
     const mqtt::BinaryView will_props = connect.will->properties.bytes();
     c.will = Connection::OwnedWill{std::string(connect.will->topic),
@@ -493,8 +503,18 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   ArmTimer(c);
 
   mqtt::PropertiesBuilder props;
-  if (v5 && assigned) {
-    props.Add(mqtt::PropertyId::kAssignedClientIdentifier, client_id);
+  if (v5) {
+    // 5.0 §3.2.2.3: what this broker allows. Absent properties mean their defaults (Maximum QoS
+    // 2, Retain Available, Wildcard Subscription Available, Topic Alias Maximum 0).
+    if (assigned) {
+      props.Add(mqtt::PropertyId::kAssignedClientIdentifier, client_id);
+    }
+    if (limits_.max_packet_size < mqtt::kMaxRemainingLength + 5) {
+      props.Add(mqtt::PropertyId::kMaximumPacketSize, limits_.max_packet_size);
+    }
+    // Not supported yet (issue #4): say so, so that clients do not try.
+    props.Add(mqtt::PropertyId::kSubscriptionIdentifierAvailable, 0U);
+    props.Add(mqtt::PropertyId::kSharedSubscriptionAvailable, 0U);
   }
   Send(c, mqtt::Connack{session_present, ReasonCode::kSuccess, props.view()});
   if (log_) {
@@ -611,7 +631,7 @@ void Broker::Deliver(Session& s, const MessageRef& message, QoS qos, bool retain
     }
     return;
   }
-  if (online && s.queue.empty() && s.inflight.size() < limits_.max_inflight &&
+  if (online && s.queue.empty() && s.inflight.size() < Window(*c) &&
       c->pending() <= limits_.output_high_water) {
     SendPublish(s, *c, message, qos, retain, NextPacketId(s), false);
     return;
@@ -645,7 +665,7 @@ void Broker::Pump(Session& s) {
   if (c == nullptr || c->state != Connection::State::kConnected) {
     return;
   }
-  while (!s.queue.empty() && s.inflight.size() < limits_.max_inflight &&
+  while (!s.queue.empty() && s.inflight.size() < Window(*c) &&
          c->pending() <= limits_.output_high_water) {
     Session::Pending p = std::move(s.queue.front());
     s.queue.pop_front();
@@ -655,6 +675,11 @@ void Broker::Pump(Session& s) {
   if (s.dropping && s.queue.size() < limits_.max_queued_messages / 2) {
     s.dropping = false;
   }
+}
+
+std::size_t Broker::Window(const Connection& c) const {
+  // [MQTT-3.3.4-9]: never more unacknowledged QoS 1/2 PUBLISHes than the client's Receive Maximum.
+  return std::min<std::size_t>(limits_.max_inflight, c.client_receive_maximum);
 }
 
 std::uint16_t Broker::NextPacketId(Session& s) {
@@ -667,10 +692,6 @@ std::uint16_t Broker::NextPacketId(Session& s) {
 
 void Broker::SendPublish(Session& s, Connection& c, const MessageRef& message, QoS qos, bool retain,
                          std::uint16_t packet_id, bool dup) {
-  if (qos != QoS::k0 && !dup) {
-    s.inflight.push_back({packet_id, message, qos, retain, false});
-    s.inflight_by_id.emplace(packet_id, std::prev(s.inflight.end()));
-  }
   mqtt::Publish p;
   p.dup = dup;
   p.qos = qos;
@@ -679,7 +700,28 @@ void Broker::SendPublish(Session& s, Connection& c, const MessageRef& message, Q
   p.packet_id = packet_id;
   p.payload = message->payload_view();
   p.properties = message->properties_view();  // dropped by the 3.1.x encoder
+  const std::size_t before = c.out.size();
   Send(c, p);
+  const std::size_t written = c.out.size() - before;
+  if (written > c.client_max_packet_size) {
+    // [MQTT-3.1.2-25]: not sent to a client that cannot take it; as if it had been delivered.
+    c.out.resize(before);
+    ++counters_.dropped_too_large;
+    if (dup) {  // a resend to a client that now takes less: give the message up
+      if (auto it = s.inflight_by_id.find(packet_id); it != s.inflight_by_id.end()) {
+        s.inflight.erase(it->second);
+        s.inflight_by_id.erase(it);
+      }
+    }
+    return;
+  }
+  if (written == 0) {
+    return;  // closing, or not encodable (logged by Send): nothing went out, nothing in flight
+  }
+  if (qos != QoS::k0 && !dup) {
+    s.inflight.push_back({packet_id, message, qos, retain, false});
+    s.inflight_by_id.emplace(packet_id, std::prev(s.inflight.end()));
+  }
   ++counters_.messages_sent;
 }
 
@@ -748,6 +790,13 @@ void Broker::HandlePubcomp(Connection& c, std::uint16_t packet_id) {
 void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
   Session& s = *c.session;
   const bool v5 = c.version == ProtocolVersion::kV5;
+  if (v5 && sub.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier)) {
+    // The CONNACK said Subscription Identifier Available 0 (5.0 §3.2.2.3.12).
+    ++counters_.protocol_errors;
+    Send(c, mqtt::Disconnect{ReasonCode::kSubscriptionIdentifiersNotSupported, {}});
+    Close(c, "subscription identifiers not supported", /*publish_will=*/true, Instant{});
+    return;
+  }
   std::vector<ReasonCode> codes;
   std::vector<std::pair<MessageRef, QoS>> retained;
   for (const mqtt::TopicSubscription& t : sub.subscriptions) {

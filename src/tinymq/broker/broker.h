@@ -69,6 +69,7 @@ struct Counters {
   std::uint64_t dropped_queue_full = 0;    // QoS 1/2 deliveries dropped: session queue full
   std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
   std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
+  std::uint64_t dropped_too_large = 0;     // larger than the client's Maximum Packet Size (5.0)
   std::uint64_t protocol_errors = 0;       // connections closed for a protocol violation
 };
 
@@ -143,6 +144,8 @@ class Broker {
                    std::uint16_t packet_id, bool dup);
   void Resend(Session& s, Connection& c);
   std::uint16_t NextPacketId(Session& s);
+  // How many QoS 1/2 PUBLISHes may be unacknowledged on `c`.
+  std::size_t Window(const Connection& c) const;
 
   // Sessions.
   Session& CreateSession(const std::string& client_id, bool clean);

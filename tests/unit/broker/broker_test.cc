@@ -665,7 +665,7 @@ TEST_F(BrokerTest, PropertiesThatBelongToOneHopAreNotForwarded) {
   b.AddUserProperty("k", "v");
   pub.Send(WithProperties(MakePublish("t", "x"), b));
   EXPECT_EQ(sub.Expect<mqtt::Publish>().properties.bytes(), b.view().bytes());
-  // [MQTT-3.3.4-6]: a Subscription Identifier from a client is a Protocol Error.
+  // 5.0 [MQTT-3.3.4-6]: a Subscription Identifier from a client is a Protocol Error.
   pub.Send(WithProperties(MakePublish("t", "x"), sub_id));
   EXPECT_EQ(pub.Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
   EXPECT_TRUE(pub.Closed());
@@ -715,6 +715,67 @@ TEST_F(BrokerTest, WillPropertiesTravelWithTheWill) {
   (void)dying.Receive();
   dying.Drop();
   EXPECT_EQ(watcher.Expect<mqtt::Publish>().properties.bytes(), will_props.view().bytes());
+}
+
+TEST_F(BrokerTest, V5ConnackTellsWhatTheBrokerDoesNotSupport) {
+  TestClient c(broker_, clock_, ProtocolVersion::kV5);
+  const mqtt::Connack ack = c.Connect("c5");
+  // 5.0 §3.2.2.3.12, §3.2.2.3.13: not offered yet, so said explicitly.
+  EXPECT_EQ(ack.properties.Number(mqtt::PropertyId::kSubscriptionIdentifierAvailable), 0U);
+  EXPECT_EQ(ack.properties.Number(mqtt::PropertyId::kSharedSubscriptionAvailable), 0U);
+  EXPECT_FALSE(ack.properties.Find(mqtt::PropertyId::kTopicAliasMaximum));  // default 0
+  mqtt::PropertiesBuilder id;
+  id.Add(mqtt::PropertyId::kSubscriptionIdentifier, 5U);
+  mqtt::SubscriptionListBuilder filters;
+  filters.Add("t", {QoS::k0, false, false, 0});
+  c.Send(mqtt::Subscribe{1, id.view(), filters.view()});
+  EXPECT_EQ(c.Expect<mqtt::Disconnect>().reason, ReasonCode::kSubscriptionIdentifiersNotSupported);
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerTest, V5ClientReceiveMaximumLimitsUnacknowledgedDeliveries) {
+  TestClient sub(broker_, clock_, ProtocolVersion::kV5);
+  mqtt::PropertiesBuilder rm;
+  rm.Add(mqtt::PropertyId::kReceiveMaximum, 2U);
+  mqtt::Connect connect;
+  connect.version = ProtocolVersion::kV5;
+  connect.client_id = "sub5";
+  connect.properties = rm.view();
+  sub.Send(connect);
+  (void)sub.Expect<mqtt::Connack>();
+  Subscribe(sub, "t", QoS::k1);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  for (std::uint16_t i = 1; i <= 4; ++i) {
+    pub.Send(MakePublish("t", "m", QoS::k1, i));
+  }
+  // 5.0 [MQTT-3.3.4-9]: no more than the client's Receive Maximum unacknowledged.
+  const std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 2U);
+  sub.Send(mqtt::Puback{std::get<mqtt::Publish>(got[0]).packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(sub.Receive().size(), 1U);
+}
+
+TEST_F(BrokerTest, V5MessageLargerThanTheClientMaximumIsNotSent) {
+  TestClient sub(broker_, clock_, ProtocolVersion::kV5);
+  mqtt::PropertiesBuilder mps;
+  mps.Add(mqtt::PropertyId::kMaximumPacketSize, 64U);
+  mqtt::Connect connect;
+  connect.version = ProtocolVersion::kV5;
+  connect.client_id = "small";
+  connect.properties = mps.view();
+  sub.Send(connect);
+  (void)sub.Expect<mqtt::Connack>();
+  Subscribe(sub, "t", QoS::k1);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", std::string(100, 'x'), QoS::k1, 1));
+  pub.Send(MakePublish("t", "fits", QoS::k1, 2));
+  // 5.0 [MQTT-3.1.2-25]: discarded as if delivered (not left in flight); the next one goes out.
+  const std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(PayloadOf(got[0]), "fits");
+  EXPECT_EQ(broker_.counters().dropped_too_large, 1U);
 }
 
 // ---------------------------------------------------------------------------------------------
