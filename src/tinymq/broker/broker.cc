@@ -20,6 +20,7 @@ using mqtt::QoS;
 using mqtt::ReasonCode;
 
 constexpr Instant kNever = Instant::max();
+constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;  // 5.0 §3.1.2.11.2
 
 QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
 QoS MaxQos(QoS a, QoS b) { return static_cast<unsigned>(a) > static_cast<unsigned>(b) ? a : b; }
@@ -70,6 +71,10 @@ struct Broker::Session {
   std::string client_id;
   // Discarded when its connection ends (3.1.1 Clean Session 1; 5.0 Session Expiry 0).
   bool ends_with_connection = true;
+  // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
+  // 3.1.x persistent session and for 0xFFFFFFFF.
+  std::uint32_t expiry_s = 0;
+  std::uint64_t generation = 0;  // bumped on every attach: older expiry timers are stale
   Connection* connection = nullptr;
   std::unordered_map<std::string, QoS> subscriptions;  // filter -> granted QoS
   std::list<InFlight> inflight;
@@ -127,6 +132,7 @@ std::size_t Broker::connection_count() const { return connections_.size(); }
 std::size_t Broker::session_count() const { return sessions_.size(); }
 
 ConnectionId Broker::Accept(std::string peer, Instant now) {
+  last_now_ = now;
   auto c = std::make_unique<Connection>();
   c->id = next_connection_id_++;
   c->peer = std::move(peer);
@@ -146,6 +152,7 @@ std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
 }
 
 void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
+  last_now_ = now;
   Connection* c = Find(id);
   if (c == nullptr) {
     return;
@@ -168,6 +175,7 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
 }
 
 void Broker::OnPeerClosed(ConnectionId id, Instant now) {
+  last_now_ = now;
   if (Connection* c = Find(id)) {
     Close(*c, "connection lost", /*publish_will=*/true, now);
   }
@@ -211,7 +219,7 @@ void Broker::Release(ConnectionId id) {
   }
   if (c->state != Connection::State::kClosing) {
     // The net layer dropped a socket it had not reported: treat it as a lost connection.
-    Close(*c, "connection released", /*publish_will=*/true, Instant{});
+    Close(*c, "connection released", /*publish_will=*/true, last_now_);
   }
   connections_.erase(id);
 }
@@ -297,13 +305,35 @@ void Broker::ArmTimer(Connection& c) {
 }
 
 std::optional<Instant> Broker::NextDeadline() const {
-  if (timers_.empty()) {
-    return std::nullopt;
+  std::optional<Instant> next;
+  if (!timers_.empty()) {
+    next = timers_.front().when;
   }
-  return timers_.front().when;
+  if (!session_timers_.empty() && (!next || session_timers_.front().when < *next)) {
+    next = session_timers_.front().when;
+  }
+  return next;
 }
 
 void Broker::OnTimer(Instant now) {
+  last_now_ = now;
+  auto session_later = [](const SessionTimer& a, const SessionTimer& b) {
+    return TimerLater(a, b);
+  };
+  while (!session_timers_.empty() && session_timers_.front().when <= now) {
+    std::pop_heap(session_timers_.begin(), session_timers_.end(), session_later);
+    const SessionTimer t = session_timers_.back();
+    session_timers_.pop_back();
+    auto it = sessions_by_id_.find(t.session);
+    if (it == sessions_by_id_.end() || it->second->generation != t.generation ||
+        it->second->connection != nullptr) {
+      continue;  // gone, resumed or rescheduled since
+    }
+    if (log_) {
+      log_(LogLevel::kInfo, "session " + it->second->client_id + " expired");
+    }
+    DestroySession(*it->second);  // 5.0 §3.1.2.11.2
+  }
   auto later = [](const TimerEntry& a, const TimerEntry& b) { return TimerLater(a, b); };
   while (!timers_.empty() && timers_.front().when <= now) {
     std::pop_heap(timers_.begin(), timers_.end(), later);
@@ -383,6 +413,21 @@ void Broker::HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now
         } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
           Send(c, mqtt::Pingresp{});  // [MQTT-3.12.4-1]
         } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
+          if (c.version == ProtocolVersion::kV5) {
+            if (auto expiry = p.properties.Number(mqtt::PropertyId::kSessionExpiryInterval)) {
+              if (c.session->expiry_s == 0 && *expiry != 0) {
+                // 5.0 [MQTT-3.14.2-2]: a session that was to end with the connection cannot be
+                // given a lifetime on the way out.
+                ++counters_.protocol_errors;
+                Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
+                Close(c, "protocol error: session expiry raised from 0 in DISCONNECT",
+                      /*publish_will=*/true, now);
+                return;
+              }
+              c.session->expiry_s = *expiry;
+              c.session->ends_with_connection = *expiry == 0;
+            }
+          }
           // [MQTT-3.14.4-3]: a DISCONNECT discards the will; 5.0 reason 0x04 asks for it.
           const bool with_will = p.reason == ReasonCode::kDisconnectWithWill;
           Close(c, "client sent DISCONNECT", with_will, now);
@@ -481,9 +526,10 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   // 3.1.1 Clean Session / 5.0 Clean Start discard the old state ([MQTT-3.1.2-6]); 5.0 keeps the
   // session after the connection only when the Session Expiry Interval is above 0.
-  const bool ends_with_connection =
-      v5 ? connect.properties.Number(mqtt::PropertyId::kSessionExpiryInterval).value_or(0) == 0
-         : connect.clean_start;
+  const std::uint32_t expiry_s =
+      v5 ? connect.properties.Number(mqtt::PropertyId::kSessionExpiryInterval).value_or(0)
+         : (connect.clean_start ? 0 : kNeverExpires);
+  const bool ends_with_connection = expiry_s == 0;
   bool session_present = false;
   Session* session = nullptr;
   if (existing != sessions_.end() && connect.clean_start) {
@@ -496,6 +542,8 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
     session = &CreateSession(client_id, ends_with_connection);
   }
   session->ends_with_connection = ends_with_connection;
+  session->expiry_s = expiry_s;
+  ++session->generation;  // a pending expiry timer no longer applies
   session->connection = &c;
   c.session = session;
   c.state = Connection::State::kConnected;
@@ -548,10 +596,16 @@ void Broker::DestroySession(Session& s) {
   sessions_.erase(s.client_id);  // destroys `s`
 }
 
-void Broker::Detach(Session& s, Instant) {
+void Broker::Detach(Session& s, Instant now) {
   s.connection = nullptr;
-  if (s.ends_with_connection) {
+  if (s.ends_with_connection || s.expiry_s == 0) {
     DestroySession(s);
+    return;
+  }
+  if (s.expiry_s != kNeverExpires) {
+    session_timers_.push_back({now + std::chrono::seconds(s.expiry_s), s.id, ++s.generation});
+    std::push_heap(session_timers_.begin(), session_timers_.end(),
+                   [](const SessionTimer& a, const SessionTimer& b) { return TimerLater(a, b); });
   }
 }
 
@@ -794,7 +848,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     // The CONNACK said Subscription Identifier Available 0 (5.0 §3.2.2.3.12).
     ++counters_.protocol_errors;
     Send(c, mqtt::Disconnect{ReasonCode::kSubscriptionIdentifiersNotSupported, {}});
-    Close(c, "subscription identifiers not supported", /*publish_will=*/true, Instant{});
+    Close(c, "subscription identifiers not supported", /*publish_will=*/true, last_now_);
     return;
   }
   std::vector<ReasonCode> codes;

@@ -104,7 +104,7 @@ class Broker {
   // Connections with new output or a close request since the last call.
   std::vector<ConnectionId> TakeDirty();
 
-  // The earliest time OnTimer has work (keep-alive, CONNECT timeout), if any.
+  // The earliest time OnTimer has work (keep-alive, CONNECT timeout, session expiry), if any.
   std::optional<Instant> NextDeadline() const;
   void OnTimer(Instant now);
 
@@ -173,6 +173,16 @@ class Broker {
   // later (keep-alive activity) is pushed again when its old entry comes up, so activity costs
   // no heap operation.
   std::vector<TimerEntry> timers_;
+  // Min-heap of session expiry deadlines (5.0 Session Expiry Interval). An entry whose generation
+  // no longer matches its session (reconnected, or expiry changed) is stale and skipped.
+  struct SessionTimer {
+    Instant when;
+    SubscriberId session;
+    std::uint64_t generation;
+  };
+  std::vector<SessionTimer> session_timers_;
+  // The latest time any call brought, for the few paths that have no `now` of their own.
+  Instant last_now_{};
   // Scratch reused by Route so that a publish does not allocate.
   std::vector<const Subscription*> matches_;
   std::vector<MessageRef> retained_scratch_;

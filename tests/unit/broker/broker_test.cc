@@ -778,6 +778,84 @@ TEST_F(BrokerTest, V5MessageLargerThanTheClientMaximumIsNotSent) {
   EXPECT_EQ(broker_.counters().dropped_too_large, 1U);
 }
 
+mqtt::Connect V5Connect(std::string_view client_id, bool clean_start, std::uint32_t expiry_s,
+                        mqtt::PropertiesBuilder& props) {
+  mqtt::Connect c;
+  c.version = ProtocolVersion::kV5;
+  c.client_id = client_id;
+  c.clean_start = clean_start;
+  props.Clear();
+  if (expiry_s != 0) {
+    props.Add(mqtt::PropertyId::kSessionExpiryInterval, expiry_s);
+  }
+  c.properties = props.view();
+  return c;
+}
+
+TEST_F(BrokerTest, V5SessionExpiresAfterItsIntervalUnlessTheClientReturns) {
+  mqtt::PropertiesBuilder props;
+  {
+    TestClient c(broker_, clock_, ProtocolVersion::kV5);
+    c.Send(V5Connect("exp", true, /*expiry_s=*/60, props));
+    (void)c.Expect<mqtt::Connack>();
+    Subscribe(c, "t", QoS::k1);
+    c.Drop();
+  }
+  clock_.Advance(seconds(59));
+  broker_.OnTimer(clock_.Now());
+  {
+    TestClient c(broker_, clock_, ProtocolVersion::kV5);
+    c.Send(V5Connect("exp", false, 60, props));
+    EXPECT_TRUE(c.Expect<mqtt::Connack>().session_present);  // back in time
+    c.Drop();
+  }
+  clock_.Advance(seconds(59));
+  broker_.OnTimer(clock_.Now());  // the first timer is stale: the session was resumed
+  EXPECT_EQ(broker_.session_count(), 1U);
+  ASSERT_TRUE(broker_.NextDeadline().has_value());
+  clock_.Advance(seconds(2));
+  broker_.OnTimer(clock_.Now());  // 61 s after the second disconnect: 5.0 §3.1.2.11.2
+  EXPECT_EQ(broker_.session_count(), 0U);
+  EXPECT_EQ(broker_.subscription_count(), 0U);
+  TestClient c(broker_, clock_, ProtocolVersion::kV5);
+  c.Send(V5Connect("exp", false, 60, props));
+  EXPECT_FALSE(c.Expect<mqtt::Connack>().session_present);
+}
+
+TEST_F(BrokerTest, V5SessionExpiryZeroEndsTheSessionWithTheConnection) {
+  mqtt::PropertiesBuilder props;
+  TestClient c(broker_, clock_, ProtocolVersion::kV5);
+  c.Send(V5Connect("zero", false, /*expiry_s=*/0, props));
+  (void)c.Expect<mqtt::Connack>();
+  c.Drop();
+  EXPECT_EQ(broker_.session_count(), 0U);
+}
+
+TEST_F(BrokerTest, V5DisconnectMayShortenButNotRaiseFromZero) {
+  mqtt::PropertiesBuilder props;
+  mqtt::PropertiesBuilder disconnect_props;
+  {
+    TestClient c(broker_, clock_, ProtocolVersion::kV5);
+    c.Send(V5Connect("shorten", true, 3600, props));
+    (void)c.Expect<mqtt::Connack>();
+    disconnect_props.Add(mqtt::PropertyId::kSessionExpiryInterval, 0U);
+    c.Send(mqtt::Disconnect{ReasonCode::kSuccess, disconnect_props.view()});
+    c.Finish();
+    EXPECT_EQ(broker_.session_count(), 0U);  // set to 0 on the way out: ends now
+  }
+  TestClient c(broker_, clock_, ProtocolVersion::kV5);
+  c.Send(V5Connect("raise", true, 0, props));
+  (void)c.Expect<mqtt::Connack>();
+  disconnect_props.Clear();
+  disconnect_props.Add(mqtt::PropertyId::kSessionExpiryInterval, 30U);
+  c.Send(mqtt::Disconnect{ReasonCode::kSuccess, disconnect_props.view()});
+  // 5.0 [MQTT-3.14.2-2]: raising it from 0 is a Protocol Error.
+  EXPECT_EQ(c.Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(c.Closed());
+  c.Finish();
+  EXPECT_EQ(broker_.session_count(), 0U);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Slow subscribers and malformed input
 
