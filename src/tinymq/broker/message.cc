@@ -1,5 +1,7 @@
 #include "tinymq/broker/message.h"
 
+#include <algorithm>
+
 namespace tinymq::broker {
 namespace {
 
@@ -25,7 +27,15 @@ MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::Q
   m->payload.assign(payload.begin(), payload.end());
   m->qos = qos;
   m->retain = retain;
-  if (!properties.empty()) {
+  if (properties.empty()) {
+    return m;
+  }
+  const bool all_travel =
+      std::all_of(properties.begin(), properties.end(),
+                  [](const mqtt::Property& p) { return TravelsWithTheMessage(p.id); });
+  if (all_travel) {  // the common case: one copy of the bytes as they came
+    m->properties.assign(properties.bytes().begin(), properties.bytes().end());
+  } else {
     mqtt::PropertiesBuilder kept;
     for (const mqtt::Property& p : properties) {
       if (TravelsWithTheMessage(p.id)) {

@@ -733,15 +733,22 @@ TEST_F(BrokerTest, V5ConnackTellsWhatTheBrokerDoesNotSupport) {
   EXPECT_TRUE(c.Closed());
 }
 
+// A 5.0 CONNECT for `client_id` carrying `props`.
+mqtt::Connect V5ConnectWith(std::string_view client_id, const mqtt::PropertiesBuilder& props,
+                            bool clean_start = true) {
+  mqtt::Connect c;
+  c.version = ProtocolVersion::kV5;
+  c.client_id = client_id;
+  c.clean_start = clean_start;
+  c.properties = props.view();
+  return c;
+}
+
 TEST_F(BrokerTest, V5ClientReceiveMaximumLimitsUnacknowledgedDeliveries) {
   TestClient sub(broker_, clock_, ProtocolVersion::kV5);
   mqtt::PropertiesBuilder rm;
   rm.Add(mqtt::PropertyId::kReceiveMaximum, 2U);
-  mqtt::Connect connect;
-  connect.version = ProtocolVersion::kV5;
-  connect.client_id = "sub5";
-  connect.properties = rm.view();
-  sub.Send(connect);
+  sub.Send(V5ConnectWith("sub5", rm));
   (void)sub.Expect<mqtt::Connack>();
   Subscribe(sub, "t", QoS::k1);
   TestClient pub(broker_, clock_);
@@ -760,11 +767,7 @@ TEST_F(BrokerTest, V5MessageLargerThanTheClientMaximumIsNotSent) {
   TestClient sub(broker_, clock_, ProtocolVersion::kV5);
   mqtt::PropertiesBuilder mps;
   mps.Add(mqtt::PropertyId::kMaximumPacketSize, 64U);
-  mqtt::Connect connect;
-  connect.version = ProtocolVersion::kV5;
-  connect.client_id = "small";
-  connect.properties = mps.view();
-  sub.Send(connect);
+  sub.Send(V5ConnectWith("small", mps));
   (void)sub.Expect<mqtt::Connack>();
   Subscribe(sub, "t", QoS::k1);
   TestClient pub(broker_, clock_);
@@ -778,18 +781,14 @@ TEST_F(BrokerTest, V5MessageLargerThanTheClientMaximumIsNotSent) {
   EXPECT_EQ(broker_.counters().dropped_too_large, 1U);
 }
 
+// A 5.0 CONNECT with Session Expiry Interval `expiry_s` (left out when 0), built in `props`.
 mqtt::Connect V5Connect(std::string_view client_id, bool clean_start, std::uint32_t expiry_s,
                         mqtt::PropertiesBuilder& props) {
-  mqtt::Connect c;
-  c.version = ProtocolVersion::kV5;
-  c.client_id = client_id;
-  c.clean_start = clean_start;
   props.Clear();
   if (expiry_s != 0) {
     props.Add(mqtt::PropertyId::kSessionExpiryInterval, expiry_s);
   }
-  c.properties = props.view();
-  return c;
+  return V5ConnectWith(client_id, props, clean_start);
 }
 
 TEST_F(BrokerTest, V5SessionExpiresAfterItsIntervalUnlessTheClientReturns) {
