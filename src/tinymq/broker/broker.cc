@@ -21,6 +21,10 @@ using mqtt::ReasonCode;
 
 constexpr Instant kNever = Instant::max();
 constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;  // 5.0 §3.1.2.11.2
+// Shared subscription groups are subscribers in the index too; this bit keeps their ids apart from
+// the sessions'.
+constexpr SubscriberId kSharedBit = SubscriberId{1} << 63;
+constexpr std::string_view kSharePrefix = "$share/";
 
 QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
 QoS MaxQos(QoS a, QoS b) { return static_cast<unsigned>(a) > static_cast<unsigned>(b) ? a : b; }
@@ -50,21 +54,44 @@ bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
 
 }  // namespace
 
+// A will as the broker keeps it once its CONNECT buffer is gone.
+struct Broker::Will {
+  std::string topic;
+  std::vector<std::uint8_t> payload;
+  QoS qos = QoS::k0;
+  bool retain = false;
+  std::vector<std::uint8_t> properties;  // 5.0 will properties as received
+};
+
+// One message on its way to one session.
+struct Broker::Delivery {
+  MessageRef message;
+  QoS qos = QoS::k1;
+  bool retain = false;
+  // The shared subscription group it was given to this session through (0: none), so that it
+  // can go to another member if this one goes away.
+  SubscriberId group = 0;
+  // 5.0 Subscription Identifiers of the matching subscriptions (§3.3.2.3.8); usually none or one.
+  std::vector<std::uint32_t> ids;
+};
+
+// A shared subscription "$share/{name}/{filter}" (5.0 §4.8.2): one entry in the index, whose
+// matches go to one member each.
+struct Broker::SharedGroup {
+  SubscriberId id = 0;  // its subscriber id in index_ (kSharedBit set)
+  std::string key;      // "$share/{name}/{filter}"
+  std::string filter;
+  std::vector<Subscription> members;  // each member session's options and identifier
+  std::size_t next = 0;               // round robin position
+};
+
 struct Broker::Session {
   // A QoS 1/2 PUBLISH sent and not yet fully acknowledged. The list keeps PUBLISHes in the order
   // first sent; an entry moves to the end when its PUBREC arrives (see HandlePubrec).
   struct InFlight {
     std::uint16_t packet_id = 0;
-    MessageRef message;
-    QoS qos = QoS::k1;
-    bool retain = false;
+    Delivery delivery;
     bool released = false;  // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
-  };
-  // A message waiting for the client to connect, the in-flight window or the output to drain.
-  struct Pending {
-    MessageRef message;
-    QoS qos = QoS::k1;
-    bool retain = false;
   };
 
   SubscriberId id = 0;
@@ -74,27 +101,34 @@ struct Broker::Session {
   // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
   // 3.1.x persistent session and for 0xFFFFFFFF.
   std::uint32_t expiry_s = 0;
-  std::uint64_t generation = 0;  // bumped on every attach: older expiry timers are stale
+  std::uint64_t generation = 0;  // bumped on every attach: older session timers are stale
   Connection* connection = nullptr;
-  std::unordered_map<std::string, QoS> subscriptions;  // filter -> granted QoS
+  std::unordered_map<std::string, QoS> subscriptions;  // filter as subscribed -> granted QoS
   std::list<InFlight> inflight;
   std::unordered_map<std::uint16_t, std::list<InFlight>::iterator> inflight_by_id;
-  std::deque<Pending> queue;
+  std::deque<Delivery> queue;  // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
   bool dropping = false;  // a drop was logged; cleared when the queue has room again
   std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 received, PUBREL awaited
   std::uint16_t last_packet_id = 0;
+  // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
+  std::optional<Will> delayed_will;
+};
+
+// The topic aliases the broker has set up towards one 5.0 client (5.0 §3.3.2.3.4): the most
+// recently used topics keep theirs; a new topic takes a free alias or the least recently used.
+struct Broker::OutboundAliases {
+  struct Entry {
+    std::string topic;
+    std::uint16_t alias = 0;
+  };
+  std::uint16_t capacity = 0;
+  std::list<Entry> lru;  // most recently used first
+  std::unordered_map<std::string_view, std::list<Entry>::iterator> by_topic;  // keys: lru topics
 };
 
 struct Broker::Connection {
-  enum class State : std::uint8_t { kAwaitConnect, kConnected, kClosing };
-  struct OwnedWill {
-    std::string topic;
-    std::vector<std::uint8_t> payload;
-    QoS qos = QoS::k0;
-    bool retain = false;
-    std::vector<std::uint8_t> properties;  // 5.0 will properties as received
-  };
+  enum class State : std::uint8_t { kAwaitConnect, kAuthenticating, kConnected, kClosing };
 
   ConnectionId id = 0;
   std::string peer;
@@ -110,10 +144,21 @@ struct Broker::Connection {
   bool in_timer_heap = false;
   Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
   bool dirty = false;
-  std::optional<OwnedWill> will;
+  std::optional<Will> will;
   // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
   std::uint16_t client_receive_maximum = 65535;
   std::uint32_t client_max_packet_size = UINT32_MAX;
+  // 5.0 Request Problem Information: 0 forbids Reason Strings outside CONNACK, DISCONNECT and
+  // PUBLISH [MQTT-3.1.2-29].
+  bool problem_information = true;
+  // Inbound topic aliases: the topic of alias i at index i - 1 (allocated on first use).
+  std::vector<std::string> aliases_in;
+  std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
+  // Enhanced authentication (5.0 §4.12): the method the connection authenticated with, the
+  // exchange in progress, and the CONNECT (re-encoded) that waits for it to succeed.
+  std::string auth_method;
+  std::unique_ptr<AuthExchange> auth;
+  std::vector<std::uint8_t> pending_connect;
 
   std::size_t pending() const { return out.size() - out_begin; }
 };
@@ -258,18 +303,47 @@ void Broker::Send(Connection& c, const mqtt::Packet& packet) {
   MarkDirty(c);
 }
 
+void Broker::SendDisconnect(Connection& c, ReasonCode reason, std::string_view why) {
+  if (c.version != ProtocolVersion::kV5) {
+    return;  // 3.1.x has no server DISCONNECT: the connection is just closed
+  }
+  mqtt::PropertiesBuilder props;
+  // [MQTT-3.14.2-3]: the Reason String goes only if the packet stays within the client's Maximum
+  // Packet Size (fixed header 2, reason 1, property length 1-2, string 3 + its length).
+  if (why.size() <= 0xFFFF && why.size() + 10 <= c.client_max_packet_size) {
+    props.Add(mqtt::PropertyId::kReasonString, why);
+  }
+  Send(c, mqtt::Disconnect{reason, props.view()});
+}
+
+void Broker::Reject(Connection& c, ReasonCode reason, std::string_view why, Instant now) {
+  ++counters_.protocol_errors;
+  SendDisconnect(c, reason, why);
+  Close(c, why, /*publish_will=*/true, now);
+}
+
 void Broker::Close(Connection& c, std::string_view why, bool publish_will, Instant now) {
   if (c.state == Connection::State::kClosing) {
     return;
   }
   const bool was_connected = c.state == Connection::State::kConnected;
-  std::optional<Connection::OwnedWill> will = std::move(c.will);
+  std::optional<Will> will = std::move(c.will);
   c.will.reset();
+  c.auth.reset();
   c.state = Connection::State::kClosing;
   MarkDirty(c);
-  if (c.session != nullptr) {
-    Detach(*c.session, now);
-    c.session = nullptr;
+  Session* s = c.session;
+  c.session = nullptr;
+  std::uint32_t will_delay_s = 0;
+  if (publish_will && will && s != nullptr && !s->ends_with_connection && s->expiry_s != 0 &&
+      c.version == ProtocolVersion::kV5) {
+    // 5.0 §3.1.3.2.2: the will waits for its delay, unless the session ends first.
+    will_delay_s = mqtt::Properties::FromValidated(mqtt::BinaryView(will->properties))
+                       .Number(mqtt::PropertyId::kWillDelayInterval)
+                       .value_or(0);
+  }
+  if (s != nullptr) {
+    Detach(*s, now);  // may end the session (then `s` is gone)
   }
   if (log_ && was_connected) {
     log_(LogLevel::kInfo,
@@ -278,17 +352,26 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
     log_(LogLevel::kDebug, "connection from " + c.peer + " closed before CONNECT completed (" +
                                std::string(why) + ")");
   }
+  if (!publish_will || !will) {
+    return;
+  }
+  if (will_delay_s != 0) {
+    s->delayed_will = std::move(*will);
+    PushSessionTimer(*s, now + std::chrono::seconds(will_delay_s), /*will=*/true);
+    return;
+  }
   // The will goes out after the session is detached, as if its client had published it last
   // ([MQTT-3.1.2-8]).
-  if (publish_will && will) {
-    MessageRef m =
-        MakeMessage(will->topic, mqtt::BinaryView(will->payload), will->qos, will->retain,
-                    mqtt::Properties::FromValidated(mqtt::BinaryView(will->properties)));
-    if (m->retain) {
-      retained_.Set(m);
-    }
-    Route(m);
+  PublishWill(std::move(*will), now);
+}
+
+void Broker::PublishWill(Will will, Instant now) {
+  MessageRef m = MakeMessage(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
+                             mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
+  if (m->retain) {
+    retained_.Set(m);
   }
+  Route(m, /*publisher=*/0, /*publisher_id=*/{});
 }
 
 void Broker::ArmTimer(Connection& c) {
@@ -302,6 +385,12 @@ void Broker::ArmTimer(Connection& c) {
   timers_.push_back({c.deadline, c.id});
   std::push_heap(timers_.begin(), timers_.end(),
                  [](const TimerEntry& a, const TimerEntry& b) { return TimerLater(a, b); });
+}
+
+void Broker::PushSessionTimer(Session& s, Instant when, bool will) {
+  session_timers_.push_back({when, s.id, s.generation, will});
+  std::push_heap(session_timers_.begin(), session_timers_.end(),
+                 [](const SessionTimer& a, const SessionTimer& b) { return TimerLater(a, b); });
 }
 
 std::optional<Instant> Broker::NextDeadline() const {
@@ -329,10 +418,19 @@ void Broker::OnTimer(Instant now) {
         it->second->connection != nullptr) {
       continue;  // gone, resumed or rescheduled since
     }
-    if (log_) {
-      log_(LogLevel::kInfo, "session " + it->second->client_id + " expired");
+    Session& s = *it->second;
+    if (t.will) {
+      if (s.delayed_will) {  // [MQTT-3.1.3-9]: the delay passed and no connection came back
+        Will will = std::move(*s.delayed_will);
+        s.delayed_will.reset();
+        PublishWill(std::move(will), now);
+      }
+      continue;
     }
-    DestroySession(*it->second);  // 5.0 §3.1.2.11.2
+    if (log_) {
+      log_(LogLevel::kInfo, "session " + s.client_id + " expired");
+    }
+    DestroySession(s);  // 5.0 §3.1.2.11.2
   }
   auto later = [](const TimerEntry& a, const TimerEntry& b) { return TimerLater(a, b); };
   while (!timers_.empty() && timers_.front().when <= now) {
@@ -351,12 +449,10 @@ void Broker::OnTimer(Instant now) {
       ArmTimer(*c);  // activity moved the deadline since this entry was pushed
       continue;
     }
-    if (c->state == Connection::State::kAwaitConnect) {
+    if (c->state != Connection::State::kConnected) {
       Close(*c, "no CONNECT in time", /*publish_will=*/false, now);
     } else {
-      if (c->version == ProtocolVersion::kV5) {
-        Send(*c, mqtt::Disconnect{ReasonCode::kKeepAliveTimeout, {}});
-      }
+      SendDisconnect(*c, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
       Close(*c, "keep-alive timeout", /*publish_will=*/true, now);  // [MQTT-3.1.2-24]
     }
   }
@@ -366,7 +462,7 @@ void Broker::HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant n
   ++counters_.protocol_errors;
   const ReasonCode reason = mqtt::ToReasonCode(error);
   const std::string why = "protocol error: " + std::string(mqtt::Describe(error));
-  if (c.state == Connection::State::kAwaitConnect) {
+  if (c.state != Connection::State::kConnected) {
     if (error == mqtt::DecodeError::kUnsupportedProtocolLevel) {
       // [MQTT-3.1.2-2]: CONNACK 0x01 (unacceptable protocol level), then close. The level is not
       // one we speak, so the CONNACK takes the 3.1.1 form every MQTT client reads.
@@ -375,21 +471,33 @@ void Broker::HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant n
     } else if (c.decoder.version() == ProtocolVersion::kV5) {
       // 5.0 [MQTT-3.1.4-2]: a CONNACK with a reason code of 0x80 or more may precede the close.
       c.version = ProtocolVersion::kV5;
-      Send(c, mqtt::Connack{false, reason, {}});
+      mqtt::PropertiesBuilder props;
+      props.Add(mqtt::PropertyId::kReasonString, mqtt::Describe(error));
+      Send(c, mqtt::Connack{false, reason, props.view()});
     }
     // 3.1.1 [MQTT-3.1.4-1]: otherwise close without a CONNACK.
     Close(c, why, /*publish_will=*/false, now);
     return;
   }
-  if (c.version == ProtocolVersion::kV5) {
-    Send(c, mqtt::Disconnect{reason, {}});  // 5.0 §4.13: DISCONNECT with the reason, then close
-  }
+  // 5.0 §4.13: DISCONNECT with the reason, then close.
+  SendDisconnect(c, reason, mqtt::Describe(error));
   Close(c, why, /*publish_will=*/true, now);
 }
 
 void Broker::HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now) {
   if (const auto* connect = std::get_if<mqtt::Connect>(&packet)) {
     HandleConnect(c, *connect, now);
+    return;
+  }
+  if (const auto* auth = std::get_if<mqtt::Auth>(&packet)) {
+    HandleAuth(c, *auth, now);
+    return;
+  }
+  if (c.state == Connection::State::kAuthenticating) {
+    // 5.0 §4.12: only AUTH may come between a CONNECT that starts an exchange and its CONNACK.
+    ++counters_.protocol_errors;
+    Send(c, mqtt::Connack{false, ReasonCode::kProtocolError, {}});
+    Close(c, "protocol error: packet other than AUTH during authentication", false, now);
     return;
   }
   TINYMQ_DCHECK(c.state == Connection::State::kConnected);  // the decoder enforces CONNECT first
@@ -413,37 +521,108 @@ void Broker::HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now
         } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
           Send(c, mqtt::Pingresp{});  // [MQTT-3.12.4-1]
         } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
-          if (c.version == ProtocolVersion::kV5) {
-            if (auto expiry = p.properties.Number(mqtt::PropertyId::kSessionExpiryInterval)) {
-              if (c.session->expiry_s == 0 && *expiry != 0) {
-                // 5.0 [MQTT-3.14.2-2]: a session that was to end with the connection cannot be
-                // given a lifetime on the way out.
-                ++counters_.protocol_errors;
-                Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
-                Close(c, "protocol error: session expiry raised from 0 in DISCONNECT",
-                      /*publish_will=*/true, now);
-                return;
-              }
-              c.session->expiry_s = *expiry;
-              c.session->ends_with_connection = *expiry == 0;
-            }
-          }
-          // [MQTT-3.14.4-3]: a DISCONNECT discards the will; 5.0 reason 0x04 asks for it.
-          const bool with_will = p.reason == ReasonCode::kDisconnectWithWill;
-          Close(c, "client sent DISCONNECT", with_will, now);
+          HandleDisconnect(c, p, now);
         } else {
-          // CONNACK, SUBACK, UNSUBACK, PINGRESP and AUTH (not supported yet) are not for a server.
-          ++counters_.protocol_errors;
-          if (c.version == ProtocolVersion::kV5) {
-            Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
-          }
-          Close(c,
-                "protocol error: " + std::string(mqtt::PacketTypeName(mqtt::TypeOf(packet))) +
-                    " sent by a client",
-                /*publish_will=*/true, now);
+          // CONNACK, SUBACK, UNSUBACK and PINGRESP are not for a server.
+          Reject(c, ReasonCode::kProtocolError,
+                 "protocol error: " + std::string(mqtt::PacketTypeName(mqtt::TypeOf(packet))) +
+                     " sent by a client",
+                 now);
         }
       },
       packet);
+}
+
+void Broker::HandleDisconnect(Connection& c, const mqtt::Disconnect& p, Instant now) {
+  if (c.version == ProtocolVersion::kV5) {
+    if (auto expiry = p.properties.Number(mqtt::PropertyId::kSessionExpiryInterval)) {
+      Session& s = *c.session;
+      if (s.expiry_s == 0 && *expiry != 0) {
+        // 5.0 [MQTT-3.14.2-2]: a session that was to end with the connection cannot be given a
+        // lifetime on the way out.
+        Reject(c, ReasonCode::kProtocolError,
+               "protocol error: session expiry raised from 0 in DISCONNECT", now);
+        return;
+      }
+      s.expiry_s = *expiry;
+      if (limits_.max_session_expiry_s != 0 && s.expiry_s > limits_.max_session_expiry_s) {
+        s.expiry_s = limits_.max_session_expiry_s;
+      }
+      s.ends_with_connection = s.expiry_s == 0;
+    }
+  }
+  // [MQTT-3.14.4-3]: a DISCONNECT discards the will; 5.0 reason 0x04 asks for it.
+  const bool with_will = p.reason == ReasonCode::kDisconnectWithWill;
+  Close(c, "client sent DISCONNECT", with_will, now);
+}
+
+void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
+  const std::string_view method =
+      auth.properties.Text(mqtt::PropertyId::kAuthenticationMethod).value_or("");
+  const mqtt::BinaryView data =
+      auth.properties.Binary(mqtt::PropertyId::kAuthenticationData).value_or(mqtt::BinaryView{});
+  const bool connecting = c.state == Connection::State::kAuthenticating;
+  auto fail = [&](ReasonCode reason, std::string_view why) {
+    ++counters_.protocol_errors;
+    if (connecting) {
+      Send(c, mqtt::Connack{false, reason, {}});
+      Close(c, why, /*publish_will=*/false, now);
+    } else {
+      SendDisconnect(c, reason, why);
+      Close(c, why, /*publish_will=*/true, now);
+    }
+  };
+  // [MQTT-4.12.0-5] / [MQTT-4.12.1-1]: AUTH only within an exchange, with the method it began.
+  if (c.auth_method.empty() || method != c.auth_method) {
+    fail(ReasonCode::kProtocolError, "protocol error: AUTH without enhanced authentication");
+    return;
+  }
+  if (auth.reason == ReasonCode::kReAuthenticate && c.auth == nullptr && !connecting) {
+    c.auth = authenticator_ != nullptr ? authenticator_->Begin(method, c.client_id) : nullptr;
+    if (c.auth == nullptr) {
+      fail(ReasonCode::kBadAuthenticationMethod, "authentication method no longer supported");
+      return;
+    }
+  } else if (auth.reason != ReasonCode::kContinueAuthentication || c.auth == nullptr) {
+    fail(ReasonCode::kProtocolError, "protocol error: unexpected AUTH");
+    return;
+  }
+  AuthStep step = c.auth->Next(data);
+  mqtt::PropertiesBuilder props;
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+  if (!step.data.empty()) {
+    props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
+  }
+  switch (step.outcome) {
+    case AuthStep::Outcome::kContinue:
+      Send(c, mqtt::Auth{ReasonCode::kContinueAuthentication, props.view()});
+      return;
+    case AuthStep::Outcome::kFail:
+      c.auth.reset();
+      if (connecting) {
+        Send(c, mqtt::Connack{false, step.reason, {}});
+        Close(c, "authentication failed", /*publish_will=*/false, now);
+      } else {
+        SendDisconnect(c, step.reason, "re-authentication failed");
+        Close(c, "re-authentication failed", /*publish_will=*/true, now);
+      }
+      return;
+    case AuthStep::Outcome::kSuccess: break;
+  }
+  c.auth.reset();
+  if (!connecting) {
+    Send(c, mqtt::Auth{ReasonCode::kSuccess, props.view()});  // 5.0 §4.12.1: re-authenticated
+    return;
+  }
+  // The CONNECT that waited for the exchange goes on (it decoded once, so it decodes again).
+  const std::vector<std::uint8_t> bytes = std::move(c.pending_connect);
+  c.pending_connect.clear();
+  auto header = mqtt::ParseFixedHeader(mqtt::BinaryView(bytes), mqtt::kMaxRemainingLength + 5);
+  TINYMQ_CHECK(header && header->has_value());
+  const std::size_t at = (*header)->size;
+  auto packet = mqtt::DecodePacket(**header, mqtt::BinaryView(bytes.data() + at, bytes.size() - at), c.version);
+  TINYMQ_CHECK(packet && std::holds_alternative<mqtt::Connect>(*packet));
+  AcceptConnect(c, std::get<mqtt::Connect>(*packet), now, mqtt::BinaryView(step.data));
 }
 
 std::string Broker::GenerateClientId() {
@@ -460,90 +639,155 @@ std::string Broker::GenerateClientId() {
 void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant now) {
   if (c.state != Connection::State::kAwaitConnect) {
     // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
-    ++counters_.protocol_errors;
-    if (c.version == ProtocolVersion::kV5) {
-      Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
+    if (c.state == Connection::State::kAuthenticating) {
+      ++counters_.protocol_errors;
+      Send(c, mqtt::Connack{false, ReasonCode::kProtocolError, {}});
+      Close(c, "protocol error: second CONNECT", /*publish_will=*/false, now);
+      return;
     }
-    Close(c, "protocol error: second CONNECT", /*publish_will=*/true, now);
+    Reject(c, ReasonCode::kProtocolError, "protocol error: second CONNECT", now);
     return;
   }
   c.version = connect.version;
   const bool v5 = connect.version == ProtocolVersion::kV5;
   auto refuse = [&](ReasonCode reason, std::string_view why) {
-    Send(c, mqtt::Connack{false, reason, {}});
+    mqtt::PropertiesBuilder props;
+    if (v5) {
+      props.Add(mqtt::PropertyId::kReasonString, why);
+    }
+    Send(c, mqtt::Connack{false, reason, props.view()});
     Close(c, why, /*publish_will=*/false, now);
   };
 
-  std::string client_id(connect.client_id);
-  bool assigned = false;
-  if (client_id.empty()) {
+  if (connect.client_id.empty() &&
+      (connect.version == ProtocolVersion::kV31 || (!v5 && !connect.clean_start))) {
     // 3.1 needs an identifier; 3.1.1 gives one only to a clean session ([MQTT-3.1.3-6],
     // [MQTT-3.1.3-8]); 5.0 assigns one in every case (§3.1.3.1).
-    if (connect.version == ProtocolVersion::kV31 || (!v5 && !connect.clean_start)) {
-      refuse(ReasonCode::kClientIdentifierNotValid, "empty client identifier");
-      return;
-    }
-    client_id = GenerateClientId();
-    assigned = true;
+    refuse(ReasonCode::kClientIdentifierNotValid, "empty client identifier");
+    return;
   }
-  if (client_id.size() > limits_.max_client_id_length) {
+  if (connect.client_id.size() > limits_.max_client_id_length) {
     refuse(ReasonCode::kClientIdentifierNotValid, "client identifier too long");
     return;
   }
-  // 5.0: Topic Alias Maximum is not offered (0) and AUTH is not supported yet (issue #4).
-  if (v5 && connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod)) {
-    refuse(ReasonCode::kBadAuthenticationMethod, "enhanced authentication not supported");
+  if (connect.will && static_cast<unsigned>(connect.will->qos) >
+                          static_cast<unsigned>(limits_.maximum_qos)) {
+    refuse(ReasonCode::kQosNotSupported, "will QoS above the maximum QoS");  // [MQTT-3.2.2-12]
     return;
   }
+  if (connect.will && connect.will->retain && !limits_.retain_available) {
+    refuse(ReasonCode::kRetainNotSupported, "retained wills are not available");  // [MQTT-3.2.2-13]
+    return;
+  }
+  const std::optional<std::string_view> method =
+      v5 ? connect.properties.Text(mqtt::PropertyId::kAuthenticationMethod) : std::nullopt;
+  if (!method) {
+    AcceptConnect(c, connect, now, {});
+    return;
+  }
+  // 5.0 §4.12: enhanced authentication, through the Authenticator.
+  std::unique_ptr<AuthExchange> exchange =
+      authenticator_ != nullptr ? authenticator_->Begin(*method, connect.client_id) : nullptr;
+  if (exchange == nullptr) {
+    refuse(ReasonCode::kBadAuthenticationMethod,
+           "authentication method '" + std::string(*method) + "' not supported");
+    return;
+  }
+  AuthStep step = exchange->Next(
+      connect.properties.Binary(mqtt::PropertyId::kAuthenticationData).value_or(mqtt::BinaryView{}));
+  c.auth_method = *method;
+  switch (step.outcome) {
+    case AuthStep::Outcome::kFail: refuse(step.reason, "authentication failed"); return;
+    case AuthStep::Outcome::kSuccess:
+      AcceptConnect(c, connect, now, mqtt::BinaryView(step.data));
+      return;
+    case AuthStep::Outcome::kContinue: break;
+  }
+  c.auth = std::move(exchange);
+  c.state = Connection::State::kAuthenticating;
+  c.pending_connect.clear();
+  TINYMQ_CHECK(mqtt::Encode(mqtt::Packet(connect), c.version, c.pending_connect).has_value());
+  mqtt::PropertiesBuilder props;
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+  if (!step.data.empty()) {
+    props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
+  }
+  Send(c, mqtt::Auth{ReasonCode::kContinueAuthentication, props.view()});
+}
 
+void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant now,
+                           mqtt::BinaryView auth_data) {
+  const bool v5 = connect.version == ProtocolVersion::kV5;
+  std::string client_id(connect.client_id);
+  const bool assigned = client_id.empty();
+  if (assigned) {
+    client_id = GenerateClientId();
+  }
   c.client_id = client_id;
   c.keep_alive = connect.keep_alive;
+  bool keep_alive_changed = false;
+  if (v5 && limits_.max_keep_alive_s != 0 &&
+      (c.keep_alive == 0 || c.keep_alive > limits_.max_keep_alive_s)) {
+    c.keep_alive = limits_.max_keep_alive_s;  // 5.0 §3.2.2.3.14: Server Keep Alive
+    keep_alive_changed = true;
+  }
   if (v5) {
-    // 5.0 §3.1.2.11.3 / §3.1.2.11.4: the client's receive window and largest packet it accepts.
+    // 5.0 §3.1.2.11: what the client can take.
     c.client_receive_maximum = static_cast<std::uint16_t>(
         connect.properties.Number(mqtt::PropertyId::kReceiveMaximum).value_or(65535));
     c.client_max_packet_size =
         connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX);
+    c.problem_information =
+        connect.properties.Number(mqtt::PropertyId::kRequestProblemInformation).value_or(1) != 0;
+    const auto alias_max = static_cast<std::uint16_t>(std::min<std::uint32_t>(
+        connect.properties.Number(mqtt::PropertyId::kTopicAliasMaximum).value_or(0),
+        limits_.outbound_topic_alias_maximum));
+    if (alias_max != 0) {
+      c.aliases_out = std::make_unique<OutboundAliases>();
+      c.aliases_out->capacity = alias_max;
+    }
   }
   if (connect.will) {
     const mqtt::BinaryView will_props = connect.will->properties.bytes();
-    c.will = Connection::OwnedWill{std::string(connect.will->topic),
-                                   {connect.will->payload.begin(), connect.will->payload.end()},
-                                   connect.will->qos,
-                                   connect.will->retain,
-                                   {will_props.begin(), will_props.end()}};
+    c.will = Will{std::string(connect.will->topic),
+                  {connect.will->payload.begin(), connect.will->payload.end()},
+                  connect.will->qos,
+                  connect.will->retain,
+                  {will_props.begin(), will_props.end()}};
   }
 
   // Session takeover: [MQTT-3.1.4-2] the server disconnects the existing client.
   auto existing = sessions_.find(client_id);
   if (existing != sessions_.end() && existing->second->connection != nullptr) {
     Connection& old = *existing->second->connection;
-    if (old.version == ProtocolVersion::kV5) {
-      Send(old, mqtt::Disconnect{ReasonCode::kSessionTakenOver, {}});
-    }
+    SendDisconnect(old, ReasonCode::kSessionTakenOver, "session taken over");
     Close(old, "session taken over by a new connection", /*publish_will=*/true, now);
     existing = sessions_.find(client_id);  // Close may have ended a clean session
   }
   // 3.1.1 Clean Session / 5.0 Clean Start discard the old state ([MQTT-3.1.2-6]); 5.0 keeps the
   // session after the connection only when the Session Expiry Interval is above 0.
-  const std::uint32_t expiry_s =
+  const std::uint32_t asked_expiry_s =
       v5 ? connect.properties.Number(mqtt::PropertyId::kSessionExpiryInterval).value_or(0)
          : (connect.clean_start ? 0 : kNeverExpires);
+  const std::uint32_t expiry_s = limits_.max_session_expiry_s != 0
+                                     ? std::min(asked_expiry_s, limits_.max_session_expiry_s)
+                                     : asked_expiry_s;
   const bool ends_with_connection = expiry_s == 0;
   bool session_present = false;
   Session* session = nullptr;
   if (existing != sessions_.end() && connect.clean_start) {
-    DestroySession(*existing->second);
+    DestroySession(*existing->second);  // a delayed will goes out now: its session ended
   } else if (existing != sessions_.end()) {
     session = existing->second.get();
-    session_present = true;  // [MQTT-3.2.2-2]
+    session_present = true;      // [MQTT-3.2.2-2]
+    session->delayed_will.reset();  // [MQTT-3.1.3-9]: back before the delay passed
   }
   if (session == nullptr) {
     session = &CreateSession(client_id, ends_with_connection);
   }
   session->ends_with_connection = ends_with_connection;
   session->expiry_s = expiry_s;
-  ++session->generation;  // a pending expiry timer no longer applies
+  ++session->generation;  // pending session timers no longer apply
   session->connection = &c;
   c.session = session;
   c.state = Connection::State::kConnected;
@@ -552,17 +796,48 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
 
   mqtt::PropertiesBuilder props;
   if (v5) {
-    // 5.0 §3.2.2.3: what this broker allows. Absent properties mean their defaults (Maximum QoS
-    // 2, Retain Available, Wildcard Subscription Available, Topic Alias Maximum 0).
+    // 5.0 §3.2.2.3: what this broker allows. An absent property means its default: Receive
+    // Maximum 65535, Maximum QoS 2, Retain Available, no Maximum Packet Size, Topic Alias Maximum
+    // 0, wildcard, identifier and shared subscriptions available.
     if (assigned) {
       props.Add(mqtt::PropertyId::kAssignedClientIdentifier, client_id);
+    }
+    if (expiry_s != asked_expiry_s) {
+      props.Add(mqtt::PropertyId::kSessionExpiryInterval, expiry_s);
+    }
+    if (limits_.receive_maximum != 65535) {
+      props.Add(mqtt::PropertyId::kReceiveMaximum, limits_.receive_maximum);
+    }
+    if (limits_.maximum_qos != QoS::k2) {
+      props.Add(mqtt::PropertyId::kMaximumQos, static_cast<std::uint32_t>(limits_.maximum_qos));
+    }
+    if (!limits_.retain_available) {
+      props.Add(mqtt::PropertyId::kRetainAvailable, 0U);
     }
     if (limits_.max_packet_size < mqtt::kMaxRemainingLength + 5) {
       props.Add(mqtt::PropertyId::kMaximumPacketSize, limits_.max_packet_size);
     }
-    // Not supported yet (issue #4): say so, so that clients do not try.
-    props.Add(mqtt::PropertyId::kSubscriptionIdentifierAvailable, 0U);
-    props.Add(mqtt::PropertyId::kSharedSubscriptionAvailable, 0U);
+    if (limits_.topic_alias_maximum != 0) {
+      props.Add(mqtt::PropertyId::kTopicAliasMaximum, limits_.topic_alias_maximum);
+    }
+    if (!limits_.wildcard_subscriptions) {
+      props.Add(mqtt::PropertyId::kWildcardSubscriptionAvailable, 0U);
+    }
+    if (!limits_.subscription_identifiers) {
+      props.Add(mqtt::PropertyId::kSubscriptionIdentifierAvailable, 0U);
+    }
+    if (!limits_.shared_subscriptions) {
+      props.Add(mqtt::PropertyId::kSharedSubscriptionAvailable, 0U);
+    }
+    if (keep_alive_changed) {
+      props.Add(mqtt::PropertyId::kServerKeepAlive, c.keep_alive);
+    }
+    if (!c.auth_method.empty()) {
+      props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+      if (!auth_data.empty()) {
+        props.AddBinary(mqtt::PropertyId::kAuthenticationData, auth_data);
+      }
+    }
   }
   Send(c, mqtt::Connack{session_present, ReasonCode::kSuccess, props.view()});
   if (log_) {
@@ -589,11 +864,16 @@ Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_w
 
 void Broker::DestroySession(Session& s) {
   TINYMQ_CHECK(s.connection == nullptr);
-  for (const auto& [filter, qos] : s.subscriptions) {
-    index_.Unsubscribe(filter, s.id);
+  RehomeShared(s, /*session_ends=*/true);
+  for (const auto& [key, qos] : s.subscriptions) {
+    RemoveSubscription(s, key);
   }
+  std::optional<Will> will = std::move(s.delayed_will);
   sessions_by_id_.erase(s.id);
   sessions_.erase(s.client_id);  // destroys `s`
+  if (will) {
+    PublishWill(std::move(*will), last_now_);  // 5.0 §3.1.3.2.2: the session ended first
+  }
 }
 
 void Broker::Detach(Session& s, Instant now) {
@@ -602,29 +882,94 @@ void Broker::Detach(Session& s, Instant now) {
     DestroySession(s);
     return;
   }
+  RehomeShared(s, /*session_ends=*/false);
+  ++s.generation;
   if (s.expiry_s != kNeverExpires) {
-    session_timers_.push_back({now + std::chrono::seconds(s.expiry_s), s.id, ++s.generation});
-    std::push_heap(session_timers_.begin(), session_timers_.end(),
-                   [](const SessionTimer& a, const SessionTimer& b) { return TimerLater(a, b); });
+    PushSessionTimer(s, now + std::chrono::seconds(s.expiry_s), /*will=*/false);
+  }
+}
+
+void Broker::RehomeShared(Session& s, bool session_ends) {
+  std::vector<Delivery> moving;
+  for (auto it = s.queue.begin(); it != s.queue.end();) {
+    if (it->group != 0) {
+      s.queued_bytes -= it->message->payload.size();
+      moving.push_back(std::move(*it));
+      it = s.queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Unacknowledged QoS 1 goes too (at least once allows the copy this member may have got); QoS 2
+  // stays, since exactly once forbids a second receiver.
+  for (auto it = s.inflight.begin(); it != s.inflight.end();) {
+    if (it->delivery.group != 0 && it->delivery.qos == QoS::k1) {
+      s.inflight_by_id.erase(it->packet_id);
+      moving.push_back(std::move(it->delivery));
+      it = s.inflight.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (Delivery& d : moving) {
+    auto group = shared_by_id_.find(d.group);
+    const Subscription* member =
+        group == shared_by_id_.end()
+            ? nullptr
+            : PickMember(*group->second, {}, /*exclude=*/s.id, /*online_only=*/!session_ends);
+    auto target = member != nullptr ? sessions_by_id_.find(member->subscriber)
+                                    : sessions_by_id_.end();
+    if (target != sessions_by_id_.end()) {
+      d.qos = MinQos(d.message->qos, member->options.max_qos);
+      d.ids.clear();
+      if (member->identifier != 0) {
+        d.ids.push_back(member->identifier);
+      }
+      Deliver(*target->second, std::move(d));
+    } else if (!session_ends) {
+      Enqueue(s, std::move(d));  // nobody else can take it: it waits for this member
+    }
   }
 }
 
 void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   Session& s = *c.session;
+  const bool v5 = c.version == ProtocolVersion::kV5;
   ++counters_.messages_received;
-  if (c.version == ProtocolVersion::kV5 && p.properties.Find(mqtt::PropertyId::kTopicAlias)) {
-    // The CONNACK offered no Topic Alias Maximum, so any alias is out of range (5.0 §3.3.2.3.4).
-    ++counters_.protocol_errors;
-    Send(c, mqtt::Disconnect{ReasonCode::kTopicAliasInvalid, {}});
-    Close(c, "protocol error: topic alias not allowed", /*publish_will=*/true, now);
+  std::string_view topic = p.topic;
+  if (v5) {
+    if (auto alias = p.properties.Number(mqtt::PropertyId::kTopicAlias)) {
+      // 5.0 §3.3.2.3.4: 1 to the CONNACK's Topic Alias Maximum [MQTT-3.3.2-9].
+      if (*alias == 0 || *alias > limits_.topic_alias_maximum) {
+        Reject(c, ReasonCode::kTopicAliasInvalid, "topic alias out of range", now);
+        return;
+      }
+      if (c.aliases_in.empty()) {
+        c.aliases_in.resize(limits_.topic_alias_maximum);
+      }
+      std::string& known = c.aliases_in[*alias - 1];
+      if (!topic.empty()) {
+        known.assign(topic);  // [MQTT-3.3.2-12]: a name with an alias sets (or resets) it
+      } else if (known.empty()) {
+        Reject(c, ReasonCode::kProtocolError, "protocol error: topic alias not set", now);
+        return;
+      } else {
+        topic = known;
+      }
+    }
+    if (p.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier)) {
+      // [MQTT-3.3.4-6]: a client's PUBLISH carries no Subscription Identifier.
+      Reject(c, ReasonCode::kProtocolError,
+             "protocol error: subscription identifier in a client PUBLISH", now);
+      return;
+    }
+  }
+  if (static_cast<unsigned>(p.qos) > static_cast<unsigned>(limits_.maximum_qos)) {
+    Reject(c, ReasonCode::kQosNotSupported, "QoS above the maximum QoS", now);  // [MQTT-3.2.2-11]
     return;
   }
-  if (c.version == ProtocolVersion::kV5 &&
-      p.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier)) {
-    // [MQTT-3.3.4-6]: a client's PUBLISH carries no Subscription Identifier.
-    ++counters_.protocol_errors;
-    Send(c, mqtt::Disconnect{ReasonCode::kProtocolError, {}});
-    Close(c, "protocol error: subscription identifier in a client PUBLISH", true, now);
+  if (p.retain && !limits_.retain_available) {
+    Reject(c, ReasonCode::kRetainNotSupported, "retain not available", now);  // [MQTT-3.2.2-14]
     return;
   }
   if (p.qos == QoS::k2 && s.incoming_qos2.contains(p.packet_id)) {
@@ -632,69 +977,173 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
     return;
   }
-  MessageRef m = MakeMessage(p.topic, p.payload, p.qos, p.retain, p.properties);
+  if (v5 && p.qos == QoS::k2 && s.incoming_qos2.size() >= limits_.receive_maximum) {
+    // [MQTT-3.3.4-8]: more unfinished QoS 2 PUBLISHes than the CONNACK's Receive Maximum.
+    Reject(c, ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded", now);
+    return;
+  }
+  MessageRef m = MakeMessage(topic, p.payload, p.qos, p.retain, p.properties, now);
   if (p.retain) {
     retained_.Set(m);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
   }
-  Route(m);
+  const bool matched = Route(m, s.id, s.client_id);
+  // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
+  const ReasonCode ack =
+      matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
   switch (p.qos) {
     case QoS::k0: break;
-    case QoS::k1: Send(c, mqtt::Puback{p.packet_id, ReasonCode::kSuccess, {}}); break;
+    case QoS::k1: Send(c, mqtt::Puback{p.packet_id, ack, {}}); break;
     case QoS::k2:
       s.incoming_qos2.insert(p.packet_id);
-      Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
+      Send(c, mqtt::Pubrec{p.packet_id, ack, {}});
       break;
   }
 }
 
-void Broker::Route(const MessageRef& message) {
+bool Broker::Route(const MessageRef& message, SubscriberId publisher,
+                   std::string_view publisher_id) {
   matches_.clear();
   index_.Match(message->topic, matches_);
   if (matches_.empty()) {
-    return;
+    return false;
   }
   // A subscriber with overlapping filters gets the message once, at the highest QoS granted
-  // among them (3.1.1 §3.3.5).
+  // among them, with the identifiers of all of them (3.1.1 §3.3.5, 5.0 §3.3.4).
   std::sort(matches_.begin(), matches_.end(), [](const Subscription* a, const Subscription* b) {
     return a->subscriber < b->subscriber;
   });
   for (std::size_t i = 0; i < matches_.size();) {
     const SubscriberId id = matches_[i]->subscriber;
-    QoS granted = matches_[i]->options.max_qos;
-    for (++i; i < matches_.size() && matches_[i]->subscriber == id; ++i) {
-      granted = MaxQos(granted, matches_[i]->options.max_qos);
+    if ((id & kSharedBit) != 0) {
+      auto group = shared_by_id_.find(id);
+      ++i;
+      if (group != shared_by_id_.end()) {
+        RouteShared(*group->second, message, publisher_id);
+      }
+      continue;
+    }
+    Delivery d;
+    d.message = message;
+    bool any = false;
+    QoS granted = QoS::k0;
+    for (; i < matches_.size() && matches_[i]->subscriber == id; ++i) {
+      const Subscription& sub = *matches_[i];
+      if (sub.options.no_local && id == publisher) {
+        continue;  // 5.0 [MQTT-3.8.3-3]: not back to its own publisher
+      }
+      any = true;
+      granted = MaxQos(granted, sub.options.max_qos);
+      // [MQTT-3.3.1-12] / [MQTT-3.3.1-13]: RETAIN as published, or 0 ([MQTT-3.3.1-9]).
+      d.retain = d.retain || (sub.options.retain_as_published && message->retain);
+      if (sub.identifier != 0) {
+        d.ids.push_back(sub.identifier);  // [MQTT-3.3.4-3]
+      }
     }
     auto it = sessions_by_id_.find(id);
-    if (it != sessions_by_id_.end()) {
-      // [MQTT-3.3.1-9]: a message routed to existing subscriptions goes out with RETAIN 0.
-      Deliver(*it->second, message, MinQos(message->qos, granted), /*retain=*/false);
+    if (any && it != sessions_by_id_.end()) {
+      d.qos = MinQos(message->qos, granted);
+      Deliver(*it->second, std::move(d));
     }
   }
+  return true;
 }
 
-void Broker::Deliver(Session& s, const MessageRef& message, QoS qos, bool retain) {
+void Broker::RouteShared(SharedGroup& group, const MessageRef& message,
+                         std::string_view publisher_id) {
+  // QoS 0 goes only to a member that is online; QoS 1/2 may wait in an offline member's session.
+  const Subscription* member =
+      PickMember(group, publisher_id, /*exclude=*/0, /*online_only=*/message->qos == QoS::k0);
+  if (member == nullptr) {
+    ++counters_.dropped_offline_qos0;
+    return;
+  }
+  auto it = sessions_by_id_.find(member->subscriber);
+  if (it == sessions_by_id_.end()) {
+    return;
+  }
+  Delivery d;
+  d.message = message;
+  d.qos = MinQos(message->qos, member->options.max_qos);
+  d.retain = member->options.retain_as_published && message->retain;
+  d.group = group.id;
+  if (member->identifier != 0) {
+    d.ids.push_back(member->identifier);
+  }
+  Deliver(*it->second, std::move(d));
+}
+
+const Subscription* Broker::PickMember(SharedGroup& group, std::string_view publisher_id,
+                                       SubscriberId exclude, bool online_only) {
+  const std::size_t n = group.members.size();
+  if (n == 0) {
+    return nullptr;
+  }
+  const bool hashed = limits_.shared_policy == SharedPolicy::kPublisherHash && !publisher_id.empty();
+  const std::size_t start =
+      hashed ? std::hash<std::string_view>{}(publisher_id) % n : group.next % n;
+  // First choice: a member that can take the message now; then one that is online; then (QoS 1/2
+  // only) any member, whose session keeps it until it comes back.
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 2 && online_only) {
+      break;
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t i = (start + k) % n;
+      const Subscription& m = group.members[i];
+      if (m.subscriber == exclude) {
+        continue;
+      }
+      auto it = sessions_by_id_.find(m.subscriber);
+      if (it == sessions_by_id_.end()) {
+        continue;
+      }
+      const Session& s = *it->second;
+      const bool online =
+          s.connection != nullptr && s.connection->state == Connection::State::kConnected;
+      if ((pass == 0 && !Ready(s)) || (pass == 1 && !online)) {
+        continue;
+      }
+      if (!hashed) {
+        group.next = i + 1;
+      }
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+bool Broker::Ready(const Session& s) const {
+  const Connection* c = s.connection;
+  return c != nullptr && c->state == Connection::State::kConnected && s.queue.empty() &&
+         s.inflight.size() < Window(*c) && c->pending() <= limits_.output_high_water;
+}
+
+void Broker::Deliver(Session& s, Delivery d) {
+  if (d.message->expired(last_now_)) {
+    ++counters_.dropped_expired;  // [MQTT-3.3.2-5]
+    return;
+  }
   Connection* c = s.connection;
   const bool online = c != nullptr && c->state == Connection::State::kConnected;
-  if (qos == QoS::k0) {
+  if (d.qos == QoS::k0) {
     if (!online) {
       ++counters_.dropped_offline_qos0;  // QoS 0 is not kept for offline sessions
     } else if (c->pending() > limits_.output_high_water) {
       ++counters_.dropped_slow_qos0;
     } else {
-      SendPublish(s, *c, message, qos, retain, 0, false);
+      Transmit(s, *c, std::move(d));
     }
     return;
   }
-  if (online && s.queue.empty() && s.inflight.size() < Window(*c) &&
-      c->pending() <= limits_.output_high_water) {
-    SendPublish(s, *c, message, qos, retain, NextPacketId(s), false);
+  if (Ready(s)) {
+    Transmit(s, *c, std::move(d));
     return;
   }
-  Enqueue(s, message, qos, retain);
+  Enqueue(s, std::move(d));
 }
 
-bool Broker::Enqueue(Session& s, const MessageRef& message, QoS qos, bool retain) {
-  const std::size_t bytes = message->payload.size();
+bool Broker::Enqueue(Session& s, Delivery d) {
+  const std::size_t bytes = d.message->payload.size();
   if (s.queue.size() >= limits_.max_queued_messages ||
       s.queued_bytes + bytes > limits_.max_queued_bytes) {
     // The documented policy: a full queue refuses the newest message (what is queued keeps its
@@ -709,7 +1158,7 @@ bool Broker::Enqueue(Session& s, const MessageRef& message, QoS qos, bool retain
     s.dropping = true;
     return false;
   }
-  s.queue.push_back({message, qos, retain});
+  s.queue.push_back(std::move(d));
   s.queued_bytes += bytes;
   return true;
 }
@@ -721,10 +1170,14 @@ void Broker::Pump(Session& s) {
   }
   while (!s.queue.empty() && s.inflight.size() < Window(*c) &&
          c->pending() <= limits_.output_high_water) {
-    Session::Pending p = std::move(s.queue.front());
+    Delivery d = std::move(s.queue.front());
     s.queue.pop_front();
-    s.queued_bytes -= p.message->payload.size();
-    SendPublish(s, *c, p.message, p.qos, p.retain, NextPacketId(s), false);
+    s.queued_bytes -= d.message->payload.size();
+    if (d.message->expired(last_now_)) {
+      ++counters_.dropped_expired;  // [MQTT-3.3.2-5]: expired while it waited
+      continue;
+    }
+    Transmit(s, *c, std::move(d));
   }
   if (s.dropping && s.queue.size() < limits_.max_queued_messages / 2) {
     s.dropping = false;
@@ -744,16 +1197,57 @@ std::uint16_t Broker::NextPacketId(Session& s) {
   return s.last_packet_id;
 }
 
-void Broker::SendPublish(Session& s, Connection& c, const MessageRef& message, QoS qos, bool retain,
-                         std::uint16_t packet_id, bool dup) {
+void Broker::Transmit(Session& s, Connection& c, Delivery d) {
+  const std::uint16_t packet_id = d.qos == QoS::k0 ? 0 : NextPacketId(s);
+  if (!SendPublish(c, d, packet_id, /*dup=*/false) || d.qos == QoS::k0) {
+    return;  // QoS 0 is done; a message that could not go out is not in flight either
+  }
+  s.inflight.push_back({packet_id, std::move(d), false});
+  s.inflight_by_id.emplace(packet_id, std::prev(s.inflight.end()));
+}
+
+bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_id, bool dup) {
+  const Message& m = *d.message;
   mqtt::Publish p;
   p.dup = dup;
-  p.qos = qos;
-  p.retain = retain;
-  p.topic = message->topic;
+  p.qos = d.qos;
+  p.retain = d.retain;
+  p.topic = m.topic;
   p.packet_id = packet_id;
-  p.payload = message->payload_view();
-  p.properties = message->properties_view();  // dropped by the 3.1.x encoder
+  p.payload = m.payload_view();
+  p.properties = m.properties_view();  // dropped by the 3.1.x encoder
+  OutboundAliases* aliases = c.version == ProtocolVersion::kV5 ? c.aliases_out.get() : nullptr;
+  std::uint16_t alias = 0;
+  auto known = aliases != nullptr ? aliases->by_topic.find(m.topic)
+                                  : decltype(aliases->by_topic)::iterator{};
+  if (aliases != nullptr) {
+    if (known != aliases->by_topic.end()) {
+      alias = known->second->alias;
+      p.topic = {};  // 5.0 §3.3.2.3.4: the alias stands for the topic
+    } else {
+      alias = aliases->lru.size() < aliases->capacity
+                  ? static_cast<std::uint16_t>(aliases->lru.size() + 1)
+                  : aliases->lru.back().alias;  // the least recently used one is reassigned
+    }
+  }
+  if (c.version == ProtocolVersion::kV5 && (m.expires() || !d.ids.empty() || alias != 0)) {
+    mqtt::PropertiesBuilder& props = publish_properties_;
+    props.Clear();
+    if (m.expires()) {
+      // [MQTT-3.3.2-6]: the interval less the time the message has waited.
+      props.Add(mqtt::PropertyId::kMessageExpiryInterval, m.remaining_expiry_s(last_now_));
+    }
+    if (alias != 0) {
+      props.Add(mqtt::PropertyId::kTopicAlias, alias);
+    }
+    for (std::uint32_t id : d.ids) {
+      props.Add(mqtt::PropertyId::kSubscriptionIdentifier, id);
+    }
+    for (const mqtt::Property& property : m.properties_view()) {
+      props.Append(property);
+    }
+    p.properties = props.view();
+  }
   const std::size_t before = c.out.size();
   Send(c, p);
   const std::size_t written = c.out.size() - before;
@@ -761,31 +1255,38 @@ void Broker::SendPublish(Session& s, Connection& c, const MessageRef& message, Q
     // [MQTT-3.1.2-25]: not sent to a client that cannot take it; as if it had been delivered.
     c.out.resize(before);
     ++counters_.dropped_too_large;
-    if (dup) {  // a resend to a client that now takes less: give the message up
-      if (auto it = s.inflight_by_id.find(packet_id); it != s.inflight_by_id.end()) {
-        s.inflight.erase(it->second);
-        s.inflight_by_id.erase(it);
-      }
-    }
-    return;
+    return false;
   }
   if (written == 0) {
-    return;  // closing, or not encodable (logged by Send): nothing went out, nothing in flight
+    return false;  // closing, or not encodable (logged by Send)
   }
-  if (qos != QoS::k0 && !dup) {
-    s.inflight.push_back({packet_id, message, qos, retain, false});
-    s.inflight_by_id.emplace(packet_id, std::prev(s.inflight.end()));
+  if (aliases != nullptr) {
+    if (known != aliases->by_topic.end()) {  // most recently used now
+      aliases->lru.splice(aliases->lru.begin(), aliases->lru, known->second);
+    } else {
+      if (aliases->lru.size() == aliases->capacity) {
+        aliases->by_topic.erase(aliases->lru.back().topic);
+        aliases->lru.pop_back();
+      }
+      aliases->lru.push_front({m.topic, alias});
+      aliases->by_topic.emplace(aliases->lru.front().topic, aliases->lru.begin());
+    }
   }
   ++counters_.messages_sent;
+  return true;
 }
 
 void Broker::Resend(Session& s, Connection& c) {
-  for (const Session::InFlight& f : s.inflight) {
-    if (f.released) {
-      Send(c, mqtt::Pubrel{f.packet_id, ReasonCode::kSuccess, {}});
-    } else {
-      SendPublish(s, c, f.message, f.qos, f.retain, f.packet_id, /*dup=*/true);
+  for (auto it = s.inflight.begin(); it != s.inflight.end();) {
+    if (it->released) {
+      Send(c, mqtt::Pubrel{it->packet_id, ReasonCode::kSuccess, {}});
+    } else if (!SendPublish(c, it->delivery, it->packet_id, /*dup=*/true)) {
+      // Too large for what the client now takes: give the message up.
+      s.inflight_by_id.erase(it->packet_id);
+      it = s.inflight.erase(it);
+      continue;
     }
+    ++it;
   }
   Pump(s);
 }
@@ -793,7 +1294,7 @@ void Broker::Resend(Session& s, Connection& c) {
 void Broker::HandlePuback(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
   auto it = s.inflight_by_id.find(packet_id);
-  if (it == s.inflight_by_id.end() || it->second->qos != QoS::k1) {
+  if (it == s.inflight_by_id.end() || it->second->delivery.qos != QoS::k1) {
     return;  // unknown or not a QoS 1 id: nothing to release
   }
   s.inflight.erase(it->second);
@@ -804,9 +1305,10 @@ void Broker::HandlePuback(Connection& c, std::uint16_t packet_id) {
 void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
   auto it = s.inflight_by_id.find(packet_id);
-  if (it != s.inflight_by_id.end() && it->second->qos == QoS::k2) {
+  if (it != s.inflight_by_id.end() && it->second->delivery.qos == QoS::k2) {
     it->second->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
-    it->second->message.reset();  // the payload is no longer needed
+    it->second->delivery.message.reset();  // the payload is no longer needed
+    it->second->delivery.ids.clear();
     // [MQTT-4.6.0-3]: PUBRELs go (and are resent) in the order the PUBRECs came; moving the entry
     // to the end keeps the PUBLISHes still unacknowledged in their own order ([MQTT-4.6.0-1]).
     s.inflight.splice(s.inflight.end(), s.inflight, it->second);
@@ -844,43 +1346,131 @@ void Broker::HandlePubcomp(Connection& c, std::uint16_t packet_id) {
 void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
   Session& s = *c.session;
   const bool v5 = c.version == ProtocolVersion::kV5;
-  if (v5 && sub.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier)) {
+  const std::uint32_t identifier =
+      v5 ? sub.properties.Number(mqtt::PropertyId::kSubscriptionIdentifier).value_or(0) : 0;
+  if (identifier != 0 && !limits_.subscription_identifiers) {
     // The CONNACK said Subscription Identifier Available 0 (5.0 §3.2.2.3.12).
-    ++counters_.protocol_errors;
-    Send(c, mqtt::Disconnect{ReasonCode::kSubscriptionIdentifiersNotSupported, {}});
-    Close(c, "subscription identifiers not supported", /*publish_will=*/true, last_now_);
+    Reject(c, ReasonCode::kSubscriptionIdentifiersNotSupported,
+           "subscription identifiers not supported", last_now_);
     return;
   }
   std::vector<ReasonCode> codes;
-  std::vector<std::pair<MessageRef, QoS>> retained;
+  std::vector<Delivery> retained;
+  std::string reason_text;
+  auto fail = [&](ReasonCode v5_code, std::string_view filter, std::string_view why) {
+    codes.push_back(v5 ? v5_code : ReasonCode::kUnspecifiedError);  // 3.1.1: 0x80
+    if (reason_text.empty()) {
+      reason_text = std::string(filter) + ": " + std::string(why);
+    }
+  };
   for (const mqtt::TopicSubscription& t : sub.subscriptions) {
-    if (!mqtt::ValidateTopicFilter(t.filter)) {
-      // 3.1.1 SUBACK 0x80 for this filter; 5.0 0x8F Topic Filter invalid.
-      codes.push_back(v5 ? ReasonCode::kTopicFilterInvalid : ReasonCode::kUnspecifiedError);
+    std::optional<mqtt::SharedSubscription> shared;
+    std::string_view filter = t.filter;
+    if (v5) {  // "$share/" means nothing special to a 3.1.x client
+      auto parsed = mqtt::ParseSharedSubscription(t.filter);
+      if (!parsed) {
+        fail(ReasonCode::kTopicFilterInvalid, t.filter, "invalid shared subscription");
+        continue;
+      }
+      shared = *parsed;
+      if (shared) {
+        filter = shared->filter;
+      }
+    }
+    if (!mqtt::ValidateTopicFilter(filter)) {
+      fail(ReasonCode::kTopicFilterInvalid, t.filter, "invalid topic filter");
       continue;
     }
-    if (v5 && t.filter.starts_with("$share/")) {
-      codes.push_back(ReasonCode::kSharedSubscriptionsNotSupported);  // issue #4
+    if (!limits_.wildcard_subscriptions && mqtt::HasWildcard(filter)) {
+      fail(ReasonCode::kWildcardSubscriptionsNotSupported, t.filter,
+           "wildcard subscriptions are not available");
       continue;
     }
-    const QoS granted = t.options.max_qos;  // every QoS is supported
+    if (shared && !limits_.shared_subscriptions) {
+      fail(ReasonCode::kSharedSubscriptionsNotSupported, t.filter,
+           "shared subscriptions are not available");
+      continue;
+    }
+    const QoS granted = MinQos(t.options.max_qos, limits_.maximum_qos);  // [MQTT-3.2.2-9]
     mqtt::SubscriptionOptions options = t.options;
     options.max_qos = granted;
+    const std::string key(t.filter);
+    const bool existed = s.subscriptions.contains(key);
     // [MQTT-3.8.4-3]: a subscription to a filter already subscribed replaces the old one.
-    index_.Subscribe(t.filter, Subscription{s.id, options, 0});
-    s.subscriptions[std::string(t.filter)] = granted;
+    s.subscriptions[key] = granted;
     codes.push_back(static_cast<ReasonCode>(granted));
+    if (shared) {
+      auto [it, created] = shared_groups_.try_emplace(key);
+      if (created) {
+        it->second = std::make_unique<SharedGroup>();
+        SharedGroup& g = *it->second;
+        g.id = kSharedBit | next_session_id_++;
+        g.key = key;
+        g.filter = std::string(filter);
+        shared_by_id_.emplace(g.id, &g);
+        mqtt::SubscriptionOptions group_options;
+        group_options.max_qos = QoS::k2;
+        index_.Subscribe(g.filter, Subscription{g.id, group_options, 0});
+      }
+      std::vector<Subscription>& members = it->second->members;
+      auto member = std::find_if(members.begin(), members.end(), [&](const Subscription& m) {
+        return m.subscriber == s.id;
+      });
+      if (member == members.end()) {
+        members.push_back(Subscription{s.id, options, identifier});
+      } else {
+        *member = Subscription{s.id, options, identifier};
+      }
+      continue;  // 5.0 §4.8.2: retained messages are not sent on a shared subscription
+    }
+    index_.Subscribe(filter, Subscription{s.id, options, identifier});
+    // 5.0 §3.8.3.1: Retain Handling 0 sends the retained messages, 1 only for a new subscription
+    // [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
+    if (options.retain_handling == 2 || (options.retain_handling == 1 && existed)) {
+      continue;
+    }
     retained_scratch_.clear();
-    retained_.Match(t.filter, retained_scratch_);
+    retained_.Match(filter, retained_scratch_);
     for (MessageRef& m : retained_scratch_) {
-      const QoS q = MinQos(m->qos, granted);
-      retained.emplace_back(std::move(m), q);
+      if (m->expired(last_now_)) {
+        retained_.Set(MakeMessage(m->topic, {}, m->qos, true));  // expired: forget it
+        continue;
+      }
+      Delivery d;
+      d.qos = MinQos(m->qos, granted);
+      d.retain = true;  // [MQTT-3.3.1-8]
+      if (identifier != 0) {
+        d.ids.push_back(identifier);
+      }
+      d.message = std::move(m);
+      retained.push_back(std::move(d));
     }
   }
-  Send(c, mqtt::Suback{sub.packet_id, {}, mqtt::ReasonCodeList(codes)});
+  mqtt::PropertiesBuilder props;
+  if (v5 && !reason_text.empty() && c.problem_information) {
+    props.Add(mqtt::PropertyId::kReasonString, reason_text);
+  }
+  Send(c, mqtt::Suback{sub.packet_id, props.view(), mqtt::ReasonCodeList(codes)});
   // [MQTT-3.3.1-6], [MQTT-3.3.1-8]: matching retained messages follow, with RETAIN set.
-  for (auto& [message, qos] : retained) {
-    Deliver(s, message, qos, /*retain=*/true);
+  for (Delivery& d : retained) {
+    Deliver(s, std::move(d));
+  }
+}
+
+void Broker::RemoveSubscription(Session& s, const std::string& key) {
+  auto group = key.starts_with(kSharePrefix) ? shared_groups_.find(key) : shared_groups_.end();
+  // (A 3.1.x session's "$share/..." is an ordinary filter, even beside a 5.0 group of that name.)
+  if (group == shared_groups_.end() ||
+      std::erase_if(group->second->members,
+                    [&](const Subscription& m) { return m.subscriber == s.id; }) == 0) {
+    index_.Unsubscribe(key, s.id);
+    return;
+  }
+  SharedGroup& g = *group->second;
+  if (g.members.empty()) {
+    index_.Unsubscribe(g.filter, g.id);
+    shared_by_id_.erase(g.id);
+    shared_groups_.erase(group);
   }
 }
 
@@ -888,9 +1478,12 @@ void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
   Session& s = *c.session;
   std::vector<ReasonCode> codes;
   for (std::string_view filter : unsub.filters) {
-    const bool existed = s.subscriptions.erase(std::string(filter)) != 0;
+    const std::string key(filter);
+    auto it = s.subscriptions.find(key);
+    const bool existed = it != s.subscriptions.end();
     if (existed) {
-      index_.Unsubscribe(filter, s.id);
+      s.subscriptions.erase(it);
+      RemoveSubscription(s, key);
     }
     codes.push_back(existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted);
   }

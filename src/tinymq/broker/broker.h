@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tinymq/broker/authenticator.h"
 #include "tinymq/broker/message.h"
 #include "tinymq/broker/retained_store.h"
 #include "tinymq/broker/subscription_index.h"
@@ -40,6 +41,12 @@ namespace tinymq::broker {
 
 using ConnectionId = std::uint64_t;
 
+// How a message on a shared subscription picks the group member that gets it (5.0 §4.8.2).
+enum class SharedPolicy : std::uint8_t {
+  kRoundRobin,     // each member in turn, skipping members that are offline or full
+  kPublisherHash,  // all of one publisher's messages to the same member while it is online
+};
+
 // Every limit the core enforces. The config layer fills it; the defaults are the documented ones.
 struct Limits {
   // A connection that has not sent CONNECT by then is closed.
@@ -59,6 +66,31 @@ struct Limits {
   std::size_t max_client_id_length = 65535;
   // Seed for generated client identifiers (the server passes a random one).
   std::uint64_t client_id_seed = 0;
+
+  // What the broker offers an MQTT 5 client, announced in CONNACK (5.0 §3.2.2.3) and enforced for
+  // every version where the version can express it.
+  //
+  // Highest QoS accepted in a PUBLISH or a will, and granted to a subscription.
+  mqtt::QoS maximum_qos = mqtt::QoS::k2;
+  // Whether PUBLISH and wills may set RETAIN.
+  bool retain_available = true;
+  bool wildcard_subscriptions = true;
+  bool subscription_identifiers = true;
+  bool shared_subscriptions = true;
+  // Which member of a shared subscription group gets a message.
+  SharedPolicy shared_policy = SharedPolicy::kRoundRobin;
+  // Topic aliases a 5.0 client may set up towards the broker (CONNACK Topic Alias Maximum).
+  std::uint16_t topic_alias_maximum = 10;
+  // Topic aliases the broker sets up towards a 5.0 client, at most the client's own maximum.
+  std::uint16_t outbound_topic_alias_maximum = 10;
+  // Incoming QoS 2 PUBLISHes a 5.0 client may have unfinished at once (CONNACK Receive Maximum).
+  std::uint16_t receive_maximum = 1024;
+  // Longest keep-alive a 5.0 client gets, in seconds (0: the client's own, whatever it is); a
+  // longer one, or none, is replaced by this in CONNACK's Server Keep Alive.
+  std::uint16_t max_keep_alive_s = 0;
+  // Longest Session Expiry Interval granted, in seconds (0: no cap); also caps how long a 3.1.x
+  // persistent session outlives its connection.
+  std::uint32_t max_session_expiry_s = 0;
 };
 
 // Counters an operator cares about; monotonic.
@@ -70,6 +102,7 @@ struct Counters {
   std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
   std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
   std::uint64_t dropped_too_large = 0;     // larger than the client's Maximum Packet Size (5.0)
+  std::uint64_t dropped_expired = 0;       // Message Expiry Interval passed before sending (5.0)
   std::uint64_t protocol_errors = 0;       // connections closed for a protocol violation
 };
 
@@ -108,6 +141,9 @@ class Broker {
   std::optional<Instant> NextDeadline() const;
   void OnTimer(Instant now);
 
+  // MQTT 5 enhanced authentication; nullptr (the default): every method is refused with 0x8C.
+  void set_authenticator(Authenticator* authenticator) { authenticator_ = authenticator; }
+
   const Counters& counters() const { return counters_; }
   std::size_t connection_count() const;
   std::size_t session_count() const;
@@ -117,16 +153,29 @@ class Broker {
  private:
   struct Connection;
   struct Session;
+  struct Will;
+  struct Delivery;
+  struct SharedGroup;
+  struct OutboundAliases;
 
   Connection* Find(ConnectionId id) const;
   void MarkDirty(Connection& c);
   void Send(Connection& c, const mqtt::Packet& packet);
+  // 5.0: DISCONNECT with `reason` and `why` as its Reason String (3.1.x: nothing is sent).
+  void SendDisconnect(Connection& c, mqtt::ReasonCode reason, std::string_view why);
+  // Ends a connection for a protocol violation: counted, DISCONNECT `reason` (5.0), will sent.
+  void Reject(Connection& c, mqtt::ReasonCode reason, std::string_view why, Instant now);
   void Close(Connection& c, std::string_view why, bool publish_will, Instant now);
   void ArmTimer(Connection& c);
 
   void HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now);
   void HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant now);
   void HandleConnect(Connection& c, const mqtt::Connect& connect, Instant now);
+  // The CONNECT is acceptable (and authenticated): attach the session, CONNACK, resend.
+  void AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant now,
+                     mqtt::BinaryView auth_data);
+  void HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now);
+  void HandleDisconnect(Connection& c, const mqtt::Disconnect& disconnect, Instant now);
   void HandlePublish(Connection& c, const mqtt::Publish& publish, Instant now);
   void HandlePuback(Connection& c, std::uint16_t packet_id);
   void HandlePubrec(Connection& c, std::uint16_t packet_id);
@@ -135,26 +184,43 @@ class Broker {
   void HandleSubscribe(Connection& c, const mqtt::Subscribe& subscribe);
   void HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsubscribe);
 
-  // Routing and delivery.
-  void Route(const MessageRef& message);
-  void Deliver(Session& s, const MessageRef& message, mqtt::QoS qos, bool retain);
-  bool Enqueue(Session& s, const MessageRef& message, mqtt::QoS qos, bool retain);
+  // Routing and delivery. Route returns false when no subscription matched.
+  bool Route(const MessageRef& message, SubscriberId publisher, std::string_view publisher_id);
+  void RouteShared(SharedGroup& group, const MessageRef& message, std::string_view publisher_id);
+  void Deliver(Session& s, Delivery d);
+  bool Enqueue(Session& s, Delivery d);
   void Pump(Session& s);  // sends queued messages while the window and the output allow
-  void SendPublish(Session& s, Connection& c, const MessageRef& message, mqtt::QoS qos, bool retain,
-                   std::uint16_t packet_id, bool dup);
+  // Sends a new QoS 0 message, or a QoS 1/2 one under a fresh packet id (then in flight).
+  void Transmit(Session& s, Connection& c, Delivery d);
+  // Encodes the PUBLISH; false when nothing went out (too large for the client, or closing).
+  bool SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_id, bool dup);
   void Resend(Session& s, Connection& c);
   std::uint16_t NextPacketId(Session& s);
   // How many QoS 1/2 PUBLISHes may be unacknowledged on `c`.
   std::size_t Window(const Connection& c) const;
+  // True when a message to `s` would go out now rather than wait in its queue.
+  bool Ready(const Session& s) const;
+  void PublishWill(Will will, Instant now);
+
+  // Subscriptions. `key` is the filter as subscribed ("$share/g/f" for a shared one).
+  void RemoveSubscription(Session& s, const std::string& key);
+  // Picks the member of `group` to get a message, skipping `exclude`; nullptr when none can.
+  const Subscription* PickMember(SharedGroup& group, std::string_view publisher_id,
+                                 SubscriberId exclude, bool online_only);
+  // QoS 1/2 messages waiting for, or unacknowledged by, a shared subscription member that went
+  // away go to another member of their group.
+  void RehomeShared(Session& s, bool session_ends);
 
   // Sessions.
   Session& CreateSession(const std::string& client_id, bool clean);
   void DestroySession(Session& s);
   void Detach(Session& s, Instant now);
+  void PushSessionTimer(Session& s, Instant when, bool will);
   std::string GenerateClientId();
 
   Limits limits_;
   LogFn log_;
+  Authenticator* authenticator_ = nullptr;
   Counters counters_;
   SubscriptionIndex index_;
   RetainedStore retained_;
@@ -164,6 +230,9 @@ class Broker {
   std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections_;
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::unordered_map<SubscriberId, Session*> sessions_by_id_;
+  // Shared subscription groups by "$share/{group}/{filter}", and by the id they have in index_.
+  std::unordered_map<std::string, std::unique_ptr<SharedGroup>> shared_groups_;
+  std::unordered_map<SubscriberId, SharedGroup*> shared_by_id_;
   std::vector<ConnectionId> dirty_;
   struct TimerEntry {
     Instant when;
@@ -173,12 +242,14 @@ class Broker {
   // later (keep-alive activity) is pushed again when its old entry comes up, so activity costs
   // no heap operation.
   std::vector<TimerEntry> timers_;
-  // Min-heap of session expiry deadlines (5.0 Session Expiry Interval). An entry whose generation
-  // no longer matches its session (reconnected, or expiry changed) is stale and skipped.
+  // Min-heap of session deadlines: expiry (5.0 Session Expiry Interval) and delayed wills (Will
+  // Delay Interval). An entry whose generation no longer matches its session (reconnected, or
+  // expiry changed) is stale and skipped.
   struct SessionTimer {
     Instant when;
     SubscriberId session;
     std::uint64_t generation;
+    bool will;  // publish the delayed will, rather than end the session
   };
   std::vector<SessionTimer> session_timers_;
   // The latest time any call brought, for the few paths that have no `now` of their own.
@@ -186,6 +257,8 @@ class Broker {
   // Scratch reused by Route so that a publish does not allocate.
   std::vector<const Subscription*> matches_;
   std::vector<MessageRef> retained_scratch_;
+  // Scratch for the properties of an outgoing PUBLISH that differ per receiver.
+  mqtt::PropertiesBuilder publish_properties_;
 };
 
 }  // namespace tinymq::broker

@@ -9,7 +9,6 @@ namespace {
 bool TravelsWithTheMessage(mqtt::PropertyId id) {
   switch (id) {
     case mqtt::PropertyId::kPayloadFormatIndicator:
-    case mqtt::PropertyId::kMessageExpiryInterval:
     case mqtt::PropertyId::kContentType:
     case mqtt::PropertyId::kResponseTopic:
     case mqtt::PropertyId::kCorrelationData:
@@ -20,8 +19,13 @@ bool TravelsWithTheMessage(mqtt::PropertyId id) {
 
 }  // namespace
 
+std::uint32_t Message::remaining_expiry_s(Instant now) const {
+  const auto left = std::chrono::ceil<std::chrono::seconds>(expires_at - now).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, UINT32_MAX));
+}
+
 MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos, bool retain,
-                       const mqtt::Properties& properties) {
+                       const mqtt::Properties& properties, Instant now) {
   auto m = std::make_shared<Message>();
   m->topic.assign(topic);
   m->payload.assign(payload.begin(), payload.end());
@@ -29,6 +33,9 @@ MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::Q
   m->retain = retain;
   if (properties.empty()) {
     return m;
+  }
+  if (auto expiry = properties.Number(mqtt::PropertyId::kMessageExpiryInterval)) {
+    m->expires_at = now + std::chrono::seconds(*expiry);
   }
   const bool all_travel =
       std::all_of(properties.begin(), properties.end(),

@@ -10,6 +10,17 @@ namespace tinymq::config {
 namespace {
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 2> kPolicyNames = {"round_robin", "publisher_hash"};
+
+template <typename Enum, std::size_t N>
+std::optional<Enum> ByName(const std::array<std::string_view, N>& names, std::string_view name) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) {
+      return static_cast<Enum>(i);
+    }
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -18,12 +29,15 @@ std::string_view LogLevelName(LogLevel level) {
 }
 
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {
-  for (std::size_t i = 0; i < kLevelNames.size(); ++i) {
-    if (kLevelNames[i] == name) {
-      return static_cast<LogLevel>(i);
-    }
-  }
-  return std::nullopt;
+  return ByName<LogLevel>(kLevelNames, name);
+}
+
+std::string_view SharedPolicyName(SharedPolicy policy) {
+  return kPolicyNames[static_cast<std::size_t>(policy)];
+}
+
+std::optional<SharedPolicy> ParseSharedPolicy(std::string_view name) {
+  return ByName<SharedPolicy>(kPolicyNames, name);
 }
 
 bool IsIpAddress(std::string_view address) {

@@ -53,6 +53,31 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
+// How a shared subscription picks the member that gets a message ([mqtt] shared_subscription_policy).
+enum class SharedPolicy : std::uint8_t { kRoundRobin, kPublisherHash };
+
+// "round_robin" or "publisher_hash".
+std::string_view SharedPolicyName(SharedPolicy policy);
+std::optional<SharedPolicy> ParseSharedPolicy(std::string_view name);
+
+// What the broker offers MQTT 5 clients (announced in CONNACK, 5.0 §3.2.2.3) and enforces for
+// every version where it can. The defaults equal broker::Limits'.
+struct MqttConfig {
+  std::uint8_t maximum_qos = 2;
+  bool retain_available = true;
+  bool wildcard_subscriptions = true;
+  bool subscription_identifiers = true;
+  bool shared_subscriptions = true;
+  SharedPolicy shared_subscription_policy = SharedPolicy::kRoundRobin;
+  std::uint16_t topic_alias_maximum = 10;
+  std::uint16_t outbound_topic_alias_maximum = 10;
+  std::uint16_t receive_maximum = 1024;
+  std::uint16_t max_keep_alive_s = 0;      // 0: no maximum
+  std::uint32_t max_session_expiry_s = 0;  // 0: no cap
+
+  bool operator==(const MqttConfig&) const = default;
+};
+
 // Valid ranges, shared by the file parser, its messages and the tests.
 inline constexpr std::uint32_t kMinConnectTimeoutMs = 1;
 inline constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
@@ -66,6 +91,7 @@ inline constexpr std::size_t kMaxClientIdLength = 65535;
 struct Config {
   std::vector<ListenerConfig> listeners = {ListenerConfig{}};
   LimitsConfig limits;
+  MqttConfig mqtt;
   LogLevel log_level = LogLevel::kInfo;
 
   bool operator==(const Config&) const = default;

@@ -19,11 +19,22 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners", "limits", "log_level"};
+constexpr std::string_view kTopKeys[] = {"listeners", "limits", "mqtt", "log_level"};
 constexpr std::string_view kListenerKeys[] = {"bind", "port"};
 constexpr std::string_view kLimitKeys[] = {
     "connect_timeout_ms", "max_packet_size",   "max_inflight",        "max_queued_messages",
     "max_queued_bytes",   "output_high_water", "max_client_id_length"};
+constexpr std::string_view kMqttKeys[] = {"maximum_qos",
+                                          "retain_available",
+                                          "wildcard_subscriptions",
+                                          "subscription_identifiers",
+                                          "shared_subscriptions",
+                                          "shared_subscription_policy",
+                                          "topic_alias_maximum",
+                                          "outbound_topic_alias_maximum",
+                                          "receive_maximum",
+                                          "max_keep_alive_s",
+                                          "max_session_expiry_s"};
 
 constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
 
@@ -72,6 +83,9 @@ std::string UnknownKeyProblem(std::string_view key, std::span<const std::string_
     if (std::find(std::begin(kListenerKeys), std::end(kListenerKeys), key) !=
         std::end(kListenerKeys)) {
       return problem + " (it belongs in a [[listeners]] table)";
+    }
+    if (std::find(std::begin(kMqttKeys), std::end(kMqttKeys), key) != std::end(kMqttKeys)) {
+      return problem + " (it belongs in the [mqtt] table)";
     }
   }
   std::string_view best;
@@ -144,6 +158,20 @@ class Reader {
       return;
     }
     out = static_cast<T>(v);
+  }
+
+  void Boolean(const toml::table& table, std::string_view name, const std::string& path,
+               bool& out) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr || failed()) {
+      return;
+    }
+    const toml::value<bool>* value = node->as_boolean();
+    if (value == nullptr) {
+      Fail(path, "must be true or false, got " + TypeName(*node));
+      return;
+    }
+    out = value->get();
   }
 
   const std::string* String(const toml::node& node, const std::string& path) {
@@ -234,6 +262,42 @@ class Reader {
             static_cast<std::int64_t>(kMaxClientIdLength), out.max_client_id_length);
   }
 
+  void ReadMqtt(const toml::node& node, MqttConfig& out) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      Fail("mqtt", "must be a table ([mqtt]), got " + TypeName(node));
+      return;
+    }
+    CheckKeys(*table, "mqtt.", kMqttKeys);
+    Integer(*table, "maximum_qos", "mqtt.maximum_qos", 0, 2, out.maximum_qos);
+    Boolean(*table, "retain_available", "mqtt.retain_available", out.retain_available);
+    Boolean(*table, "wildcard_subscriptions", "mqtt.wildcard_subscriptions",
+            out.wildcard_subscriptions);
+    Boolean(*table, "subscription_identifiers", "mqtt.subscription_identifiers",
+            out.subscription_identifiers);
+    Boolean(*table, "shared_subscriptions", "mqtt.shared_subscriptions",
+            out.shared_subscriptions);
+    if (const toml::node* policy = table->get("shared_subscription_policy");
+        policy != nullptr && !failed()) {
+      if (const std::string* name = String(*policy, "mqtt.shared_subscription_policy")) {
+        if (auto parsed = ParseSharedPolicy(*name)) {
+          out.shared_subscription_policy = *parsed;
+        } else {
+          Fail("mqtt.shared_subscription_policy",
+               "must be \"round_robin\" or \"publisher_hash\", got '" + *name + "'");
+        }
+      }
+    }
+    Integer(*table, "topic_alias_maximum", "mqtt.topic_alias_maximum", 0, 65535,
+            out.topic_alias_maximum);
+    Integer(*table, "outbound_topic_alias_maximum", "mqtt.outbound_topic_alias_maximum", 0, 65535,
+            out.outbound_topic_alias_maximum);
+    Integer(*table, "receive_maximum", "mqtt.receive_maximum", 1, 65535, out.receive_maximum);
+    Integer(*table, "max_keep_alive_s", "mqtt.max_keep_alive_s", 0, 65535, out.max_keep_alive_s);
+    Integer(*table, "max_session_expiry_s", "mqtt.max_session_expiry_s", 0, 0xFFFFFFFF,
+            out.max_session_expiry_s);
+  }
+
  private:
   std::string_view source_;
   std::optional<std::string> error_;
@@ -274,6 +338,9 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
     }
     if (const toml::node* node = root.get("limits"); node != nullptr && !reader.failed()) {
       reader.ReadLimits(*node, config.limits);
+    }
+    if (const toml::node* node = root.get("mqtt"); node != nullptr && !reader.failed()) {
+      reader.ReadMqtt(*node, config.mqtt);
     }
     if (reader.failed()) {
       return util::Unexpected(reader.TakeError());

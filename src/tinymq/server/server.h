@@ -25,7 +25,8 @@
 namespace tinymq::server {
 
 // The broker's limits from the configuration's. `client_id_seed` seeds generated client ids.
-broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, std::uint64_t client_id_seed);
+broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::MqttConfig& mqtt,
+                              std::uint64_t client_id_seed);
 
 class Server {
  public:

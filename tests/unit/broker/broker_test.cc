@@ -717,22 +717,6 @@ TEST_F(BrokerTest, WillPropertiesTravelWithTheWill) {
   EXPECT_EQ(watcher.Expect<mqtt::Publish>().properties.bytes(), will_props.view().bytes());
 }
 
-TEST_F(BrokerTest, V5ConnackTellsWhatTheBrokerDoesNotSupport) {
-  TestClient c(broker_, clock_, ProtocolVersion::kV5);
-  const mqtt::Connack ack = c.Connect("c5");
-  // 5.0 §3.2.2.3.12, §3.2.2.3.13: not offered yet, so said explicitly.
-  EXPECT_EQ(ack.properties.Number(mqtt::PropertyId::kSubscriptionIdentifierAvailable), 0U);
-  EXPECT_EQ(ack.properties.Number(mqtt::PropertyId::kSharedSubscriptionAvailable), 0U);
-  EXPECT_FALSE(ack.properties.Find(mqtt::PropertyId::kTopicAliasMaximum));  // default 0
-  mqtt::PropertiesBuilder id;
-  id.Add(mqtt::PropertyId::kSubscriptionIdentifier, 5U);
-  mqtt::SubscriptionListBuilder filters;
-  filters.Add("t", {QoS::k0, false, false, 0});
-  c.Send(mqtt::Subscribe{1, id.view(), filters.view()});
-  EXPECT_EQ(c.Expect<mqtt::Disconnect>().reason, ReasonCode::kSubscriptionIdentifiersNotSupported);
-  EXPECT_TRUE(c.Closed());
-}
-
 // A 5.0 CONNECT for `client_id` carrying `props`.
 mqtt::Connect V5ConnectWith(std::string_view client_id, const mqtt::PropertiesBuilder& props,
                             bool clean_start = true) {

@@ -83,6 +83,47 @@ max_client_id_length = 128
   EXPECT_EQ(c.limits.max_client_id_length, 128u);
 }
 
+TEST(ConfigTest, ReadsEveryMqttKey) {
+  const Config c = Parsed(R"([mqtt]
+maximum_qos = 1
+retain_available = false
+wildcard_subscriptions = false
+subscription_identifiers = false
+shared_subscriptions = false
+shared_subscription_policy = "publisher_hash"
+topic_alias_maximum = 0
+outbound_topic_alias_maximum = 100
+receive_maximum = 65535
+max_keep_alive_s = 600
+max_session_expiry_s = 4294967295
+)");
+  EXPECT_EQ(c.mqtt.maximum_qos, 1);
+  EXPECT_FALSE(c.mqtt.retain_available);
+  EXPECT_FALSE(c.mqtt.wildcard_subscriptions);
+  EXPECT_FALSE(c.mqtt.subscription_identifiers);
+  EXPECT_FALSE(c.mqtt.shared_subscriptions);
+  EXPECT_EQ(c.mqtt.shared_subscription_policy, SharedPolicy::kPublisherHash);
+  EXPECT_EQ(c.mqtt.topic_alias_maximum, 0);
+  EXPECT_EQ(c.mqtt.outbound_topic_alias_maximum, 100);
+  EXPECT_EQ(c.mqtt.receive_maximum, 65535);
+  EXPECT_EQ(c.mqtt.max_keep_alive_s, 600);
+  EXPECT_EQ(c.mqtt.max_session_expiry_s, 4294967295U);
+  EXPECT_EQ(c.limits, LimitsConfig{});
+}
+
+TEST(ConfigTest, MqttDefaultsOfferEveryFeature) {
+  const MqttConfig m;
+  EXPECT_EQ(m.maximum_qos, 2);
+  EXPECT_TRUE(m.retain_available && m.wildcard_subscriptions && m.subscription_identifiers &&
+              m.shared_subscriptions);
+  EXPECT_EQ(m.shared_subscription_policy, SharedPolicy::kRoundRobin);
+  EXPECT_EQ(m.topic_alias_maximum, 10);
+  EXPECT_EQ(m.receive_maximum, 1024);
+  EXPECT_EQ(SharedPolicyName(SharedPolicy::kPublisherHash), "publisher_hash");
+  EXPECT_EQ(ParseSharedPolicy("round_robin"), SharedPolicy::kRoundRobin);
+  EXPECT_EQ(ParseSharedPolicy("random"), std::nullopt);
+}
+
 TEST(ConfigTest, AbsentKeysKeepTheirDefaults) {
   const Config c = Parsed("[limits]\nmax_inflight = 7\n[[listeners]]\nport = 1999\n");
   EXPECT_EQ(c.limits.max_inflight, 7);
@@ -154,6 +195,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[limits]\nmax_client_id_length = true",
                  "t.toml: limits.max_client_id_length: must be an integer, got a boolean"},
         BadValue{"limits = 5", "t.toml: limits: must be a table ([limits]), got an integer"},
+        BadValue{"mqtt = 5", "t.toml: mqtt: must be a table ([mqtt]), got an integer"},
+        BadValue{"[mqtt]\nmaximum_qos = 3",
+                 "t.toml: mqtt.maximum_qos: must be between 0 and 2, got 3"},
+        BadValue{"[mqtt]\nretain_available = 1",
+                 "t.toml: mqtt.retain_available: must be true or false, got an integer"},
+        BadValue{"[mqtt]\nshared_subscriptions = 'yes'",
+                 "t.toml: mqtt.shared_subscriptions: must be true or false, got a string"},
+        BadValue{"[mqtt]\nshared_subscription_policy = 'random'",
+                 "t.toml: mqtt.shared_subscription_policy: must be \"round_robin\" or "
+                 "\"publisher_hash\", got 'random'"},
+        BadValue{"[mqtt]\nreceive_maximum = 0",
+                 "t.toml: mqtt.receive_maximum: must be between 1 and 65535, got 0"},
+        BadValue{"[mqtt]\ntopic_alias_maximum = 65536",
+                 "t.toml: mqtt.topic_alias_maximum: must be between 0 and 65535, got 65536"},
+        BadValue{"[mqtt]\nmax_session_expiry_s = 4294967296",
+                 "t.toml: mqtt.max_session_expiry_s: must be between 0 and 4294967295, got "
+                 "4294967296"},
         BadValue{"log_level = 'verbose'",
                  "t.toml: log_level: must be one of trace, debug, info, warn, error, got "
                  "'verbose'"},
@@ -197,6 +255,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"max_inflight = 5",
                  "t.toml: max_inflight: unknown key (it belongs in the [limits] table)"},
         BadValue{"port = 1884", "t.toml: port: unknown key (it belongs in a [[listeners]] table)"},
+        BadValue{"maximum_qos = 1",
+                 "t.toml: maximum_qos: unknown key (it belongs in the [mqtt] table)"},
+        BadValue{"[mqtt]\nmaximum_qso = 1",
+                 "t.toml: mqtt.maximum_qso: unknown key (did you mean 'maximum_qos'?)"},
         BadValue{"[[listeners]]\nadress = '::'", "t.toml: listeners[0].adress: unknown key"},
         BadValue{"[[listeners]]\nprot = 1",
                  "t.toml: listeners[0].prot: unknown key (did you mean 'port'?)"},

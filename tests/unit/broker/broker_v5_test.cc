@@ -1,0 +1,774 @@
+// MQTT 5.0 features of the broker core, on a fake clock: what CONNACK offers and what the broker
+// refuses, flow control, topic aliases, message expiry, subscription options and identifiers,
+// shared subscriptions, delayed wills, reason codes and enhanced authentication.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <typeinfo>
+#include <string>
+#include <vector>
+
+#include "tests/unit/broker/broker_test_util.h"
+#include "tinymq/broker/authenticator.h"
+#include "tinymq/broker/broker.h"
+
+namespace tinymq::broker {
+namespace {
+
+using mqtt::ProtocolVersion;
+using mqtt::PropertyId;
+using mqtt::QoS;
+using mqtt::ReasonCode;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeClock;
+using testing::MakePublish;
+using testing::TestClient;
+
+constexpr ProtocolVersion kV5 = ProtocolVersion::kV5;
+
+mqtt::Connect V5Connect(std::string_view client_id, const mqtt::PropertiesBuilder& props = {},
+                        bool clean_start = true) {
+  mqtt::Connect c;
+  c.version = kV5;
+  c.client_id = client_id;
+  c.clean_start = clean_start;
+  c.properties = props.view();
+  return c;
+}
+
+std::vector<std::uint32_t> SubscriptionIds(const mqtt::Publish& p) {
+  std::vector<std::uint32_t> ids;
+  for (const mqtt::Property& property : p.properties) {
+    if (property.id == PropertyId::kSubscriptionIdentifier) {
+      ids.push_back(property.number);
+    }
+  }
+  return ids;
+}
+
+std::vector<mqtt::Publish> Publishes(const std::vector<mqtt::Packet>& packets) {
+  std::vector<mqtt::Publish> out;
+  for (const mqtt::Packet& p : packets) {
+    if (const auto* publish = std::get_if<mqtt::Publish>(&p)) {
+      out.push_back(*publish);
+    } else {
+      ADD_FAILURE() << "expected only PUBLISH, got " << mqtt::PacketTypeName(mqtt::TypeOf(p));
+    }
+  }
+  return out;
+}
+
+class BrokerV5Test : public ::testing::Test {
+ protected:
+  // The broker, built from limits_ on first use (so a test sets limits_ first).
+  Broker& broker() {
+    if (broker_ == nullptr) {
+      broker_ = std::make_unique<Broker>(limits_);
+    }
+    return *broker_;
+  }
+
+  // A connected 5.0 client (CONNECT with `props`); the CONNACK is in `connack`.
+  std::unique_ptr<TestClient> Connect5(std::string_view client_id,
+                                       const mqtt::PropertiesBuilder& props = {},
+                                       bool clean_start = true) {
+    auto c = std::make_unique<TestClient>(broker(), clock_, kV5);
+    c->Send(V5Connect(client_id, props, clean_start));
+    connack = First<mqtt::Connack>(*c);
+    EXPECT_EQ(connack.reason, ReasonCode::kSuccess);
+    return c;
+  }
+
+  // Receives what `c` was sent: the first packet must be a T, the others (the PUBLISHes that
+  // follow a CONNACK or a SUBACK in the same write) are left in `rest`.
+  template <typename T>
+  T First(TestClient& c) {
+    std::vector<mqtt::Packet> got = c.Receive();
+    rest.clear();
+    if (got.empty() || !std::holds_alternative<T>(got[0])) {
+      ADD_FAILURE() << "expected a " << typeid(T).name() << " first, got " << got.size()
+                    << " packets";
+      return T{};
+    }
+    rest.assign(got.begin() + 1, got.end());
+    return std::get<T>(got[0]);
+  }
+
+  // Subscribes with `options` (and a Subscription Identifier when `id` is not 0); returns the
+  // SUBACK's first code.
+  ReasonCode Subscribe(TestClient& c, std::string_view filter, mqtt::SubscriptionOptions options,
+                       std::uint32_t id = 0) {
+    mqtt::SubscriptionListBuilder list;
+    list.Add(filter, options);
+    mqtt::PropertiesBuilder props;
+    if (id != 0) {
+      props.Add(PropertyId::kSubscriptionIdentifier, id);
+    }
+    c.Send(mqtt::Subscribe{next_packet_id_++, props.view(), list.view()});
+    const auto suback = First<mqtt::Suback>(c);
+    return suback.reason_codes.empty() ? ReasonCode::kUnspecifiedError : suback.reason_codes[0];
+  }
+  ReasonCode Subscribe(TestClient& c, std::string_view filter, QoS qos) {
+    return Subscribe(c, filter, {qos, false, false, 0});
+  }
+
+  void Tick(std::chrono::milliseconds d) {
+    clock_.Advance(d);
+    broker().OnTimer(clock_.Now());
+  }
+
+  Limits limits_;
+  FakeClock clock_;
+  std::unique_ptr<Broker> broker_;
+  mqtt::Connack connack;
+  std::vector<mqtt::Packet> rest;
+  std::uint16_t next_packet_id_ = 1;
+};
+
+// ---------------------------------------------------------------------------------------------
+// CONNACK: what the broker offers, from its limits.
+
+TEST_F(BrokerV5Test, ConnackDefaultsOfferEverything) {
+  auto c = Connect5("c");
+  // 5.0 §3.2.2.3: absent means available (Maximum QoS 2, retain, wildcards, identifiers, shared).
+  EXPECT_EQ(connack.properties.Number(PropertyId::kReceiveMaximum), 1024U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kTopicAliasMaximum), 10U);
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kMaximumQos));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kRetainAvailable));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kWildcardSubscriptionAvailable));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kSubscriptionIdentifierAvailable));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kSharedSubscriptionAvailable));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kServerKeepAlive));
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kMaximumPacketSize));
+}
+
+TEST_F(BrokerV5Test, ConnackSaysWhatTheLimitsTakeAway) {
+  limits_.maximum_qos = QoS::k1;
+  limits_.retain_available = false;
+  limits_.wildcard_subscriptions = false;
+  limits_.subscription_identifiers = false;
+  limits_.shared_subscriptions = false;
+  limits_.topic_alias_maximum = 0;
+  limits_.receive_maximum = 65535;
+  limits_.max_packet_size = 4096;
+  limits_.max_keep_alive_s = 30;
+  limits_.max_session_expiry_s = 60;
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto c = Connect5("c", props);  // keep-alive 0: the broker sets one
+  EXPECT_EQ(connack.properties.Number(PropertyId::kMaximumQos), 1U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kRetainAvailable), 0U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kWildcardSubscriptionAvailable), 0U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kSubscriptionIdentifierAvailable), 0U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kSharedSubscriptionAvailable), 0U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kMaximumPacketSize), 4096U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kServerKeepAlive), 30U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kSessionExpiryInterval), 60U);
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kReceiveMaximum));     // 65535 is the default
+  EXPECT_FALSE(connack.properties.Find(PropertyId::kTopicAliasMaximum));  // 0 is the default
+  // The Server Keep Alive is the one enforced [MQTT-3.2.2-21].
+  Tick(milliseconds(44'999));
+  EXPECT_FALSE(c->Closed());
+  Tick(milliseconds(2));
+  EXPECT_EQ(c->Expect<mqtt::Disconnect>().reason, ReasonCode::kKeepAliveTimeout);
+}
+
+TEST_F(BrokerV5Test, WhatTheConnackRefusedIsRefused) {
+  limits_.maximum_qos = QoS::k1;
+  limits_.retain_available = false;
+  limits_.wildcard_subscriptions = false;
+  limits_.subscription_identifiers = false;
+  limits_.shared_subscriptions = false;
+  auto c = Connect5("c");
+  EXPECT_EQ(Subscribe(*c, "a/+", QoS::k0), ReasonCode::kWildcardSubscriptionsNotSupported);
+  EXPECT_EQ(Subscribe(*c, "$share/g/a", QoS::k0), ReasonCode::kSharedSubscriptionsNotSupported);
+  EXPECT_EQ(Subscribe(*c, "a", QoS::k2), ReasonCode::kGrantedQos1);  // [MQTT-3.2.2-9]
+  // 5.0 [MQTT-3.2.2-11]: a PUBLISH above the Maximum QoS ends the connection with 0x9B.
+  c->Send(MakePublish("a", "x", QoS::k2, 1));
+  EXPECT_EQ(c->Expect<mqtt::Disconnect>().reason, ReasonCode::kQosNotSupported);
+  EXPECT_TRUE(c->Closed());
+  // 5.0 [MQTT-3.2.2-14]: RETAIN when Retain Available is 0 gets 0x9A.
+  auto r = Connect5("r");
+  r->Send(MakePublish("a", "x", QoS::k0, 0, /*retain=*/true));
+  EXPECT_EQ(r->Expect<mqtt::Disconnect>().reason, ReasonCode::kRetainNotSupported);
+  // 5.0 §3.2.2.3.12: a Subscription Identifier when they are not available gets 0xA1.
+  auto s = Connect5("s");
+  mqtt::SubscriptionListBuilder list;
+  list.Add("a", {QoS::k0, false, false, 0});
+  mqtt::PropertiesBuilder id;
+  id.Add(PropertyId::kSubscriptionIdentifier, 7U);
+  s->Send(mqtt::Subscribe{1, id.view(), list.view()});
+  EXPECT_EQ(s->Expect<mqtt::Disconnect>().reason,
+            ReasonCode::kSubscriptionIdentifiersNotSupported);
+  EXPECT_TRUE(s->Closed());
+  // Wills: [MQTT-3.2.2-12] QoS above the maximum, [MQTT-3.2.2-13] retained: refused in CONNACK.
+  TestClient w(broker(), clock_, kV5);
+  mqtt::Connect will = V5Connect("w");
+  will.will = mqtt::Will{QoS::k2, false, {}, "w", mqtt::BinaryView::Of("x")};
+  w.Send(will);
+  EXPECT_EQ(w.Expect<mqtt::Connack>().reason, ReasonCode::kQosNotSupported);
+  TestClient w2(broker(), clock_, kV5);
+  will.will = mqtt::Will{QoS::k0, true, {}, "w", mqtt::BinaryView::Of("x")};
+  w2.Send(will);
+  const auto refused = w2.Expect<mqtt::Connack>();
+  EXPECT_EQ(refused.reason, ReasonCode::kRetainNotSupported);
+  EXPECT_TRUE(refused.properties.Find(PropertyId::kReasonString));
+}
+
+TEST_F(BrokerV5Test, V311ClientsGetTheSameLimitsInTheirOwnTerms) {
+  limits_.maximum_qos = QoS::k1;
+  limits_.wildcard_subscriptions = false;
+  TestClient c(broker(), clock_);
+  c.Connect("c311");
+  mqtt::SubscriptionListBuilder list;
+  list.Add("a", {QoS::k2, false, false, 0}).Add("a/#", {QoS::k0, false, false, 0});
+  c.Send(mqtt::Subscribe{1, {}, list.view()});
+  const auto suback = c.Expect<mqtt::Suback>();
+  ASSERT_EQ(suback.reason_codes.size(), 2U);
+  EXPECT_EQ(suback.reason_codes[0], ReasonCode::kGrantedQos1);
+  EXPECT_EQ(suback.reason_codes[1], ReasonCode::kUnspecifiedError);  // 3.1.1 failure 0x80
+  c.Send(MakePublish("a", "x", QoS::k2, 1));
+  EXPECT_TRUE(c.Receive().empty());  // no DISCONNECT in 3.1.1: just closed
+  EXPECT_TRUE(c.Closed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow control
+
+TEST_F(BrokerV5Test, ClientExceedingTheReceiveMaximumGets0x93) {
+  limits_.receive_maximum = 2;
+  auto c = Connect5("c");
+  c->Send(MakePublish("t", "1", QoS::k2, 1));
+  c->Send(MakePublish("t", "2", QoS::k2, 2));
+  EXPECT_EQ(c->Receive().size(), 2U);  // two PUBRECs
+  c->Send(mqtt::Pubrel{1, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(c->Expect<mqtt::Pubcomp>().packet_id, 1);
+  c->Send(MakePublish("t", "3", QoS::k2, 3));  // two unfinished again: allowed
+  EXPECT_EQ(c->Expect<mqtt::Pubrec>().packet_id, 3);
+  c->Send(MakePublish("t", "4", QoS::k2, 4));  // 5.0 [MQTT-3.3.4-8]
+  EXPECT_EQ(c->Expect<mqtt::Disconnect>().reason, ReasonCode::kReceiveMaximumExceeded);
+  EXPECT_TRUE(c->Closed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topic aliases
+
+TEST_F(BrokerV5Test, InboundTopicAliasStandsForTheTopicItWasSetWith) {
+  auto sub = Connect5("sub");
+  Subscribe(*sub, "a/b", QoS::k0);
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder alias;
+  alias.Add(PropertyId::kTopicAlias, 3U);
+  mqtt::Publish first = MakePublish("a/b", "1");
+  first.properties = alias.view();
+  pub->Send(first);
+  mqtt::Publish second = MakePublish("", "2");
+  second.properties = alias.view();
+  pub->Send(second);
+  const auto got = Publishes(sub->Receive());
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(got[1].topic, "a/b");
+  EXPECT_EQ(got[1].payload.AsString(), "2");
+  EXPECT_FALSE(got[1].properties.Find(PropertyId::kTopicAlias));  // not forwarded
+  EXPECT_FALSE(pub->Closed());
+}
+
+TEST_F(BrokerV5Test, InboundTopicAliasOutOfRangeOrUnsetEndsTheConnection) {
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder alias;
+  alias.Add(PropertyId::kTopicAlias, 11U);  // above the maximum of 10 [MQTT-3.3.2-9]
+  mqtt::Publish p = MakePublish("t", "x");
+  p.properties = alias.view();
+  pub->Send(p);
+  EXPECT_EQ(pub->Expect<mqtt::Disconnect>().reason, ReasonCode::kTopicAliasInvalid);
+  auto other = Connect5("other");
+  alias.Clear();
+  alias.Add(PropertyId::kTopicAlias, 2U);
+  mqtt::Publish unset = MakePublish("", "x");  // alias 2 was never set on this connection
+  unset.properties = alias.view();
+  other->Send(unset);
+  EXPECT_EQ(other->Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  // Without an offer, any alias is out of range.
+  limits_.topic_alias_maximum = 0;
+  broker_.reset();
+  auto none = Connect5("none");
+  p.properties = alias.view();
+  none->Send(p);
+  EXPECT_EQ(none->Expect<mqtt::Disconnect>().reason, ReasonCode::kTopicAliasInvalid);
+}
+
+TEST_F(BrokerV5Test, OutboundTopicAliasesFollowLeastRecentlyUsed) {
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kTopicAliasMaximum, 2U);
+  auto sub = Connect5("sub", props);
+  Subscribe(*sub, "#", QoS::k0);
+  TestClient pub(broker(), clock_);
+  pub.Connect("pub");
+  for (const char* topic : {"t1", "t1", "t2", "t3", "t1"}) {
+    pub.Send(MakePublish(topic, topic));
+  }
+  const auto got = Publishes(sub->Receive());
+  ASSERT_EQ(got.size(), 5U);
+  struct Seen {
+    std::string_view topic;
+    std::uint32_t alias;
+  };
+  const Seen want[] = {{"t1", 1}, {"", 1}, {"t2", 2}, {"t3", 1}, {"t1", 2}};
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(got[i].topic, want[i].topic) << i;
+    EXPECT_EQ(got[i].properties.Number(PropertyId::kTopicAlias), want[i].alias) << i;
+  }
+}
+
+TEST_F(BrokerV5Test, NoOutboundAliasesUnlessBothSidesAllowThem) {
+  limits_.outbound_topic_alias_maximum = 0;
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kTopicAliasMaximum, 5U);
+  auto sub = Connect5("sub", props);
+  Subscribe(*sub, "t", QoS::k0);
+  auto plain = Connect5("plain");  // asked for none
+  Subscribe(*plain, "t", QoS::k0);
+  TestClient pub(broker(), clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "1"));
+  pub.Send(MakePublish("t", "2"));
+  for (TestClient* c : {sub.get(), plain.get()}) {
+    for (const mqtt::Publish& p : Publishes(c->Receive())) {
+      EXPECT_EQ(p.topic, "t");
+      EXPECT_FALSE(p.properties.Find(PropertyId::kTopicAlias));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message expiry
+
+TEST_F(BrokerV5Test, QueuedMessageExpiryCountsDownAndExpiredOnesAreDropped) {
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto sub = Connect5("sub", session, /*clean_start=*/true);
+  Subscribe(*sub, "t", QoS::k1);
+  sub->Send(mqtt::Disconnect{});
+  sub->Finish();
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder expiry;
+  expiry.Add(PropertyId::kMessageExpiryInterval, 10U).AddUserProperty("k", "v");
+  mqtt::Publish lasting = MakePublish("t", "lasting", QoS::k1, 1);
+  lasting.properties = expiry.view();
+  pub->Send(lasting);
+  expiry.Clear();
+  expiry.Add(PropertyId::kMessageExpiryInterval, 2U);
+  mqtt::Publish brief = MakePublish("t", "brief", QoS::k1, 2);
+  brief.properties = expiry.view();
+  pub->Send(brief);
+  (void)pub->Receive();
+  Tick(milliseconds(3500));
+  auto back = Connect5("sub", session, /*clean_start=*/false);
+  const auto got = Publishes(rest);
+  ASSERT_EQ(got.size(), 1U);  // 5.0 [MQTT-3.3.2-5]: "brief" expired while queued
+  EXPECT_EQ(got[0].payload.AsString(), "lasting");
+  // 5.0 [MQTT-3.3.2-6]: 10 s less the 3.5 s it waited, rounded up.
+  EXPECT_EQ(got[0].properties.Number(PropertyId::kMessageExpiryInterval), 7U);
+  EXPECT_EQ(got[0].properties.Text(PropertyId::kUserProperty), "k");
+  EXPECT_EQ(broker().counters().dropped_expired, 1U);
+}
+
+TEST_F(BrokerV5Test, RetainedMessageExpires) {
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder expiry;
+  expiry.Add(PropertyId::kMessageExpiryInterval, 5U);
+  mqtt::Publish p = MakePublish("r", "kept", QoS::k0, 0, /*retain=*/true);
+  p.properties = expiry.view();
+  pub->Send(p);
+  Tick(milliseconds(2000));
+  auto early = Connect5("early");
+  Subscribe(*early, "r", QoS::k0);
+  ASSERT_EQ(rest.size(), 1U);
+  const auto got = std::get<mqtt::Publish>(rest[0]);
+  EXPECT_TRUE(got.retain);
+  EXPECT_EQ(got.properties.Number(PropertyId::kMessageExpiryInterval), 3U);
+  Tick(milliseconds(3001));
+  auto late = Connect5("late");
+  Subscribe(*late, "r", QoS::k0);
+  EXPECT_TRUE(rest.empty());
+  EXPECT_EQ(broker().retained_count(), 0U);  // forgotten once found expired
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscription options and identifiers
+
+TEST_F(BrokerV5Test, NoLocalKeepsAClientsOwnMessagesFromIt) {
+  auto self = Connect5("self");
+  Subscribe(*self, "t", {QoS::k0, /*no_local=*/true, false, 0});
+  auto other = Connect5("other");
+  Subscribe(*other, "t", QoS::k0);
+  self->Send(MakePublish("t", "mine"));
+  EXPECT_TRUE(self->Receive().empty());  // 5.0 [MQTT-3.8.3-3]
+  EXPECT_EQ(other->Expect<mqtt::Publish>().payload.AsString(), "mine");
+  other->Send(MakePublish("t", "theirs"));
+  EXPECT_EQ(self->Expect<mqtt::Publish>().payload.AsString(), "theirs");
+}
+
+TEST_F(BrokerV5Test, RetainAsPublishedKeepsTheRetainFlag) {
+  auto rap = Connect5("rap");
+  Subscribe(*rap, "t", {QoS::k0, false, /*retain_as_published=*/true, 0});
+  auto plain = Connect5("plain");
+  Subscribe(*plain, "t", QoS::k0);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "x", QoS::k0, 0, /*retain=*/true));
+  EXPECT_TRUE(rap->Expect<mqtt::Publish>().retain);     // 5.0 [MQTT-3.3.1-13]
+  EXPECT_FALSE(plain->Expect<mqtt::Publish>().retain);  // 5.0 [MQTT-3.3.1-12]
+}
+
+TEST_F(BrokerV5Test, RetainHandlingChoosesWhenRetainedMessagesAreSent) {
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("r", "retained", QoS::k0, 0, /*retain=*/true));
+  auto c = Connect5("c");
+  Subscribe(*c, "r", {QoS::k0, false, false, 1});  // new subscription: sent
+  ASSERT_EQ(Publishes(rest).size(), 1U);
+  EXPECT_EQ(Publishes(rest)[0].payload.AsString(), "retained");
+  Subscribe(*c, "r", {QoS::k0, false, false, 1});  // existing: not sent [MQTT-3.3.1-10]
+  EXPECT_TRUE(rest.empty());
+  Subscribe(*c, "r", {QoS::k0, false, false, 0});  // 0: sent every time [MQTT-3.3.1-9]
+  EXPECT_EQ(Publishes(rest).size(), 1U);
+  auto never = Connect5("never");
+  Subscribe(*never, "r", {QoS::k0, false, false, 2});  // 2: never [MQTT-3.3.1-11]
+  EXPECT_TRUE(rest.empty());
+}
+
+TEST_F(BrokerV5Test, SubscriptionIdentifiersOfEveryMatchingSubscriptionAreSent) {
+  auto c = Connect5("c");
+  Subscribe(*c, "a/+", {QoS::k0, false, false, 0}, 5);
+  Subscribe(*c, "a/#", {QoS::k1, false, false, 0}, 700);
+  Subscribe(*c, "a/b", QoS::k0);  // no identifier
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("a/b", "x", QoS::k1, 1));
+  const auto got = c->Expect<mqtt::Publish>();  // once, at the highest QoS
+  EXPECT_EQ(got.qos, QoS::k1);
+  auto ids = SubscriptionIds(got);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{5, 700}));  // 5.0 [MQTT-3.3.4-3], [MQTT-3.3.4-4]
+  // The retained message sent at subscribe time carries that subscription's identifier.
+  pub->Send(MakePublish("r", "kept", QoS::k0, 0, /*retain=*/true));
+  Subscribe(*c, "r", {QoS::k0, false, false, 0}, 9);
+  ASSERT_EQ(rest.size(), 1U);
+  EXPECT_EQ(SubscriptionIds(std::get<mqtt::Publish>(rest[0])), (std::vector<std::uint32_t>{9}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared subscriptions
+
+TEST_F(BrokerV5Test, SharedSubscriptionGivesEachMessageToOneMemberInTurn) {
+  auto a = Connect5("a");
+  auto b = Connect5("b");
+  auto other_group = Connect5("g2");
+  auto plain = Connect5("plain");
+  EXPECT_EQ(Subscribe(*a, "$share/g/t/#", QoS::k1), ReasonCode::kGrantedQos1);
+  EXPECT_EQ(Subscribe(*b, "$share/g/t/#", QoS::k1), ReasonCode::kGrantedQos1);
+  Subscribe(*other_group, "$share/h/t/#", QoS::k0);
+  Subscribe(*plain, "t/#", QoS::k0);
+  auto pub = Connect5("pub");
+  for (int i = 0; i < 4; ++i) {
+    pub->Send(MakePublish("t/x", std::to_string(i)));
+  }
+  std::vector<std::string> to_a;
+  std::vector<std::string> to_b;
+  for (const auto& p : Publishes(a->Receive())) to_a.emplace_back(p.payload.AsString());
+  for (const auto& p : Publishes(b->Receive())) to_b.emplace_back(p.payload.AsString());
+  EXPECT_EQ(to_a, (std::vector<std::string>{"0", "2"}));
+  EXPECT_EQ(to_b, (std::vector<std::string>{"1", "3"}));
+  EXPECT_EQ(Publishes(other_group->Receive()).size(), 4U);  // every group gets a copy
+  EXPECT_EQ(Publishes(plain->Receive()).size(), 4U);
+}
+
+TEST_F(BrokerV5Test, SharedSubscriptionGetsNoRetainedMessages) {
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "retained", QoS::k0, 0, /*retain=*/true));
+  auto a = Connect5("a");
+  Subscribe(*a, "$share/g/t", QoS::k0);
+  EXPECT_TRUE(rest.empty());  // 5.0 §4.8.2
+}
+
+TEST_F(BrokerV5Test, SharedMessagesOfAMemberThatLeavesGoToAnother) {
+  limits_.max_inflight = 1;
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto a = Connect5("a", session);
+  auto b = Connect5("b");
+  Subscribe(*a, "$share/g/t", QoS::k1);
+  Subscribe(*b, "$share/g/t", QoS::k1);
+  auto pub = Connect5("pub");
+  // "1" to a, "2" to b, "3" and "4" wait in a's and b's queues (window 1, no acks).
+  for (int i = 1; i <= 4; ++i) {
+    pub->Send(MakePublish("t", std::to_string(i), QoS::k1, static_cast<std::uint16_t>(i)));
+  }
+  EXPECT_EQ(Publishes(a->Receive()).size(), 1U);
+  const auto to_b = Publishes(b->Receive());
+  ASSERT_EQ(to_b.size(), 1U);
+  a->Drop();  // persistent session: its unacknowledged "1" and queued "3" go to b
+  b->Send(mqtt::Puback{to_b[0].packet_id, ReasonCode::kSuccess, {}});
+  std::vector<std::string> got;
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& p : Publishes(b->Receive())) {
+      got.emplace_back(p.payload.AsString());
+      b->Send(mqtt::Puback{p.packet_id, ReasonCode::kSuccess, {}});
+    }
+  }
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"1", "3", "4"}));
+}
+
+TEST_F(BrokerV5Test, PublisherHashSendsOnePublishersMessagesToOneMember) {
+  limits_.shared_policy = SharedPolicy::kPublisherHash;
+  auto a = Connect5("a");
+  auto b = Connect5("b");
+  Subscribe(*a, "$share/g/t", QoS::k0);
+  Subscribe(*b, "$share/g/t", QoS::k0);
+  auto pub = Connect5("pub");
+  for (int i = 0; i < 6; ++i) {
+    pub->Send(MakePublish("t", std::to_string(i)));
+  }
+  const std::size_t to_a = Publishes(a->Receive()).size();
+  const std::size_t to_b = Publishes(b->Receive()).size();
+  EXPECT_TRUE((to_a == 6 && to_b == 0) || (to_a == 0 && to_b == 6)) << to_a << " " << to_b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wills
+
+class WillDelayTest : public BrokerV5Test {
+ protected:
+  // A client "dying" with a will on "w" delayed by `delay_s`, its session lasting `expiry_s`.
+  std::unique_ptr<TestClient> Dying(std::uint32_t delay_s, std::uint32_t expiry_s) {
+    auto c = std::make_unique<TestClient>(broker(), clock_, kV5);
+    mqtt::PropertiesBuilder session;
+    session.Add(PropertyId::kSessionExpiryInterval, expiry_s);
+    will_props_.Clear();
+    will_props_.Add(PropertyId::kWillDelayInterval, delay_s).AddUserProperty("why", "gone");
+    mqtt::Connect connect = V5Connect("dying", session, /*clean_start=*/false);
+    connect.will = mqtt::Will{QoS::k0, false, will_props_.view(), "w", mqtt::BinaryView::Of("bye")};
+    c->Send(connect);
+    EXPECT_EQ(c->Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+    return c;
+  }
+  mqtt::PropertiesBuilder will_props_;
+};
+
+TEST_F(WillDelayTest, WillWaitsForItsDelay) {
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(5, 3600);
+  dying->Drop();
+  Tick(milliseconds(4999));
+  EXPECT_TRUE(watcher->Receive().empty());
+  Tick(milliseconds(2));
+  const auto will = watcher->Expect<mqtt::Publish>();
+  EXPECT_EQ(will.payload.AsString(), "bye");
+  EXPECT_EQ(will.properties.Text(PropertyId::kUserProperty), "why");  // will properties travel
+  EXPECT_FALSE(will.properties.Find(PropertyId::kWillDelayInterval));
+}
+
+TEST_F(WillDelayTest, ReconnectingInTimeCancelsTheWill) {
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(5, 3600);
+  dying->Drop();
+  Tick(milliseconds(3000));
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto back = Connect5("dying", session, /*clean_start=*/false);  // 5.0 [MQTT-3.1.3-9]
+  EXPECT_TRUE(connack.session_present);
+  Tick(milliseconds(10'000));
+  EXPECT_TRUE(watcher->Receive().empty());
+}
+
+TEST_F(WillDelayTest, SessionEndingFirstSendsTheWillThen) {
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(60, 2);
+  dying->Drop();
+  Tick(milliseconds(1999));
+  EXPECT_TRUE(watcher->Receive().empty());
+  Tick(milliseconds(2));
+  EXPECT_EQ(watcher->Expect<mqtt::Publish>().payload.AsString(), "bye");
+  EXPECT_EQ(broker().session_count(), 1U);  // only the watcher's
+}
+
+TEST_F(WillDelayTest, TakeoverWithCleanStartEndsTheSessionAndSendsTheWill) {
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(60, 3600);
+  auto fresh = Connect5("dying");  // clean start: the old session ends now
+  EXPECT_EQ(dying->Expect<mqtt::Disconnect>().reason, ReasonCode::kSessionTakenOver);
+  EXPECT_EQ(watcher->Expect<mqtt::Publish>().payload.AsString(), "bye");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reason codes and strings
+
+TEST_F(BrokerV5Test, AcksSayWhenNobodySubscribes) {
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("nobody", "x", QoS::k1, 1));
+  EXPECT_EQ(pub->Expect<mqtt::Puback>().reason, ReasonCode::kNoMatchingSubscribers);
+  pub->Send(MakePublish("nobody", "x", QoS::k2, 2));
+  EXPECT_EQ(pub->Expect<mqtt::Pubrec>().reason, ReasonCode::kNoMatchingSubscribers);
+  auto sub = Connect5("sub");
+  Subscribe(*sub, "somebody", QoS::k0);
+  pub->Send(MakePublish("somebody", "x", QoS::k1, 3));
+  EXPECT_EQ(pub->Expect<mqtt::Puback>().reason, ReasonCode::kSuccess);
+}
+
+TEST_F(BrokerV5Test, ReasonStringsOnlyWhenTheClientWantsThem) {
+  auto wants = Connect5("wants");
+  mqtt::SubscriptionListBuilder bad;
+  bad.Add("a/#/b", {QoS::k0, false, false, 0});
+  wants->Send(mqtt::Subscribe{1, {}, bad.view()});
+  EXPECT_TRUE(wants->Expect<mqtt::Suback>().properties.Find(PropertyId::kReasonString));
+  mqtt::PropertiesBuilder quiet;
+  quiet.Add(PropertyId::kRequestProblemInformation, 0U);
+  auto no = Connect5("no", quiet);
+  no->Send(mqtt::Subscribe{1, {}, bad.view()});
+  // 5.0 [MQTT-3.1.2-29]: no Reason String outside CONNACK, DISCONNECT and PUBLISH.
+  const auto suback = no->Expect<mqtt::Suback>();
+  EXPECT_EQ(suback.reason_codes[0], ReasonCode::kTopicFilterInvalid);
+  EXPECT_FALSE(suback.properties.Find(PropertyId::kReasonString));
+  // Takeover: DISCONNECT 0x8E, with its reason.
+  auto again = Connect5("no");
+  const auto taken = no->Expect<mqtt::Disconnect>();
+  EXPECT_EQ(taken.reason, ReasonCode::kSessionTakenOver);
+  EXPECT_TRUE(taken.properties.Find(PropertyId::kReasonString));
+}
+
+TEST_F(BrokerV5Test, V5PublisherToV311SubscriberLosesOnlyTheProperties) {
+  TestClient old(broker(), clock_);
+  old.Connect("old");
+  mqtt::SubscriptionListBuilder list;
+  list.Add("t", {QoS::k2, false, false, 0});
+  old.Send(mqtt::Subscribe{1, {}, list.view()});
+  (void)old.Expect<mqtt::Suback>();
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kMessageExpiryInterval, 60U).AddUserProperty("k", "v");
+  mqtt::Publish p = MakePublish("t", "hello", QoS::k1, 1);
+  p.properties = props.view();
+  pub->Send(p);
+  const auto got = old.Expect<mqtt::Publish>();
+  EXPECT_EQ(got.payload.AsString(), "hello");
+  EXPECT_EQ(got.qos, QoS::k1);
+  EXPECT_TRUE(got.properties.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enhanced authentication
+
+// A challenge/response method "TEST": the client sends "hello", the broker answers "challenge",
+// the client must answer "response".
+class ChallengeAuthenticator : public Authenticator {
+ public:
+  class Exchange : public AuthExchange {
+   public:
+    AuthStep Next(mqtt::BinaryView data) override {
+      AuthStep step;
+      const std::string_view text = data.AsString();
+      if (!challenged_ && text == "hello") {
+        challenged_ = true;
+        step.outcome = AuthStep::Outcome::kContinue;
+        step.data.assign({'c', 'h', 'a', 'l', 'l', 'e', 'n', 'g', 'e'});
+      } else if (challenged_ && text == "response") {
+        step.outcome = AuthStep::Outcome::kSuccess;
+        step.data.assign({'o', 'k'});
+      } else {
+        step.outcome = AuthStep::Outcome::kFail;
+        step.reason = ReasonCode::kNotAuthorized;
+      }
+      return step;
+    }
+
+   private:
+    bool challenged_ = false;
+  };
+
+  std::unique_ptr<AuthExchange> Begin(std::string_view method, std::string_view) override {
+    return method == "TEST" ? std::make_unique<Exchange>() : nullptr;
+  }
+};
+
+mqtt::Auth AuthPacket(ReasonCode reason, std::string_view method, mqtt::PropertiesBuilder& props,
+                      std::string_view data) {
+  props.Clear();
+  props.Add(PropertyId::kAuthenticationMethod, method)
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of(data));
+  return mqtt::Auth{reason, props.view()};
+}
+
+TEST_F(BrokerV5Test, EnhancedAuthenticationRunsThroughTheAuthenticator) {
+  ChallengeAuthenticator authenticator;
+  broker().set_authenticator(&authenticator);
+  TestClient c(broker(), clock_, kV5);
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kAuthenticationMethod, "TEST")
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of("hello"));
+  c.Send(V5Connect("c", props));
+  const auto challenge = c.Expect<mqtt::Auth>();
+  EXPECT_EQ(challenge.reason, ReasonCode::kContinueAuthentication);
+  EXPECT_EQ(challenge.properties.Text(PropertyId::kAuthenticationMethod), "TEST");
+  EXPECT_EQ(challenge.properties.Binary(PropertyId::kAuthenticationData)->AsString(), "challenge");
+  mqtt::PropertiesBuilder scratch;
+  c.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "response"));
+  const auto ack = c.Expect<mqtt::Connack>();
+  EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
+  EXPECT_EQ(ack.properties.Text(PropertyId::kAuthenticationMethod), "TEST");
+  EXPECT_EQ(ack.properties.Binary(PropertyId::kAuthenticationData)->AsString(), "ok");
+  // Re-authentication (5.0 §4.12.1): AUTH 0x19, the same exchange, AUTH 0x00 at the end.
+  c.Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "hello"));
+  EXPECT_EQ(c.Expect<mqtt::Auth>().reason, ReasonCode::kContinueAuthentication);
+  c.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "response"));
+  EXPECT_EQ(c.Expect<mqtt::Auth>().reason, ReasonCode::kSuccess);
+  EXPECT_FALSE(c.Closed());
+  // A failed re-authentication ends the connection [MQTT-4.12.1-2].
+  c.Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "wrong"));
+  EXPECT_EQ(c.Expect<mqtt::Disconnect>().reason, ReasonCode::kNotAuthorized);
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
+  ChallengeAuthenticator authenticator;
+  broker().set_authenticator(&authenticator);
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kAuthenticationMethod, "TEST")
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of("hello"));
+  TestClient wrong(broker(), clock_, kV5);
+  wrong.Send(V5Connect("wrong", props));
+  (void)wrong.Expect<mqtt::Auth>();
+  mqtt::PropertiesBuilder scratch;
+  wrong.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "guess"));
+  EXPECT_EQ(wrong.Expect<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
+  EXPECT_TRUE(wrong.Closed());
+  // Anything but AUTH during the exchange is a protocol error.
+  TestClient eager(broker(), clock_, kV5);
+  eager.Send(V5Connect("eager", props));
+  (void)eager.Expect<mqtt::Auth>();
+  eager.Send(MakePublish("t", "x"));
+  EXPECT_EQ(eager.Expect<mqtt::Connack>().reason, ReasonCode::kProtocolError);
+  // An unknown method: 0x8C.
+  props.Clear();
+  props.Add(PropertyId::kAuthenticationMethod, "OTHER");
+  TestClient other(broker(), clock_, kV5);
+  other.Send(V5Connect("other", props));
+  EXPECT_EQ(other.Expect<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+  // No exchange to wait for: the CONNECT timeout still applies.
+  TestClient slow(broker(), clock_, kV5);
+  props.Clear();
+  props.Add(PropertyId::kAuthenticationMethod, "TEST")
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of("hello"));
+  slow.Send(V5Connect("slow", props));
+  (void)slow.Expect<mqtt::Auth>();
+  Tick(seconds(11));
+  EXPECT_TRUE(slow.Closed());
+}
+
+}  // namespace
+}  // namespace tinymq::broker
