@@ -11,7 +11,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <optional>
 
 #include "tinymq/broker/broker.h"
@@ -20,6 +22,28 @@
 
 namespace tinymq::broker::fuzz {
 namespace {
+
+// Enhanced authentication for method "F": data "go" asks for another round, "ok" succeeds,
+// anything else fails.
+class FuzzAuthenticator : public Authenticator {
+ public:
+  class Exchange : public AuthExchange {
+   public:
+    AuthStep Next(mqtt::BinaryView data) override {
+      AuthStep step;
+      if (data.AsString() == "go") {
+        step.outcome = AuthStep::Outcome::kContinue;
+        step.data.assign({'?'});
+      } else if (data.AsString() == "ok") {
+        step.outcome = AuthStep::Outcome::kSuccess;
+      }
+      return step;
+    }
+  };
+  std::unique_ptr<AuthExchange> Begin(std::string_view method, std::string_view) override {
+    return method == "F" ? std::make_unique<Exchange>() : nullptr;
+  }
+};
 
 struct Client {
   std::optional<ConnectionId> id;
@@ -35,7 +59,11 @@ class Harness {
     limits_.max_queued_messages = 16;
     limits_.output_high_water = 512;
     limits_.max_packet_size = 4096;
+    limits_.receive_maximum = 3;
+    limits_.topic_alias_maximum = 4;
+    limits_.outbound_topic_alias_maximum = 2;
     broker_ = std::make_unique<Broker>(limits_);
+    broker_->set_authenticator(&authenticator_);
   }
 
   void Run(const std::uint8_t* data, std::size_t size) {
@@ -124,6 +152,14 @@ class Harness {
         if (!p) {
           // The broker wrote something a client cannot decode. Unless the sniffed version was a
           // guess (a CONNECT split oddly), that is a bug.
+          if (c.sent.size() > 8 && c.sent[0] == 0x10) {
+            std::fprintf(stderr, "broker output does not decode: %s; output:",
+                         std::string(mqtt::Describe(p.error())).c_str());
+            for (std::size_t i = 0; i < n; ++i) {
+              std::fprintf(stderr, " %02x", out[i]);
+            }
+            std::fprintf(stderr, "\n");
+          }
           TINYMQ_CHECK(c.sent.size() <= 8 || c.sent[0] != 0x10);
           c.reader.reset();
           broker_->OnWritten(*c.id, n, now_);
@@ -154,6 +190,7 @@ class Harness {
     }
   }
 
+  FuzzAuthenticator authenticator_;
   Limits limits_;
   std::unique_ptr<Broker> broker_;
   Instant now_ = Instant{} + std::chrono::hours(1);

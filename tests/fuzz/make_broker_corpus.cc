@@ -69,6 +69,68 @@ Bytes Scenario(mqtt::ProtocolVersion v, bool clean) {
   return s;
 }
 
+// MQTT 5 features: session expiry, a delayed will, subscription options and identifiers, a shared
+// subscription, topic aliases both ways, message expiry and enhanced authentication (the fuzz
+// target's authenticator knows method "F": "go" continues, "ok" succeeds).
+Bytes V5Scenario() {
+  const auto v = mqtt::ProtocolVersion::kV5;
+  Bytes s;
+  mqtt::PropertiesBuilder connect_props;
+  connect_props.Add(mqtt::PropertyId::kSessionExpiryInterval, 5U)
+      .Add(mqtt::PropertyId::kTopicAliasMaximum, 2U)
+      .Add(mqtt::PropertyId::kReceiveMaximum, 2U);
+  mqtt::PropertiesBuilder will_props;
+  will_props.Add(mqtt::PropertyId::kWillDelayInterval, 2U)
+      .Add(mqtt::PropertyId::kMessageExpiryInterval, 3U);
+  mqtt::Connect sub = MakeConnect("sub", v, false, false);
+  sub.properties = connect_props.view();
+  sub.will = mqtt::Will{mqtt::QoS::k1, false, will_props.view(), "wills/x",
+                        mqtt::BinaryView::Of("bye")};
+  AppendData(s, 0, Enc(sub, v));
+  mqtt::SubscriptionListBuilder subs;
+  subs.Add("a/#", {mqtt::QoS::k2, true, true, 1})
+      .Add("$share/g/a/+", {mqtt::QoS::k1, false, false, 0})
+      .Add("a/b", {mqtt::QoS::k0, false, true, 2});
+  mqtt::PropertiesBuilder id;
+  id.Add(mqtt::PropertyId::kSubscriptionIdentifier, 7U);
+  AppendData(s, 0, Enc(mqtt::Subscribe{1, id.view(), subs.view()}, v));
+  mqtt::Connect member = MakeConnect("member", v, true, false);
+  AppendData(s, 2, Enc(member, v));
+  mqtt::SubscriptionListBuilder shared;
+  shared.Add("$share/g/a/+", {mqtt::QoS::k2, false, false, 0});
+  AppendData(s, 2, Enc(mqtt::Subscribe{1, {}, shared.view()}, v));
+  mqtt::PropertiesBuilder auth;
+  auth.Add(mqtt::PropertyId::kAuthenticationMethod, "F")
+      .AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView::Of("go"));
+  mqtt::Connect pub = MakeConnect("pub", v, true, false);
+  pub.properties = auth.view();
+  AppendData(s, 1, Enc(pub, v));
+  auth.Clear();
+  auth.Add(mqtt::PropertyId::kAuthenticationMethod, "F")
+      .AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView::Of("ok"));
+  AppendData(s, 1, Enc(mqtt::Auth{mqtt::ReasonCode::kContinueAuthentication, auth.view()}, v));
+  for (std::uint16_t q = 0; q < 3; ++q) {
+    mqtt::PropertiesBuilder props;
+    props.Add(mqtt::PropertyId::kTopicAlias, 1U).Add(mqtt::PropertyId::kMessageExpiryInterval, 1U);
+    mqtt::Publish p;
+    p.topic = q == 1 ? "" : "a/b";
+    p.qos = static_cast<mqtt::QoS>(q);
+    p.packet_id = q == 0 ? 0 : q;
+    p.retain = q != 1;
+    p.properties = props.view();
+    p.payload = mqtt::BinaryView::Of("payload");
+    AppendData(s, 1, Enc(p, v));
+  }
+  AppendOp(s, 0, Op::kDrain);
+  AppendOp(s, 2, Op::kPeerClose);
+  AppendOp(s, 0, Op::kPeerClose);
+  AppendOp(s, 3, Op::kAdvance);
+  s.push_back(25);
+  AppendData(s, 3, Enc(sub, v));
+  AppendOp(s, 3, Op::kDrain);
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,6 +152,15 @@ int main(int argc, char** argv) {
       std::fclose(f);
     }
   }
+  const Bytes s = V5Scenario();
+  const std::string path = std::string(argv[1]) + "/scenario-v5";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(s.data(), 1, s.size(), f) != s.size()) {
+    std::fprintf(stderr, "make_broker_corpus: cannot write %s\n", path.c_str());
+    return 1;
+  }
+  std::fclose(f);
+  ++n;
   std::printf("tinymq_make_broker_corpus: wrote %d seeds to %s\n", n, argv[1]);
   return 0;
 }

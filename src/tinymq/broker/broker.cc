@@ -463,13 +463,16 @@ void Broker::HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant n
   const ReasonCode reason = mqtt::ToReasonCode(error);
   const std::string why = "protocol error: " + std::string(mqtt::Describe(error));
   if (c.state != Connection::State::kConnected) {
-    if (error == mqtt::DecodeError::kUnsupportedProtocolLevel) {
+    if (error == mqtt::DecodeError::kUnsupportedProtocolLevel &&
+        c.state == Connection::State::kAwaitConnect) {
       // [MQTT-3.1.2-2]: CONNACK 0x01 (unacceptable protocol level), then close. The level is not
       // one we speak, so the CONNACK takes the 3.1.1 form every MQTT client reads.
       c.version = ProtocolVersion::kV311;
       Send(c, mqtt::Connack{false, ReasonCode::kUnsupportedProtocolVersion, {}});
-    } else if (c.decoder.version() == ProtocolVersion::kV5) {
-      // 5.0 [MQTT-3.1.4-2]: a CONNACK with a reason code of 0x80 or more may precede the close.
+    } else if (c.state == Connection::State::kAuthenticating ||
+               c.decoder.version() == ProtocolVersion::kV5) {
+      // 5.0 [MQTT-3.1.4-2]: a CONNACK with a reason code of 0x80 or more may precede the close
+      // (also mid-authentication, whatever the bad packet claims to be).
       c.version = ProtocolVersion::kV5;
       mqtt::PropertiesBuilder props;
       props.Add(mqtt::PropertyId::kReasonString, mqtt::Describe(error));

@@ -753,6 +753,14 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
   (void)eager.Expect<mqtt::Auth>();
   eager.Send(MakePublish("t", "x"));
   EXPECT_EQ(eager.Expect<mqtt::Connack>().reason, ReasonCode::kProtocolError);
+  // A broken second CONNECT mid-exchange gets a 5.0 CONNACK too (found by the broker fuzzer):
+  // here one that claims protocol level 9.
+  TestClient odd(broker(), clock_, kV5);
+  odd.Send(V5Connect("odd", props));
+  (void)odd.Expect<mqtt::Auth>();
+  odd.SendRaw({0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09, 0x02, 0x00, 0x3C, 0x00, 0x01, 'o'});
+  EXPECT_TRUE(IsFailure(odd.Expect<mqtt::Connack>().reason));
+  EXPECT_TRUE(odd.Closed());
   // An unknown method: 0x8C.
   props.Clear();
   props.Add(PropertyId::kAuthenticationMethod, "OTHER");
