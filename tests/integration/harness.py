@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import faulthandler
+import json
 import os
 import queue
 import shutil
@@ -178,28 +179,80 @@ class BrokerStartError(Exception):
         self.log = log
 
 
+def toml_value(value) -> str:
+    """A Python bool, int or str as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def mosquitto_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class Broker:
     """One broker process (tinymq or mosquitto) listening on 127.0.0.1:port.
 
     `limits` are tinymq's [limits] settings (docs/configuration.md), e.g.
     {"connect_timeout_ms": 1000}; for mosquitto the ones it has an equivalent for are mapped
     (MOSQUITTO_LIMITS) and the others ignored: tests that need those skip themselves on mosquitto.
+
+    `mqtt` are tinymq's [mqtt] settings (the MQTT 5.0 features offered), e.g.
+    {"maximum_qos": 1, "retain_available": False, "shared_subscription_policy": "publisher_hash"};
+    Python bools and strings become TOML true/false and quoted strings. For mosquitto the keys
+    in MOSQUITTO_MQTT are mapped; a key in MOSQUITTO_BUILTIN is fine when its value is what
+    mosquitto always does; any other key is listed by mosquitto_unsupported() (BrokerTestCase
+    skips such a test on mosquitto).
     """
 
     MOSQUITTO_LIMITS = {
         "max_queued_messages": "max_queued_messages",
         "max_inflight": "max_inflight_messages",
+        "max_packet_size": "max_packet_size",
+    }
+    # [mqtt] key -> mosquitto.conf option. mosquitto 2.0 advertises max_inflight_messages as its
+    # CONNACK Receive Maximum (and enforces it on QoS 2 PUBLISHes), so receive_maximum maps there
+    # (and wins over [limits] max_inflight when both are given).
+    MOSQUITTO_MQTT = {
+        "maximum_qos": "max_qos",
+        "retain_available": "retain_available",
+        "topic_alias_maximum": "max_topic_alias",
+        "max_keep_alive_s": "max_keepalive",
+        "receive_maximum": "max_inflight_messages",
+    }
+    # [mqtt] key -> the value that describes what mosquitto 2.0.11 always does (no option).
+    MOSQUITTO_BUILTIN = {
+        "wildcard_subscriptions": True,
+        "subscription_identifiers": True,
+        "shared_subscriptions": True,
+        "shared_subscription_policy": "round_robin",
+        "outbound_topic_alias_maximum": 0,  # mosquitto never sets up aliases towards a client
+        "max_session_expiry_s": 0,
     }
 
-    def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = ()):
+    def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = (),
+                 mqtt: Optional[dict] = None):
         self.kind = broker_kind()
         self.limits = dict(limits or {})
+        self.mqtt = dict(mqtt or {})
         self.extra_args = list(extra_args)
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.dir = Path(tempfile.mkdtemp(prefix="tinymq-it-"))
         self.log_path = self.dir / "broker.log"
         self._log_file = None
+
+    def mosquitto_unsupported(self) -> list[str]:
+        """The [mqtt] settings mosquitto cannot reproduce (no option, different fixed value)."""
+        return [f"{k} = {toml_value(v)}" for k, v in self.mqtt.items()
+                if k not in self.MOSQUITTO_MQTT
+                and not (k in self.MOSQUITTO_BUILTIN and self.MOSQUITTO_BUILTIN[k] == v)]
 
     # Start-up. ---------------------------------------------------------------------------
 
@@ -229,15 +282,25 @@ class Broker:
             conf = d / "mosquitto.conf"
             lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "persistence false",
                      "log_dest stderr", "log_type all"]
+            options: dict = {}
             for key, value in self.limits.items():
                 if key in self.MOSQUITTO_LIMITS:
-                    lines.append(f"{self.MOSQUITTO_LIMITS[key]} {value}")
+                    options[self.MOSQUITTO_LIMITS[key]] = value
+            for key, value in self.mqtt.items():
+                if key in self.MOSQUITTO_MQTT:
+                    options[self.MOSQUITTO_MQTT[key]] = value
+            for option, value in options.items():
+                lines.append(f"{option} {mosquitto_value(value)}")
             conf.write_text("\n".join(lines) + "\n")
             return [MOSQUITTO, "-c", str(conf), *self.extra_args]
         argv = [tinymq_binary()]
-        if self.limits:
+        if self.limits or self.mqtt:
             conf = d / "tinymq.toml"
-            body = "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in self.limits.items())
+            body = ""
+            for table, values in (("limits", self.limits), ("mqtt", self.mqtt)):
+                if values:
+                    body += f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n"
+                                                     for k, v in values.items())
             conf.write_text(body)
             argv += ["--config", str(conf)]
         argv += ["--bind", HOST, "--port", str(self.port), "--log-level", "debug", *self.extra_args]
@@ -629,7 +692,11 @@ class RawClient:
         first = self.buf[0]
         body = bytes(self.buf[pos:pos + length])
         del self.buf[:pos + length]
-        return decode_packet(first, body)
+        return self.decode(first, body)
+
+    def decode(self, first_byte: int, body: bytes) -> Packet:
+        """Decodes one received packet (3.1.1 here; mqtt5.Client5 overrides it)."""
+        return decode_packet(first_byte, body)
 
     def recv(self, timeout: Optional[float] = None) -> Packet:
         """The next packet; TimeoutError if none in `timeout` s, ConnectionClosed on EOF."""
@@ -764,6 +831,8 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+    # MosquittoSub(extra_format=...): the extra fields printed, in order (not compared).
+    extra: list = field(default_factory=list, compare=False)
 
 
 class MosquittoSub:
@@ -775,13 +844,16 @@ class MosquittoSub:
 
     def __init__(self, port: int, topics, qos: int = 0, client_id: Optional[str] = None,
                  clean_session: bool = True, version: str = "mqttv311", will=None,
-                 extra: Iterable[str] = ()):
+                 extra: Iterable[str] = (), extra_format: Optional[str] = None):
+        """`extra_format`: more -F sequences (e.g. r"%P\\t%C" for MQTT 5 properties), printed
+        after the standard fields, tab-separated; they land in Message.extra."""
         if isinstance(topics, str):
             topics = [topics]
+        fmt = self.FORMAT + (r"\t" + extra_format if extra_format else "")
         # Line-buffered stdout (stdbuf): the SUBACK line must reach us when it is printed.
         argv = ([STDBUF, "-oL"] if STDBUF else []) + [
             MOSQUITTO_SUB, "-h", HOST, "-p", str(port), "-q", str(qos), "-V", version, "-d",
-            "-F", self.FORMAT]
+            "-F", fmt]
         for t in topics:
             argv += ["-t", t]
         if client_id is not None:
@@ -811,9 +883,9 @@ class MosquittoSub:
             self.output.append(line)
             if line.startswith("M\t"):
                 parts = line.split("\t")
-                if len(parts) == 5:
+                if len(parts) >= 5:
                     self.messages.put(Message(parts[3], bytes.fromhex(parts[4]), int(parts[1]),
-                                              parts[2] == "1"))
+                                              parts[2] == "1", parts[5:]))
             elif line.startswith("Subscribed (mid:"):
                 try:
                     self.granted = [int(x) for x in line.split(":", 2)[2].split(",")]
@@ -1000,19 +1072,57 @@ class PahoClient:
 # unittest glue.
 
 
+def broker_config(limits: Optional[dict] = None, mqtt: Optional[dict] = None):
+    """Decorates one BrokerTestCase test method: its broker gets these [limits] / [mqtt] settings
+    on top of the class's (`limits`, `mqtt_config`), e.g.
+
+        @harness.broker_config(mqtt={"retain_available": False})
+        def test_retain_refused(self): ...
+    """
+    def mark(method):
+        method.broker_limits = dict(limits or {})
+        method.broker_mqtt = dict(mqtt or {})
+        return method
+    return mark
+
+
+def not_on_mosquitto(reason: str):
+    """Skips a test method (or class) on mosquitto, before its broker starts: for settings
+    mosquitto refuses, or where mosquitto deviates from the specification (name the rule)."""
+    return unittest.skipIf(is_mosquitto(), f"mosquitto: {reason}")
+
+
 class BrokerTestCase(unittest.TestCase):
     """Starts a fresh broker for every test (self.broker, self.port) and stops it afterwards:
     SIGTERM must make tinymq exit 0, and its stderr must hold no sanitizer report. Clients made
-    with the helpers below are closed before the broker stops."""
+    with the helpers below are closed before the broker stops.
+
+    The broker's configuration: the class attributes `limits` ([limits]) and `mqtt_config`
+    ([mqtt]), overridden key by key by a @broker_config(...) on the test method. On mosquitto, a
+    test whose [mqtt] settings mosquitto cannot reproduce is skipped (Broker.mosquitto_unsupported).
+    """
 
     # tinymq [limits] for this class's brokers, e.g. {"connect_timeout_ms": 1000}.
     limits: Optional[dict] = None
+    # tinymq [mqtt] for this class's brokers, e.g. {"maximum_qos": 1}.
+    mqtt_config: Optional[dict] = None
+
+    def broker_settings(self) -> tuple[dict, dict]:
+        """([limits], [mqtt]) for this test: the class's, then the method's @broker_config."""
+        method = getattr(self, self._testMethodName, None)
+        limits = {**(self.limits or {}), **getattr(method, "broker_limits", {})}
+        mqtt_settings = {**(self.mqtt_config or {}), **getattr(method, "broker_mqtt", {})}
+        return limits, mqtt_settings
 
     def setUp(self) -> None:
         faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
         self.addCleanup(faulthandler.cancel_dump_traceback_later)
-        self.broker = Broker(self.limits)
+        limits, mqtt_settings = self.broker_settings()
+        self.broker = Broker(limits, mqtt=mqtt_settings)
         self.addCleanup(self.broker.cleanup)
+        if self.broker.kind == "mosquitto" and self.broker.mosquitto_unsupported():
+            self.skipTest("mosquitto has no equivalent of [mqtt] "
+                          + ", ".join(self.broker.mosquitto_unsupported()))
         self.broker.start()
         self.addCleanup(self._stop_broker)
         self.port = self.broker.port
