@@ -952,7 +952,9 @@ except ImportError:  # pragma: no cover: reported by the tests that need it
 
 class PahoClient:
     """A paho client on its own network thread, with every wait bounded. Received messages go to
-    a queue as Message."""
+    a queue as Message. mqtt5.Paho5 extends it with MQTT 5 properties and reason codes."""
+
+    DEFAULT_PROTOCOL = "MQTTv311"  # the name of a paho protocol constant
 
     def __init__(self, port: int, client_id: str = "", clean_session: Optional[bool] = True,
                  protocol: Optional[int] = None, will=None, keepalive: int = 60):
@@ -960,23 +962,23 @@ class PahoClient:
             raise unittest.SkipTest("paho-mqtt is not installed for this interpreter "
                                     "(run the tests with /usr/bin/python3)")
         self.port = port
-        self.protocol = mqtt.MQTTv311 if protocol is None else protocol
+        self.protocol = getattr(mqtt, self.DEFAULT_PROTOCOL) if protocol is None else protocol
         kwargs = {"client_id": client_id, "protocol": self.protocol}
         if self.protocol != mqtt.MQTTv5:
             kwargs["clean_session"] = clean_session
         self.client = mqtt.Client(**kwargs)
         self.keepalive = keepalive
         if will is not None:
-            w_topic, w_payload, w_qos, w_retain = will
-            self.client.will_set(w_topic, w_payload, w_qos, w_retain)
-        self.messages: "queue.Queue[Message]" = queue.Queue()
+            self._set_will(will)
+        self.messages: queue.Queue = queue.Queue()
         self.connected = threading.Event()
         self.disconnected = threading.Event()
         self.connack: Optional[tuple] = None
-        self._lock = threading.Lock()
+        self.connack_rc: Optional[int] = None
+        self.disconnect_rc: Optional[int] = None
+        self._cond = threading.Condition()
         self._subacks: dict = {}
         self._published: set = set()
-        self._cond = threading.Condition(self._lock)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -984,11 +986,18 @@ class PahoClient:
         self.client.on_publish = self._on_publish
         self._started = False
 
+    def _set_will(self, will) -> None:
+        """`will`: (topic, payload, qos, retain)."""
+        w_topic, w_payload, w_qos, w_retain = will
+        self.client.will_set(w_topic, w_payload, w_qos, w_retain)
+
     def _on_connect(self, client, userdata, flags, rc, properties=None):
         self.connack = (flags, rc)
+        self.connack_rc = reason_value(rc)
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, rc, properties=None):
+        self.disconnect_rc = reason_value(rc)
         self.disconnected.set()
 
     def _on_message(self, client, userdata, msg):
@@ -996,7 +1005,7 @@ class PahoClient:
 
     def _on_subscribe(self, client, userdata, mid, granted, properties=None):
         with self._cond:
-            self._subacks[mid] = granted
+            self._subacks[mid] = [reason_value(g) for g in granted]
             self._cond.notify_all()
 
     def _on_publish(self, client, userdata, mid):
@@ -1004,39 +1013,51 @@ class PahoClient:
             self._published.add(mid)
             self._cond.notify_all()
 
-    def connect(self, timeout: float = WAIT) -> tuple:
-        """Connects and waits for the CONNACK; returns (flags, rc)."""
-        self.client.connect(HOST, self.port, self.keepalive)
+    def _connect_kwargs(self) -> dict:
+        """More arguments for paho's connect()."""
+        return {}
+
+    def connect(self, timeout: float = WAIT, expect_rc: Optional[int] = 0) -> tuple:
+        """Connects and waits for the CONNACK (with return code `expect_rc` unless that is None);
+        returns (flags, rc)."""
+        self.client.connect(HOST, self.port, self.keepalive, **self._connect_kwargs())
         self.client.loop_start()
         self._started = True
         if not self.connected.wait(timeout):
             raise AssertionError(f"paho: no CONNACK in {timeout} s")
+        if expect_rc is not None and self.connack_rc != expect_rc:
+            raise AssertionError(f"paho: CONNACK {self.connack_rc}, expected {expect_rc}")
         assert self.connack is not None
-        flags, rc = self.connack
-        if rc != 0:
-            raise AssertionError(f"paho: CONNACK {rc}")
         return self.connack
 
-    def subscribe(self, topic: str, qos: int = 0, timeout: float = WAIT):
-        result, mid = self.client.subscribe(topic, qos)
+    def _acknowledged(self, request: str, result: int, mid: int, acks: dict, ack: str,
+                      timeout: float):
+        """After paho's subscribe() or unsubscribe(): checks it sent the request and waits for
+        the answer; returns the reason codes the network thread put in `acks`."""
         if result != mqtt.MQTT_ERR_SUCCESS:
-            raise AssertionError(f"paho subscribe failed: {result}")
+            raise AssertionError(f"paho {request} failed: {result}")
         with self._cond:
-            if not self._cond.wait_for(lambda: mid in self._subacks, timeout):
-                raise AssertionError(f"paho: no SUBACK in {timeout} s")
-            return self._subacks[mid]
+            if not self._cond.wait_for(lambda: mid in acks, timeout):
+                raise AssertionError(f"paho: no {ack} in {timeout} s")
+            return acks[mid]
+
+    def subscribe(self, topic: str, qos: int = 0, timeout: float = WAIT) -> list:
+        """Subscribes and waits for the SUBACK; returns its return codes."""
+        result, mid = self.client.subscribe(topic, qos)
+        return self._acknowledged("subscribe", result, mid, self._subacks, "SUBACK", timeout)
 
     def publish(self, topic: str, payload=b"", qos: int = 0, retain: bool = False,
-                timeout: float = WAIT) -> None:
-        """Publishes and, for QoS 1/2, waits until the flow completes."""
-        info = self.client.publish(topic, payload, qos, retain)
+                timeout: float = WAIT, **kwargs) -> None:
+        """Publishes and, for QoS 1/2, waits until the flow completes. `kwargs` go to paho's
+        publish() (properties=...)."""
+        info = self.client.publish(topic, payload, qos, retain, **kwargs)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise AssertionError(f"paho publish failed: {info.rc}")
         with self._cond:
             if not self._cond.wait_for(lambda: info.mid in self._published, timeout):
                 raise AssertionError(f"paho: publish {info.mid} not completed in {timeout} s")
 
-    def get(self, timeout: float = WAIT) -> Message:
+    def get(self, timeout: float = WAIT):
         try:
             return self.messages.get(timeout=timeout)
         except queue.Empty:
@@ -1049,14 +1070,16 @@ class PahoClient:
             return
         raise AssertionError(f"paho received an unexpected message: {m!r}")
 
-    def disconnect(self, timeout: float = WAIT) -> None:
-        """Sends DISCONNECT and stops the network thread."""
+    def disconnect(self, timeout: float = WAIT, **kwargs) -> None:
+        """Sends DISCONNECT and stops the network thread. `kwargs` go to paho's disconnect()
+        (reasoncode=..., properties=...)."""
         if self._started:
-            self.client.disconnect()
+            self.client.disconnect(**kwargs)
             self.disconnected.wait(timeout)
             self.stop()
 
     def stop(self) -> None:
+        """Stops the network thread and closes the socket (no DISCONNECT)."""
         if self._started:
             self._started = False
             self.client.loop_stop()
@@ -1066,6 +1089,11 @@ class PahoClient:
                     sock.close()
             except Exception:
                 pass
+
+
+def reason_value(rc) -> int:
+    """A paho return or reason code as an int (paho gives MQTT 5 ones as ReasonCodes)."""
+    return rc if isinstance(rc, int) else rc.value
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import queue
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -512,139 +511,82 @@ def properties_dict(props) -> dict:
     return out
 
 
-class Paho5:
-    """A paho 1.6 client in MQTT 5 mode on its own network thread, every wait bounded."""
+class Paho5(harness.PahoClient):
+    """harness.PahoClient in MQTT 5 mode (or `protocol`): properties on CONNECT, the will,
+    PUBLISH, SUBSCRIBE and DISCONNECT, subscription options, UNSUBSCRIBE, reason codes, and
+    received messages as Received (with their properties)."""
+
+    DEFAULT_PROTOCOL = "MQTTv5"
 
     def __init__(self, port: int, client_id: str = "", clean_start: bool = True,
                  properties: Optional[dict] = None, will: Optional[dict] = None,
                  keepalive: int = 60, protocol=None):
-        if paho is None:
-            raise harness.unittest.SkipTest("paho-mqtt is not installed for this interpreter")
-        self.port = port
-        self.protocol = paho.MQTTv5 if protocol is None else protocol
-        if self.protocol == paho.MQTTv5:
-            self.client = paho.Client(client_id=client_id, protocol=self.protocol)
-        else:
-            self.client = paho.Client(client_id=client_id, protocol=self.protocol,
-                                      clean_session=clean_start)
+        super().__init__(port, client_id, clean_start, protocol, will, keepalive)
         self.clean_start = clean_start
         self.connect_properties = properties
-        self.keepalive = keepalive
-        if will is not None:
-            self.client.will_set(will["topic"], will.get("payload", b""), will.get("qos", 0),
-                                 will.get("retain", False),
-                                 properties=paho_properties(PacketTypes.WILLMESSAGE,
-                                                            will.get("properties")))
-        self.messages: "queue.Queue[Received]" = queue.Queue()
-        self.connected = threading.Event()
-        self.disconnected = threading.Event()
-        self.connack_rc = None
         self.connack_properties: dict = {}
-        self.disconnect_rc = None
-        self._cond = threading.Condition()
-        self._subacks: dict = {}
         self._unsubacks: dict = {}
-        self._published: set = set()
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
         self.client.on_unsubscribe = self._on_unsubscribe
-        self.client.on_publish = self._on_publish
-        self._started = False
+
+    def _set_will(self, will: dict) -> None:
+        """`will`: {"topic", "payload", "qos", "retain", "properties"}, all but the topic
+        optional."""
+        self.client.will_set(will["topic"], will.get("payload", b""), will.get("qos", 0),
+                             will.get("retain", False),
+                             properties=paho_properties(PacketTypes.WILLMESSAGE,
+                                                        will.get("properties")))
 
     def _on_connect(self, client, userdata, flags, rc, properties=None):
-        self.connack_rc = rc if isinstance(rc, int) else rc.value
         self.connack_properties = properties_dict(properties)
-        self.connected.set()
-
-    def _on_disconnect(self, client, userdata, rc, properties=None):
-        self.disconnect_rc = rc if isinstance(rc, int) else rc.value
-        self.disconnected.set()
+        super()._on_connect(client, userdata, flags, rc, properties)
 
     def _on_message(self, client, userdata, msg):
         self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain),
                                    properties_dict(getattr(msg, "properties", None))))
 
-    def _on_subscribe(self, client, userdata, mid, granted, properties=None):
-        with self._cond:
-            self._subacks[mid] = [g if isinstance(g, int) else g.value for g in granted]
-            self._cond.notify_all()
-
     def _on_unsubscribe(self, client, userdata, mid, properties=None, reasons=None):
         with self._cond:
             if isinstance(reasons, list):
-                reasons = [r if isinstance(r, int) else r.value for r in reasons]
+                reasons = [harness.reason_value(r) for r in reasons]
             elif reasons is not None:
-                reasons = [reasons if isinstance(reasons, int) else reasons.value]
+                reasons = [harness.reason_value(reasons)]
             self._unsubacks[mid] = reasons
             self._cond.notify_all()
 
-    def _on_publish(self, client, userdata, mid):
-        with self._cond:
-            self._published.add(mid)
-            self._cond.notify_all()
+    def _connect_kwargs(self) -> dict:
+        if self.protocol != paho.MQTTv5:
+            return {}
+        return {"clean_start": self.clean_start,
+                "properties": paho_properties(PacketTypes.CONNECT, self.connect_properties)}
 
     def connect(self, timeout: float = WAIT, expect_rc: Optional[int] = 0) -> dict:
         """Connects and waits for the CONNACK; returns its properties."""
-        kwargs = {}
-        if self.protocol == paho.MQTTv5:
-            kwargs["clean_start"] = self.clean_start
-            kwargs["properties"] = paho_properties(PacketTypes.CONNECT, self.connect_properties)
-        self.client.connect(harness.HOST, self.port, self.keepalive, **kwargs)
-        self.client.loop_start()
-        self._started = True
-        if not self.connected.wait(timeout):
-            raise AssertionError(f"paho: no CONNACK in {timeout} s")
-        if expect_rc is not None and self.connack_rc != expect_rc:
-            raise AssertionError(f"paho: CONNACK {self.connack_rc}, expected {expect_rc}")
+        super().connect(timeout, expect_rc)
         return self.connack_properties
 
     def subscribe(self, topic: str, qos: int = 0, no_local=False, retain_as_published=False,
                   retain_handling=0, properties: Optional[dict] = None,
                   timeout: float = WAIT) -> list:
         """Subscribes and waits for the SUBACK; returns its reason codes."""
-        if self.protocol == paho.MQTTv5:
-            options = SubscribeOptions(qos=qos, noLocal=no_local,
-                                       retainAsPublished=retain_as_published,
-                                       retainHandling=retain_handling)
-            result, mid = self.client.subscribe(
-                topic, options=options,
-                properties=paho_properties(PacketTypes.SUBSCRIBE, properties))
-        else:
-            result, mid = self.client.subscribe(topic, qos)
-        if result != paho.MQTT_ERR_SUCCESS:
-            raise AssertionError(f"paho subscribe failed: {result}")
-        with self._cond:
-            if not self._cond.wait_for(lambda: mid in self._subacks, timeout):
-                raise AssertionError(f"paho: no SUBACK in {timeout} s")
-            return self._subacks[mid]
+        if self.protocol != paho.MQTTv5:
+            return super().subscribe(topic, qos, timeout)
+        options = SubscribeOptions(qos=qos, noLocal=no_local,
+                                   retainAsPublished=retain_as_published,
+                                   retainHandling=retain_handling)
+        result, mid = self.client.subscribe(
+            topic, options=options, properties=paho_properties(PacketTypes.SUBSCRIBE, properties))
+        return self._acknowledged("subscribe", result, mid, self._subacks, "SUBACK", timeout)
 
     def unsubscribe(self, topic: str, timeout: float = WAIT):
         result, mid = self.client.unsubscribe(topic)
-        if result != paho.MQTT_ERR_SUCCESS:
-            raise AssertionError(f"paho unsubscribe failed: {result}")
-        with self._cond:
-            if not self._cond.wait_for(lambda: mid in self._unsubacks, timeout):
-                raise AssertionError(f"paho: no UNSUBACK in {timeout} s")
-            return self._unsubacks[mid]
+        return self._acknowledged("unsubscribe", result, mid, self._unsubacks, "UNSUBACK",
+                                  timeout)
 
     def publish(self, topic: str, payload=b"", qos: int = 0, retain: bool = False,
                 properties: Optional[dict] = None, timeout: float = WAIT) -> None:
-        """Publishes and, for QoS 1/2, waits until the flow completes."""
-        info = self.client.publish(topic, payload, qos, retain,
-                                   properties=paho_properties(PacketTypes.PUBLISH, properties))
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise AssertionError(f"paho publish failed: {info.rc}")
-        with self._cond:
-            if not self._cond.wait_for(lambda: info.mid in self._published, timeout):
-                raise AssertionError(f"paho: publish {info.mid} not completed in {timeout} s")
-
-    def get(self, timeout: float = WAIT) -> Received:
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"paho received nothing in {timeout} s") from None
+        """Publishes (with properties) and, for QoS 1/2, waits until the flow completes."""
+        super().publish(topic, payload, qos, retain, timeout,
+                        properties=paho_properties(PacketTypes.PUBLISH, properties))
 
     def collect(self, count: int, timeout: float = WAIT) -> list:
         deadline = time.monotonic() + timeout
@@ -657,13 +599,6 @@ class Paho5:
                                      f"{timeout} s: {got!r}") from None
         return got
 
-    def expect_nothing(self, duration: float = 0.5) -> None:
-        try:
-            m = self.messages.get(timeout=duration)
-        except queue.Empty:
-            return
-        raise AssertionError(f"paho received an unexpected message: {m!r}")
-
     def drain(self) -> list:
         got = []
         while True:
@@ -675,28 +610,13 @@ class Paho5:
     def disconnect(self, reason: int = 0, properties: Optional[dict] = None,
                    timeout: float = WAIT) -> None:
         """Sends DISCONNECT (with a reason code and properties in 5.0) and stops."""
-        if self._started:
-            if self.protocol == paho.MQTTv5:
-                from paho.mqtt.reasoncodes import ReasonCodes
-                rc = ReasonCodes(PacketTypes.DISCONNECT, identifier=reason)
-                self.client.disconnect(reasoncode=rc, properties=paho_properties(
-                    PacketTypes.DISCONNECT, properties))
-            else:
-                self.client.disconnect()
-            self.disconnected.wait(timeout)
-            self.stop()
-
-    def stop(self) -> None:
-        """Stops the network thread and closes the socket (no DISCONNECT)."""
-        if self._started:
-            self._started = False
-            self.client.loop_stop()
-            try:
-                sock = self.client.socket()
-                if sock is not None:
-                    sock.close()
-            except Exception:
-                pass
+        if self.protocol != paho.MQTTv5:
+            super().disconnect(timeout)
+            return
+        from paho.mqtt.reasoncodes import ReasonCodes
+        super().disconnect(timeout, reasoncode=ReasonCodes(PacketTypes.DISCONNECT,
+                                                           identifier=reason),
+                           properties=paho_properties(PacketTypes.DISCONNECT, properties))
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,23 +26,25 @@ class ReceiveMaximumTowardsClientTest(mqtt5.V5TestCase):
         for i in range(count):
             pub.publish_and_complete("it/flow", b"%d" % i, qos=qos)
 
+    def _first_window(self, client_id, receive_maximum, qos, count):
+        """`count` messages at `qos` to a subscriber that acknowledges none: it gets the first
+        `receive_maximum`, then nothing. Returns the subscriber and those messages."""
+        sub = self._slow_subscriber(client_id, receive_maximum, qos)
+        self._publish(count, qos)
+        first = sub.receive_messages(receive_maximum, ack=False)
+        self.assertEqual([m.payload for m in first], [b"%d" % i for i in range(receive_maximum)])
+        sub.expect_silence(0.5)
+        return sub, first
+
     def test_first_window_is_the_client_receive_maximum(self):
         # 5.0 [MQTT-3.3.4-9], [MQTT-4.9.0-1], [MQTT-4.9.0-2]
-        sub = self._slow_subscriber("it-flow-first", 3, 1)
-        self._publish(10, 1)
-        first = sub.receive_messages(3, ack=False)
-        self.assertEqual([m.payload for m in first], [b"0", b"1", b"2"])
-        sub.expect_silence(0.5)
+        self._first_window("it-flow-first", 3, 1, 10)
 
     @harness.not_on_mosquitto("2.0.11 sends up to Receive Maximum more PUBLISHes after each PUBACK "
                               "(5.0 [MQTT-3.3.4-9])")
     def test_each_puback_lets_exactly_one_more_out(self):
         # 5.0 [MQTT-3.3.4-9], [MQTT-4.9.0-2]
-        sub = self._slow_subscriber("it-flow-q1", 3, 1)
-        self._publish(10, 1)
-        first = sub.receive_messages(3, ack=False)
-        self.assertEqual([m.payload for m in first], [b"0", b"1", b"2"])
-        sub.expect_silence(0.5)
+        sub, first = self._first_window("it-flow-q1", 3, 1, 10)
         sub.puback(first[0].packet_id)
         one_more = sub.receive_messages(1, ack=False)
         self.assertEqual(one_more[0].payload, b"3")
@@ -57,11 +59,7 @@ class ReceiveMaximumTowardsClientTest(mqtt5.V5TestCase):
     def test_qos2_quota_returns_on_pubcomp_not_on_pubrec(self):
         # 5.0 [MQTT-3.3.4-9]; §4.9: the send quota is incremented when PUBCOMP arrives (or a
         # PUBREC >= 0x80), not on a successful PUBREC.
-        sub = self._slow_subscriber("it-flow-q2", 2, 2)
-        self._publish(5, 2)
-        first = sub.receive_messages(2, ack=False)
-        self.assertEqual([m.payload for m in first], [b"0", b"1"])
-        sub.expect_silence(0.5)
+        sub, first = self._first_window("it-flow-q2", 2, 2, 5)
         sub.pubrec(first[0].packet_id)
         rel = sub.expect(PUBREL, first[0].packet_id)
         self.assertEqual(rel.reason_code, mqtt5.SUCCESS)
