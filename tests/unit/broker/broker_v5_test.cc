@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <typeinfo>
 #include <string>
@@ -59,6 +60,20 @@ std::vector<mqtt::Publish> Publishes(const std::vector<mqtt::Packet>& packets) {
     }
   }
   return out;
+}
+
+// True when `props` has neither a Reason String nor a User Property.
+bool WithoutReasonStringOrUserProperty(const mqtt::Properties& props) {
+  return !props.Find(PropertyId::kReasonString) && !props.Find(PropertyId::kUserProperty);
+}
+
+// The wire encoding of `packets`, one after the other, as a 5.0 client sends them.
+std::vector<std::uint8_t> Encoded5(std::initializer_list<mqtt::Packet> packets) {
+  std::vector<std::uint8_t> bytes;
+  for (const mqtt::Packet& p : packets) {
+    EXPECT_TRUE(mqtt::Encode(p, kV5, bytes).has_value());
+  }
+  return bytes;
 }
 
 class BrokerV5Test : public ::testing::Test {
@@ -159,7 +174,7 @@ TEST_F(BrokerV5Test, ConnackSaysWhatTheLimitsTakeAway) {
   mqtt::PropertiesBuilder props;
   props.Add(PropertyId::kSessionExpiryInterval, 3600U);
   auto c = Connect5("c", props);  // keep-alive 0: the broker sets one
-  EXPECT_EQ(connack.properties.Number(PropertyId::kMaximumQos), 1U);
+  EXPECT_EQ(connack.properties.Number(PropertyId::kMaximumQos), 1U);  // 5.0 [MQTT-3.2.2-9]
   EXPECT_EQ(connack.properties.Number(PropertyId::kRetainAvailable), 0U);
   EXPECT_EQ(connack.properties.Number(PropertyId::kWildcardSubscriptionAvailable), 0U);
   EXPECT_EQ(connack.properties.Number(PropertyId::kSubscriptionIdentifierAvailable), 0U);
@@ -185,7 +200,7 @@ TEST_F(BrokerV5Test, WhatTheConnackRefusedIsRefused) {
   auto c = Connect5("c");
   EXPECT_EQ(Subscribe(*c, "a/+", QoS::k0), ReasonCode::kWildcardSubscriptionsNotSupported);
   EXPECT_EQ(Subscribe(*c, "$share/g/a", QoS::k0), ReasonCode::kSharedSubscriptionsNotSupported);
-  EXPECT_EQ(Subscribe(*c, "a", QoS::k2), ReasonCode::kGrantedQos1);  // [MQTT-3.2.2-9]
+  EXPECT_EQ(Subscribe(*c, "a", QoS::k2), ReasonCode::kGrantedQos1);  // 5.0 [MQTT-3.2.2-10]
   // 5.0 [MQTT-3.2.2-11]: a PUBLISH above the Maximum QoS ends the connection with 0x9B.
   c->Send(MakePublish("a", "x", QoS::k2, 1));
   EXPECT_EQ(c->Expect<mqtt::Disconnect>().reason, ReasonCode::kQosNotSupported);
@@ -204,18 +219,75 @@ TEST_F(BrokerV5Test, WhatTheConnackRefusedIsRefused) {
   EXPECT_EQ(s->Expect<mqtt::Disconnect>().reason,
             ReasonCode::kSubscriptionIdentifiersNotSupported);
   EXPECT_TRUE(s->Closed());
-  // Wills: [MQTT-3.2.2-12] QoS above the maximum, [MQTT-3.2.2-13] retained: refused in CONNACK.
+  // Wills: [MQTT-3.2.2-12] QoS above the maximum, [MQTT-3.2.2-13] retained: refused in CONNACK,
+  // then closed (5.0 [MQTT-3.2.2-7]).
   TestClient w(broker(), clock_, kV5);
   mqtt::Connect will = V5Connect("w");
   will.will = mqtt::Will{QoS::k2, false, {}, "w", mqtt::BinaryView::Of("x")};
   w.Send(will);
   EXPECT_EQ(w.Expect<mqtt::Connack>().reason, ReasonCode::kQosNotSupported);
+  EXPECT_TRUE(w.Closed());
   TestClient w2(broker(), clock_, kV5);
   will.will = mqtt::Will{QoS::k0, true, {}, "w", mqtt::BinaryView::Of("x")};
   w2.Send(will);
   const auto refused = w2.Expect<mqtt::Connack>();
   EXPECT_EQ(refused.reason, ReasonCode::kRetainNotSupported);
   EXPECT_TRUE(refused.properties.Find(PropertyId::kReasonString));
+  EXPECT_TRUE(w2.Closed());
+}
+
+TEST_F(BrokerV5Test, RefusedClientIdentifierGetsConnack0x85) {
+  // 5.0 [MQTT-3.1.3-8]: an identifier longer than the configured limit gets CONNACK 0x85, then the
+  // close; no session is made.
+  limits_.max_client_id_length = 23;
+  TestClient c(broker(), clock_, kV5);
+  c.Send(V5Connect("abcdefghijklmnopqrstuvwx"));  // 24
+  const auto refused = c.Expect<mqtt::Connack>();
+  EXPECT_EQ(refused.reason, ReasonCode::kClientIdentifierNotValid);
+  EXPECT_FALSE(refused.session_present);
+  EXPECT_TRUE(c.Closed());
+  EXPECT_EQ(broker().session_count(), 0U);
+}
+
+TEST_F(BrokerV5Test, NothingSentAfterARefusedConnectIsProcessed) {
+  // 5.0 [MQTT-3.1.4-6], 5.0 [MQTT-3.2.2-7]: a CONNECT refused with 0x9B (will QoS above the
+  // maximum), followed in the same read by SUBSCRIBE, a retained PUBLISH and PINGREQ: only the
+  // CONNACK goes out, the connection closes, and none of the rest has any effect.
+  limits_.maximum_qos = QoS::k1;
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "#", QoS::k0);
+  mqtt::Connect connect = V5Connect("refused");
+  connect.will = mqtt::Will{QoS::k2, false, {}, "w", mqtt::BinaryView::Of("x")};
+  mqtt::SubscriptionListBuilder all;
+  all.Add("#", {QoS::k0, false, false, 0});
+  TestClient c(broker(), clock_, kV5);
+  c.SendRaw(Encoded5({connect, mqtt::Subscribe{1, {}, all.view()},
+                      MakePublish("t", "must not be routed", QoS::k0, 0, /*retain=*/true),
+                      mqtt::Pingreq{}}));
+  EXPECT_EQ(c.Expect<mqtt::Connack>().reason, ReasonCode::kQosNotSupported);
+  EXPECT_TRUE(c.Closed());
+  EXPECT_TRUE(watcher->Receive().empty());
+  EXPECT_EQ(broker().retained_count(), 0U);
+  EXPECT_EQ(broker().subscription_count(), 1U);  // the watcher's
+  EXPECT_EQ(broker().session_count(), 1U);
+}
+
+TEST_F(BrokerV5Test, WithoutServerKeepAliveTheClientsKeepAliveIsEnforced) {
+  // 5.0 [MQTT-3.2.2-22]: a keep-alive within the broker's maximum stays as the client set it: no
+  // Server Keep Alive in CONNACK, and one and a half times the client's value is enforced.
+  limits_.max_keep_alive_s = 30;
+  TestClient c(broker(), clock_, kV5);
+  mqtt::Connect connect = V5Connect("c");
+  connect.keep_alive = 10;
+  c.Send(connect);
+  const auto ack = c.Expect<mqtt::Connack>();
+  EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
+  EXPECT_FALSE(ack.properties.Find(PropertyId::kServerKeepAlive));
+  Tick(milliseconds(14'999));
+  EXPECT_FALSE(c.Closed());
+  Tick(milliseconds(2));
+  EXPECT_EQ(c.Expect<mqtt::Disconnect>().reason, ReasonCode::kKeepAliveTimeout);
+  EXPECT_TRUE(c.Closed());
 }
 
 TEST_F(BrokerV5Test, V311ClientsGetTheSameLimitsInTheirOwnTerms) {
@@ -253,10 +325,64 @@ TEST_F(BrokerV5Test, ClientExceedingTheReceiveMaximumGets0x93) {
   EXPECT_TRUE(c->Closed());
 }
 
+TEST_F(BrokerV5Test, AcknowledgementReasonCodesFromTheSubscriber) {
+  // 5.0 [MQTT-4.3.3-4]: a PUBREC below 0x80 (here 0x10) is answered by PUBREL with its identifier.
+  // 5.0 [MQTT-4.4.0-2]: after a PUBACK or a PUBREC of 0x80 or more the PUBLISH is never sent again,
+  // not even when the session resumes on a new connection. (After that PUBREC the broker still
+  // sends PUBREL and frees the identifier on PUBCOMP; see docs/conformance.md.)
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto c = Connect5("c", session);
+  Subscribe(*c, "t", QoS::k2);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "accepted", QoS::k2, 1));
+  pub->Send(MakePublish("t", "refused 1", QoS::k1, 2));
+  pub->Send(MakePublish("t", "refused 2", QoS::k2, 3));
+  const auto got = Publishes(c->Receive());
+  ASSERT_EQ(got.size(), 3U);
+  c->Send(mqtt::Pubrec{got[0].packet_id, ReasonCode::kNoMatchingSubscribers, {}});
+  EXPECT_EQ(c->Expect<mqtt::Pubrel>().packet_id, got[0].packet_id);
+  c->Send(mqtt::Pubcomp{got[0].packet_id, ReasonCode::kSuccess, {}});
+  c->Send(mqtt::Puback{got[1].packet_id, ReasonCode::kUnspecifiedError, {}});
+  c->Send(mqtt::Pubrec{got[2].packet_id, ReasonCode::kUnspecifiedError, {}});
+  for (const mqtt::Packet& p : c->Receive()) {
+    EXPECT_FALSE(std::holds_alternative<mqtt::Publish>(p));
+  }
+  c->Drop();
+  auto back = Connect5("c", session, /*clean_start=*/false);
+  EXPECT_TRUE(connack.session_present);
+  for (const mqtt::Packet& p : rest) {
+    EXPECT_FALSE(std::holds_alternative<mqtt::Publish>(p)) << "a settled PUBLISH was resent";
+  }
+}
+
+TEST_F(BrokerV5Test, OtherPacketsFlowAtSendQuotaZero) {
+  // 5.0 [MQTT-4.9.0-3], 5.0 [MQTT-4.9.0-2]: with its Receive Maximum (1) used up the client gets no
+  // further QoS 1 PUBLISH, but its PINGREQ, SUBSCRIBE and own PUBLISH are answered at once.
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kReceiveMaximum, 1U);
+  auto c = Connect5("c", props);
+  Subscribe(*c, "t", QoS::k1);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "1", QoS::k1, 1));
+  pub->Send(MakePublish("t", "2", QoS::k1, 2));
+  const auto first = c->Expect<mqtt::Publish>();  // "2" waits for the PUBACK
+  EXPECT_EQ(first.payload.AsString(), "1");
+  c->Send(mqtt::Pingreq{});
+  (void)c->Expect<mqtt::Pingresp>();
+  EXPECT_EQ(Subscribe(*c, "u", QoS::k1), ReasonCode::kGrantedQos1);
+  EXPECT_TRUE(rest.empty());
+  c->Send(MakePublish("v", "mine", QoS::k1, 9));
+  EXPECT_EQ(c->Expect<mqtt::Puback>().packet_id, 9);
+  c->Send(mqtt::Puback{first.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(c->Expect<mqtt::Publish>().payload.AsString(), "2");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Topic aliases
 
 TEST_F(BrokerV5Test, InboundTopicAliasStandsForTheTopicItWasSetWith) {
+  // 5.0 [MQTT-3.3.2-12]: an alias within the advertised maximum (10) is accepted.
   auto sub = Connect5("sub");
   Subscribe(*sub, "a/b", QoS::k0);
   auto pub = Connect5("pub");
@@ -301,6 +427,8 @@ TEST_F(BrokerV5Test, InboundTopicAliasOutOfRangeOrUnsetEndsTheConnection) {
 }
 
 TEST_F(BrokerV5Test, OutboundTopicAliasesFollowLeastRecentlyUsed) {
+  // 5.0 [MQTT-3.1.2-26], 5.0 [MQTT-3.3.2-11], 5.0 [MQTT-3.3.2-8]: a client allowing 2 aliases only
+  // ever sees aliases 1 and 2.
   mqtt::PropertiesBuilder props;
   props.Add(PropertyId::kTopicAliasMaximum, 2U);
   auto sub = Connect5("sub", props);
@@ -343,6 +471,60 @@ TEST_F(BrokerV5Test, NoOutboundAliasesUnlessBothSidesAllowThem) {
   }
 }
 
+TEST_F(BrokerV5Test, NoOutboundAliasesToAClientThatAllowsNone) {
+  // 5.0 [MQTT-3.1.2-27]: the broker would use up to 10 aliases; a client that sent no Topic Alias
+  // Maximum, or 0, gets every topic in full.
+  mqtt::PropertiesBuilder zero;
+  zero.Add(PropertyId::kTopicAliasMaximum, 0U);
+  auto absent = Connect5("absent");
+  auto none = Connect5("none", zero);
+  Subscribe(*absent, "t", QoS::k0);
+  Subscribe(*none, "t", QoS::k0);
+  auto pub = Connect5("pub");
+  for (int i = 0; i < 3; ++i) {
+    pub->Send(MakePublish("t", std::to_string(i)));
+  }
+  for (TestClient* c : {absent.get(), none.get()}) {
+    const auto got = Publishes(c->Receive());
+    ASSERT_EQ(got.size(), 3U);
+    for (const mqtt::Publish& p : got) {
+      EXPECT_EQ(p.topic, "t");
+      EXPECT_FALSE(p.properties.Find(PropertyId::kTopicAlias));
+    }
+  }
+}
+
+TEST_F(BrokerV5Test, TopicAliasesEndWithTheConnection) {
+  // 5.0 [MQTT-3.3.2-7]: neither the client's aliases nor the broker's carry over to the next
+  // connection of the same session.
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kSessionExpiryInterval, 3600U).Add(PropertyId::kTopicAliasMaximum, 5U);
+  auto c = Connect5("c", props);
+  Subscribe(*c, "t", QoS::k0);
+  mqtt::PropertiesBuilder alias;
+  alias.Add(PropertyId::kTopicAlias, 1U);
+  mqtt::Publish set = MakePublish("t", "1");
+  set.properties = alias.view();
+  c->Send(set);  // the client's alias 1 stands for "t" now
+  const auto first = c->Expect<mqtt::Publish>();
+  EXPECT_EQ(first.topic, "t");
+  EXPECT_EQ(first.properties.Number(PropertyId::kTopicAlias), 1U);  // and the broker's too
+  c->Send(MakePublish("t", "2"));
+  EXPECT_EQ(c->Expect<mqtt::Publish>().topic, "");  // the broker's alias in use
+  c->Drop();
+  auto back = Connect5("c", props, /*clean_start=*/false);
+  EXPECT_TRUE(connack.session_present);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "3"));
+  const auto again = back->Expect<mqtt::Publish>();
+  EXPECT_EQ(again.topic, "t");  // set again before use
+  EXPECT_EQ(again.properties.Number(PropertyId::kTopicAlias), 1U);
+  mqtt::Publish use = MakePublish("", "4");
+  use.properties = alias.view();
+  back->Send(use);  // alias 1 was set on the old connection only
+  EXPECT_EQ(back->Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Message expiry
 
@@ -377,6 +559,7 @@ TEST_F(BrokerV5Test, QueuedMessageExpiryCountsDownAndExpiredOnesAreDropped) {
 }
 
 TEST_F(BrokerV5Test, RetainedMessageExpires) {
+  // 5.0 [MQTT-3.3.2-6]: counted down while retained; 5.0 [MQTT-3.3.2-5]: not sent once expired.
   auto pub = Connect5("pub");
   mqtt::PropertiesBuilder expiry;
   expiry.Add(PropertyId::kMessageExpiryInterval, 5U);
@@ -395,6 +578,59 @@ TEST_F(BrokerV5Test, RetainedMessageExpires) {
   Subscribe(*late, "r", QoS::k0);
   EXPECT_TRUE(rest.empty());
   EXPECT_EQ(broker().retained_count(), 0U);  // forgotten once found expired
+}
+
+TEST_F(BrokerV5Test, SentQos2MessageIsCompletedAfterItsExpiry) {
+  // 5.0 [MQTT-4.3.3-7]: once a QoS 2 PUBLISH went out its Message Expiry no longer applies: sent,
+  // not acknowledged, expired while the client was away, it is sent again (DUP 1, same identifier)
+  // when the session resumes, and its flow completes.
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto c = Connect5("c", session);
+  Subscribe(*c, "t", QoS::k2);
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder expiry;
+  expiry.Add(PropertyId::kMessageExpiryInterval, 2U);
+  mqtt::Publish p = MakePublish("t", "sent", QoS::k2, 1);
+  p.properties = expiry.view();
+  pub->Send(p);
+  const auto sent = c->Expect<mqtt::Publish>();
+  c->Drop();
+  Tick(seconds(5));
+  auto back = Connect5("c", session, /*clean_start=*/false);
+  const auto again = Publishes(rest);
+  ASSERT_EQ(again.size(), 1U);
+  EXPECT_EQ(again[0].payload.AsString(), "sent");
+  EXPECT_TRUE(again[0].dup);
+  EXPECT_EQ(again[0].packet_id, sent.packet_id);
+  back->Send(mqtt::Pubrec{sent.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(back->Expect<mqtt::Pubrel>().packet_id, sent.packet_id);
+  back->Send(mqtt::Pubcomp{sent.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(broker().counters().dropped_expired, 0U);
+}
+
+TEST_F(BrokerV5Test, IncomingQos2FlowFinishesAfterTheMessageExpired) {
+  // 5.0 [MQTT-4.3.3-13]: as QoS 2 receiver the broker completes PUBREC / PUBREL / PUBCOMP for a
+  // message whose expiry passed in between (and which an offline subscriber then never gets).
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto sub = Connect5("sub", session);
+  Subscribe(*sub, "t", QoS::k2);
+  sub->Drop();
+  auto pub = Connect5("pub");
+  mqtt::PropertiesBuilder expiry;
+  expiry.Add(PropertyId::kMessageExpiryInterval, 1U);
+  mqtt::Publish p = MakePublish("t", "brief", QoS::k2, 7);
+  p.properties = expiry.view();
+  pub->Send(p);
+  EXPECT_EQ(pub->Expect<mqtt::Pubrec>().packet_id, 7);
+  Tick(seconds(3));
+  pub->Send(mqtt::Pubrel{7, ReasonCode::kSuccess, {}});
+  const auto complete = pub->Expect<mqtt::Pubcomp>();
+  EXPECT_EQ(complete.packet_id, 7);
+  EXPECT_EQ(complete.reason, ReasonCode::kSuccess);
+  auto back = Connect5("sub", session, /*clean_start=*/false);
+  EXPECT_TRUE(rest.empty());  // expired while queued
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +692,47 @@ TEST_F(BrokerV5Test, SubscriptionIdentifiersOfEveryMatchingSubscriptionAreSent) 
   Subscribe(*c, "r", {QoS::k0, false, false, 0}, 9);
   ASSERT_EQ(rest.size(), 1U);
   EXPECT_EQ(SubscriptionIds(std::get<mqtt::Publish>(rest[0])), (std::vector<std::uint32_t>{9}));
+}
+
+TEST_F(BrokerV5Test, ReplacingASubscriptionResendsRetainedAndLosesNothing) {
+  // 5.0 [MQTT-3.8.4-4]: subscribing again to the same filter with Retain Handling 0 sends the
+  // retained message again, and the messages already on their way under the old subscription (one
+  // in flight, one queued behind a window of 1) still arrive.
+  limits_.max_inflight = 1;
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t/r", "retained", QoS::k0, 0, /*retain=*/true));
+  auto c = Connect5("c");
+  Subscribe(*c, "t/#", {QoS::k1, false, false, 0});
+  ASSERT_EQ(Publishes(rest).size(), 1U);
+  pub->Send(MakePublish("t/a", "1", QoS::k1, 1));
+  pub->Send(MakePublish("t/a", "2", QoS::k1, 2));
+  const auto in_flight = c->Expect<mqtt::Publish>();
+  EXPECT_EQ(in_flight.payload.AsString(), "1");
+  Subscribe(*c, "t/#", {QoS::k1, false, false, 0});  // replaces the subscription
+  const auto retained = Publishes(rest);
+  ASSERT_EQ(retained.size(), 1U);
+  EXPECT_EQ(retained[0].payload.AsString(), "retained");
+  EXPECT_TRUE(retained[0].retain);
+  c->Send(mqtt::Puback{in_flight.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(c->Expect<mqtt::Publish>().payload.AsString(), "2");
+  EXPECT_EQ(broker().subscription_count(), 1U);
+}
+
+TEST_F(BrokerV5Test, SharedAndNonSharedSubscriptionsSendACopyEachWithItsOwnIdentifier) {
+  // 5.0 [MQTT-3.3.4-5]: a session whose shared and non-shared subscriptions both match gets two
+  // copies, each with only the identifier of the subscription it answers. (Overlapping non-shared
+  // subscriptions give one copy with all their identifiers, 5.0 [MQTT-3.3.4-4]: see
+  // SubscriptionIdentifiersOfEveryMatchingSubscriptionAreSent.)
+  auto c = Connect5("c");
+  Subscribe(*c, "t/#", {QoS::k0, false, false, 0}, 1);
+  Subscribe(*c, "$share/g/t/+", {QoS::k0, false, false, 0}, 2);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t/x", "x"));
+  const auto got = Publishes(c->Receive());
+  ASSERT_EQ(got.size(), 2U);
+  std::vector<std::vector<std::uint32_t>> ids = {SubscriptionIds(got[0]), SubscriptionIds(got[1])};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::vector<std::uint32_t>>{{1}, {2}}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,6 +813,96 @@ TEST_F(BrokerV5Test, PublisherHashSendsOnePublishersMessagesToOneMember) {
   EXPECT_TRUE((to_a == 6 && to_b == 0) || (to_a == 0 && to_b == 6)) << to_a << " " << to_b;
 }
 
+TEST_F(BrokerV5Test, SharedMembersGetTheirOwnGrantedQos) {
+  // 5.0 [MQTT-4.8.2-3]: each member at the QoS granted to its own subscription.
+  auto a = Connect5("a");
+  auto b = Connect5("b");
+  EXPECT_EQ(Subscribe(*a, "$share/g/t", QoS::k0), ReasonCode::kSuccess);  // granted QoS 0
+  EXPECT_EQ(Subscribe(*b, "$share/g/t", QoS::k2), ReasonCode::kGrantedQos2);
+  auto pub = Connect5("pub");
+  for (std::uint16_t i = 1; i <= 4; ++i) {
+    pub->Send(MakePublish("t", std::to_string(i), i % 2 == 0 ? QoS::k2 : QoS::k1, i));
+  }
+  const auto to_a = Publishes(a->Receive());
+  const auto to_b = Publishes(b->Receive());
+  EXPECT_EQ(to_a.size() + to_b.size(), 4U);
+  EXPECT_FALSE(to_a.empty());
+  EXPECT_FALSE(to_b.empty());
+  for (const mqtt::Publish& p : to_a) {
+    EXPECT_EQ(p.qos, QoS::k0) << p.payload.AsString();
+  }
+  for (const mqtt::Publish& p : to_b) {  // as published: QoS 1 for odd, 2 for even
+    EXPECT_EQ(p.qos, std::stoi(std::string(p.payload.AsString())) % 2 == 0 ? QoS::k2 : QoS::k1);
+  }
+}
+
+TEST_F(BrokerV5Test, SharedQos2DeliveryStaysWithTheMemberItWasSentTo) {
+  // 5.0 [MQTT-4.8.2-4]: a QoS 2 message sent to a member whose connection breaks is completed with
+  // that member when it comes back, and no other member gets it meanwhile.
+  // 5.0 [MQTT-4.8.2-5]: if that member's session ends first, no other member gets it either.
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 60U);
+  auto a = Connect5("a", session);
+  auto b = Connect5("b");
+  Subscribe(*a, "$share/g/t", QoS::k2);
+  Subscribe(*b, "$share/g/t", QoS::k2);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "first", QoS::k2, 1));  // round robin: a, the first member
+  const auto sent = a->Expect<mqtt::Publish>();
+  EXPECT_EQ(sent.payload.AsString(), "first");
+  a->Drop();
+  EXPECT_TRUE(b->Receive().empty());
+  auto back = Connect5("a", session, /*clean_start=*/false);
+  const auto again = Publishes(rest);
+  ASSERT_EQ(again.size(), 1U);
+  EXPECT_EQ(again[0].payload.AsString(), "first");
+  EXPECT_TRUE(again[0].dup);
+  back->Send(mqtt::Pubrec{sent.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_EQ(back->Expect<mqtt::Pubrel>().packet_id, sent.packet_id);
+  back->Send(mqtt::Pubcomp{sent.packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(b->Receive().empty());
+  // One message each; then a goes away for good with its copy unacknowledged.
+  pub->Send(MakePublish("t", "second", QoS::k2, 2));
+  pub->Send(MakePublish("t", "third", QoS::k2, 3));
+  const auto to_a = Publishes(back->Receive());
+  const auto to_b = Publishes(b->Receive());
+  ASSERT_EQ(to_a.size(), 1U);
+  ASSERT_EQ(to_b.size(), 1U);
+  back->Drop();
+  Tick(seconds(61));
+  EXPECT_EQ(broker().session_count(), 2U);  // a's expired: b's and pub's are left
+  EXPECT_TRUE(b->Receive().empty());
+}
+
+TEST_F(BrokerV5Test, SharedMessageRefusedByItsMemberGoesToNoOther) {
+  // 5.0 [MQTT-4.8.2-6]: a PUBACK or PUBREC of 0x80 or more from the member drops the message; it
+  // goes to no other member, also when the member then leaves.
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 60U);
+  auto a = Connect5("a", session);
+  auto b = Connect5("b", session);
+  Subscribe(*a, "$share/g/t", QoS::k2);
+  Subscribe(*b, "$share/g/t", QoS::k2);
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "one", QoS::k1, 1));  // to a
+  pub->Send(MakePublish("t", "two", QoS::k2, 2));  // to b
+  const auto one = a->Expect<mqtt::Publish>();
+  const auto two = b->Expect<mqtt::Publish>();
+  EXPECT_EQ(one.payload.AsString(), "one");
+  EXPECT_EQ(two.payload.AsString(), "two");
+  a->Send(mqtt::Puback{one.packet_id, ReasonCode::kImplementationSpecificError, {}});
+  b->Send(mqtt::Pubrec{two.packet_id, ReasonCode::kImplementationSpecificError, {}});
+  (void)b->Receive();  // its PUBREL
+  a->Drop();
+  b->Drop();
+  for (const char* id : {"a", "b"}) {
+    auto back = Connect5(id, session, /*clean_start=*/false);
+    for (const mqtt::Packet& p : rest) {
+      EXPECT_FALSE(std::holds_alternative<mqtt::Publish>(p)) << id;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wills
 
@@ -558,6 +925,7 @@ class WillDelayTest : public BrokerV5Test {
 };
 
 TEST_F(WillDelayTest, WillWaitsForItsDelay) {
+  // 5.0 [MQTT-3.1.2-8]: published once the Will Delay Interval has passed.
   auto watcher = Connect5("watcher");
   Subscribe(*watcher, "w", QoS::k0);
   auto dying = Dying(5, 3600);
@@ -586,6 +954,7 @@ TEST_F(WillDelayTest, ReconnectingInTimeCancelsTheWill) {
 }
 
 TEST_F(WillDelayTest, SessionEndingFirstSendsTheWillThen) {
+  // 5.0 [MQTT-3.1.2-8]: or when the session ends, whichever comes first.
   auto watcher = Connect5("watcher");
   Subscribe(*watcher, "w", QoS::k0);
   auto dying = Dying(60, 2);
@@ -598,12 +967,68 @@ TEST_F(WillDelayTest, SessionEndingFirstSendsTheWillThen) {
 }
 
 TEST_F(WillDelayTest, TakeoverWithCleanStartEndsTheSessionAndSendsTheWill) {
+  // 5.0 [MQTT-3.1.2-8], 5.0 [MQTT-3.1.3-9]: a Clean Start 1 connection is not to this session: it
+  // ends the session, so the will goes out (Mosquitto cancels it instead).
   auto watcher = Connect5("watcher");
   Subscribe(*watcher, "w", QoS::k0);
   auto dying = Dying(60, 3600);
   auto fresh = Connect5("dying");  // clean start: the old session ends now
   EXPECT_EQ(dying->Expect<mqtt::Disconnect>().reason, ReasonCode::kSessionTakenOver);
   EXPECT_EQ(watcher->Expect<mqtt::Publish>().payload.AsString(), "bye");
+}
+
+TEST_F(WillDelayTest, TakeoverWithCleanStartClosesTheOldConnection) {
+  // 5.0 [MQTT-3.1.4-3]: the connection taken over gets DISCONNECT 0x8E and is closed.
+  auto dying = Dying(60, 3600);
+  auto fresh = Connect5("dying");
+  EXPECT_EQ(dying->Expect<mqtt::Disconnect>().reason, ReasonCode::kSessionTakenOver);
+  EXPECT_TRUE(dying->Closed());
+  EXPECT_FALSE(fresh->Closed());
+}
+
+TEST_F(WillDelayTest, NormalDisconnectDiscardsADelayedWill) {
+  // 5.0 [MQTT-3.14.4-3], 5.0 [MQTT-3.1.2-10]: DISCONNECT 0x00 removes the will, delay or not.
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(5, 3600);
+  dying->Send(mqtt::Disconnect{});
+  dying->Finish();
+  Tick(seconds(10));
+  EXPECT_TRUE(watcher->Receive().empty());
+  EXPECT_EQ(broker().session_count(), 2U);  // the session lives on, without its will
+}
+
+TEST_F(WillDelayTest, DelayedWillGoesOutOnceWithItsUserPropertiesInOrder) {
+  // 5.0 [MQTT-3.1.3-10]: the will's User Properties in the order they came. 5.0 [MQTT-3.1.2-10]:
+  // once published the will is gone: the session resumed and lost again sends nothing.
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  will_props_.Clear();
+  will_props_.Add(PropertyId::kWillDelayInterval, 1U)
+      .AddUserProperty("b", "2")
+      .AddUserProperty("a", "1")
+      .AddUserProperty("b", "3");
+  mqtt::Connect connect = V5Connect("dying", session, /*clean_start=*/false);
+  connect.will = mqtt::Will{QoS::k0, false, will_props_.view(), "w", mqtt::BinaryView::Of("bye")};
+  TestClient dying(broker(), clock_, kV5);
+  dying.Send(connect);
+  EXPECT_EQ(dying.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+  dying.Drop();
+  Tick(milliseconds(1001));
+  const auto will = watcher->Expect<mqtt::Publish>();
+  std::vector<std::string> pairs;
+  for (const mqtt::Property& p : will.properties) {
+    if (p.id == PropertyId::kUserProperty) {
+      pairs.push_back(std::string(p.text) + "=" + std::string(p.value));
+    }
+  }
+  EXPECT_EQ(pairs, (std::vector<std::string>{"b=2", "a=1", "b=3"}));
+  auto back = Connect5("dying", session, /*clean_start=*/false);  // no will this time
+  back->Drop();
+  Tick(seconds(10));
+  EXPECT_TRUE(watcher->Receive().empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,6 +1065,54 @@ TEST_F(BrokerV5Test, ReasonStringsOnlyWhenTheClientWantsThem) {
   const auto taken = no->Expect<mqtt::Disconnect>();
   EXPECT_EQ(taken.reason, ReasonCode::kSessionTakenOver);
   EXPECT_TRUE(taken.properties.Find(PropertyId::kReasonString));
+}
+
+TEST_F(BrokerV5Test, DisconnectReasonStringOnlyWhenItFits) {
+  // 5.0 [MQTT-3.14.2-3]: the DISCONNECT 0x8E to a connection taken over carries its Reason String
+  // ("session taken over", 25 bytes in all) only when that stays within the client's Maximum
+  // Packet Size.
+  for (const std::uint32_t max : {24U, 28U}) {
+    SCOPED_TRACE(max);
+    const std::string id = "twice" + std::to_string(max);
+    mqtt::PropertiesBuilder props;
+    props.Add(PropertyId::kMaximumPacketSize, max);
+    auto old = Connect5(id, props);
+    auto fresh = Connect5(id);
+    EXPECT_LE(broker().Output(old->id()).size(), max);
+    const auto taken = old->Expect<mqtt::Disconnect>();
+    EXPECT_EQ(taken.reason, ReasonCode::kSessionTakenOver);
+    EXPECT_EQ(taken.properties.Find(PropertyId::kReasonString).has_value(), max == 28U);
+  }
+}
+
+TEST_F(BrokerV5Test, NothingFollowsTheBrokersDisconnect) {
+  // 5.0 [MQTT-3.14.4-1], 5.0 [MQTT-3.14.4-2], 5.0 [MQTT-4.13.1-1], 5.0 [MQTT-4.13.2-1]: a Protocol
+  // Error (a Subscription Identifier in a client PUBLISH) gets DISCONNECT 0x82 and the close; the
+  // packets that came in the same read get no answer, and a message for the session's
+  // subscription does not go to that connection. A malformed packet gets DISCONNECT 0x81 and the
+  // close.
+  mqtt::PropertiesBuilder session;
+  session.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto c = Connect5("c", session);
+  Subscribe(*c, "t", QoS::k1);
+  mqtt::PropertiesBuilder id;
+  id.Add(PropertyId::kSubscriptionIdentifier, 1U);
+  mqtt::Publish bad = MakePublish("t", "bad");
+  bad.properties = id.view();
+  mqtt::SubscriptionListBuilder more;
+  more.Add("u", {QoS::k0, false, false, 0});
+  c->SendRaw(Encoded5({bad, mqtt::Pingreq{}, mqtt::Subscribe{9, {}, more.view()},
+                       MakePublish("t", "after", QoS::k1, 5)}));
+  EXPECT_EQ(c->Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(c->Closed());
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "later", QoS::k1, 1));
+  EXPECT_TRUE(c->Receive().empty());
+  auto malformed = Connect5("malformed");
+  // PUBLISH QoS 1 to "t", id 1, whose Property Length (32) runs past the packet.
+  malformed->SendRaw({0x32, 0x08, 0x00, 0x01, 't', 0x00, 0x01, 0x20, 0x01, 0x00});
+  EXPECT_EQ(malformed->Expect<mqtt::Disconnect>().reason, ReasonCode::kMalformedPacket);
+  EXPECT_TRUE(malformed->Closed());
 }
 
 TEST_F(BrokerV5Test, V5PublisherToV311SubscriberLosesOnlyTheProperties) {
@@ -722,11 +1195,17 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationRunsThroughTheAuthenticator) {
   EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
   EXPECT_EQ(ack.properties.Text(PropertyId::kAuthenticationMethod), "TEST");
   EXPECT_EQ(ack.properties.Binary(PropertyId::kAuthenticationData)->AsString(), "ok");
-  // Re-authentication (5.0 §4.12.1): AUTH 0x19, the same exchange, AUTH 0x00 at the end.
+  // Re-authentication (5.0 §4.12.1): AUTH 0x19, the same exchange, AUTH 0x00 at the end; every
+  // AUTH 0x18 and the CONNACK name the method of the CONNECT (5.0 [MQTT-4.12.0-2],
+  // 5.0 [MQTT-4.12.0-5]).
   c.Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "hello"));
-  EXPECT_EQ(c.Expect<mqtt::Auth>().reason, ReasonCode::kContinueAuthentication);
+  const auto rechallenge = c.Expect<mqtt::Auth>();
+  EXPECT_EQ(rechallenge.reason, ReasonCode::kContinueAuthentication);
+  EXPECT_EQ(rechallenge.properties.Text(PropertyId::kAuthenticationMethod), "TEST");
   c.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "response"));
-  EXPECT_EQ(c.Expect<mqtt::Auth>().reason, ReasonCode::kSuccess);
+  const auto done = c.Expect<mqtt::Auth>();
+  EXPECT_EQ(done.reason, ReasonCode::kSuccess);
+  EXPECT_EQ(done.properties.Text(PropertyId::kAuthenticationMethod), "TEST");
   EXPECT_FALSE(c.Closed());
   // A failed re-authentication ends the connection [MQTT-4.12.1-2].
   c.Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "wrong"));
@@ -746,13 +1225,15 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
   mqtt::PropertiesBuilder scratch;
   wrong.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "guess"));
   EXPECT_EQ(wrong.Expect<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
-  EXPECT_TRUE(wrong.Closed());
+  EXPECT_TRUE(wrong.Closed());  // 5.0 [MQTT-4.12.0-4]
   // Anything but AUTH during the exchange is a protocol error.
   TestClient eager(broker(), clock_, kV5);
   eager.Send(V5Connect("eager", props));
   (void)eager.Expect<mqtt::Auth>();
   eager.Send(MakePublish("t", "x"));
+  // A CONNACK, not a DISCONNECT: 5.0 [MQTT-3.14.0-1].
   EXPECT_EQ(eager.Expect<mqtt::Connack>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(eager.Closed());
   // A broken second CONNECT mid-exchange gets a 5.0 CONNACK too (found by the broker fuzzer):
   // here one that claims protocol level 9.
   TestClient odd(broker(), clock_, kV5);
@@ -767,6 +1248,7 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
   TestClient other(broker(), clock_, kV5);
   other.Send(V5Connect("other", props));
   EXPECT_EQ(other.Expect<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+  EXPECT_TRUE(other.Closed());  // 5.0 [MQTT-4.12.0-1]
   // No exchange to wait for: the CONNECT timeout still applies.
   TestClient slow(broker(), clock_, kV5);
   props.Clear();
@@ -776,6 +1258,122 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
   (void)slow.Expect<mqtt::Auth>();
   Tick(seconds(11));
   EXPECT_TRUE(slow.Closed());
+  EXPECT_TRUE(slow.Receive().empty());  // no DISCONNECT before a CONNACK
+}
+
+TEST_F(BrokerV5Test, OnlyAuthGoesOutBeforeTheConnack) {
+  // 5.0 [MQTT-3.2.0-1]: a client resuming a session with a message waiting authenticates first:
+  // until the CONNACK 0x00 only AUTH goes out, even when another message for it arrives meanwhile.
+  ChallengeAuthenticator authenticator;
+  broker().set_authenticator(&authenticator);
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kSessionExpiryInterval, 3600U);
+  auto first = Connect5("c", props);
+  Subscribe(*first, "t", QoS::k1);
+  first->Drop();
+  auto pub = Connect5("pub");
+  pub->Send(MakePublish("t", "waiting", QoS::k1, 1));
+  props.Add(PropertyId::kAuthenticationMethod, "TEST")
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of("hello"));
+  TestClient c(broker(), clock_, kV5);
+  c.Send(V5Connect("c", props, /*clean_start=*/false));
+  EXPECT_EQ(c.Expect<mqtt::Auth>().reason, ReasonCode::kContinueAuthentication);
+  pub->Send(MakePublish("t", "meanwhile", QoS::k1, 2));
+  EXPECT_TRUE(c.Receive().empty());
+  mqtt::PropertiesBuilder scratch;
+  c.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "response"));
+  const std::vector<mqtt::Packet> got = c.Receive();
+  ASSERT_EQ(got.size(), 3U);
+  ASSERT_TRUE(std::holds_alternative<mqtt::Connack>(got[0]));
+  EXPECT_EQ(std::get<mqtt::Connack>(got[0]).reason, ReasonCode::kSuccess);
+  EXPECT_TRUE(std::get<mqtt::Connack>(got[0]).session_present);
+  const auto publishes = Publishes(std::vector<mqtt::Packet>(got.begin() + 1, got.end()));
+  ASSERT_EQ(publishes.size(), 2U);
+  EXPECT_EQ(publishes[0].payload.AsString(), "waiting");
+  EXPECT_EQ(publishes[1].payload.AsString(), "meanwhile");
+}
+
+TEST_F(BrokerV5Test, NoAuthenticationOrResponseInformationUnasked) {
+  // 5.0 [MQTT-4.12.0-6]: a client that named no Authentication Method gets none in CONNACK and is
+  // never sent AUTH (an AUTH from it is a Protocol Error: DISCONNECT 0x82), even with an
+  // Authenticator installed. 5.0 [MQTT-3.1.2-28]: no Response Information in CONNACK when Request
+  // Response Information is 0 (tinymq sends none when it is 1 either).
+  ChallengeAuthenticator authenticator;
+  broker().set_authenticator(&authenticator);
+  for (const std::uint32_t asked : {0U, 1U}) {
+    mqtt::PropertiesBuilder props;
+    props.Add(PropertyId::kRequestResponseInformation, asked);
+    const std::string id = "c" + std::to_string(asked);
+    auto c = Connect5(id, props);
+    EXPECT_FALSE(connack.properties.Find(PropertyId::kResponseInformation)) << asked;
+    EXPECT_FALSE(connack.properties.Find(PropertyId::kAuthenticationMethod));
+    EXPECT_FALSE(connack.properties.Find(PropertyId::kAuthenticationData));
+  }
+  auto plain = Connect5("plain");
+  mqtt::PropertiesBuilder scratch;
+  plain->Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "hello"));
+  EXPECT_EQ(plain->Expect<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(plain->Closed());
+}
+
+TEST_F(BrokerV5Test, AcknowledgementsCarryNoReasonStringOrUserProperty) {
+  // The broker puts no Reason String and no User Property on CONNACK 0x00, PUBACK, PUBREC, PUBREL,
+  // PUBCOMP, a SUBACK that grants every filter, UNSUBACK or AUTH, and no User Property on
+  // DISCONNECT, so none of them can take a packet past the client's Maximum Packet Size (here
+  // 64): 5.0 [MQTT-3.2.2-20], 5.0 [MQTT-3.4.2-2], 5.0 [MQTT-3.4.2-3], 5.0 [MQTT-3.5.2-2],
+  // 5.0 [MQTT-3.5.2-3], 5.0 [MQTT-3.6.2-2], 5.0 [MQTT-3.6.2-3], 5.0 [MQTT-3.7.2-2],
+  // 5.0 [MQTT-3.7.2-3], 5.0 [MQTT-3.9.2-2], 5.0 [MQTT-3.11.2-1], 5.0 [MQTT-3.11.2-2],
+  // 5.0 [MQTT-3.14.2-4], 5.0 [MQTT-3.15.2-2], 5.0 [MQTT-3.15.2-3].
+  ChallengeAuthenticator authenticator;
+  broker().set_authenticator(&authenticator);
+  mqtt::PropertiesBuilder props;
+  props.Add(PropertyId::kMaximumPacketSize, 64U)
+      .Add(PropertyId::kAuthenticationMethod, "TEST")
+      .AddBinary(PropertyId::kAuthenticationData, mqtt::BinaryView::Of("hello"));
+  TestClient c(broker(), clock_, kV5);
+  c.Send(V5Connect("c", props));
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(c.Expect<mqtt::Auth>().properties));
+  mqtt::PropertiesBuilder scratch;
+  c.Send(AuthPacket(ReasonCode::kContinueAuthentication, "TEST", scratch, "response"));
+  const auto ack = c.Expect<mqtt::Connack>();
+  EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(ack.properties));
+  mqtt::SubscriptionListBuilder list;
+  list.Add("t", {QoS::k2, false, false, 0});
+  c.Send(mqtt::Subscribe{1, {}, list.view()});
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(c.Expect<mqtt::Suback>().properties));
+  // As receiver: PUBACK, PUBREC, PUBCOMP.
+  c.Send(MakePublish("t", "one", QoS::k1, 10));
+  c.Send(MakePublish("t", "two", QoS::k2, 11));
+  std::vector<mqtt::Publish> delivered;
+  for (const mqtt::Packet& p : c.Receive()) {
+    if (const auto* publish = std::get_if<mqtt::Publish>(&p)) {
+      delivered.push_back(*publish);
+    } else if (const auto* puback = std::get_if<mqtt::Puback>(&p)) {
+      EXPECT_TRUE(WithoutReasonStringOrUserProperty(puback->properties));
+    } else if (const auto* pubrec = std::get_if<mqtt::Pubrec>(&p)) {
+      EXPECT_TRUE(WithoutReasonStringOrUserProperty(pubrec->properties));
+    } else {
+      ADD_FAILURE() << mqtt::PacketTypeName(mqtt::TypeOf(p));
+    }
+  }
+  ASSERT_EQ(delivered.size(), 2U);  // its own messages, back through its subscription
+  c.Send(mqtt::Pubrel{11, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(c.Expect<mqtt::Pubcomp>().properties));
+  // As sender: PUBREL.
+  c.Send(mqtt::Puback{delivered[0].packet_id, ReasonCode::kSuccess, {}});
+  c.Send(mqtt::Pubrec{delivered[1].packet_id, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(c.Expect<mqtt::Pubrel>().properties));
+  c.Send(mqtt::Pubcomp{delivered[1].packet_id, ReasonCode::kSuccess, {}});
+  mqtt::TopicFilterListBuilder filters;
+  filters.Add("t").Add("never");
+  c.Send(mqtt::Unsubscribe{2, {}, filters.view()});
+  EXPECT_TRUE(WithoutReasonStringOrUserProperty(c.Expect<mqtt::Unsuback>().properties));
+  // A failed re-authentication ends with DISCONNECT: a Reason String, no User Property.
+  c.Send(AuthPacket(ReasonCode::kReAuthenticate, "TEST", scratch, "wrong"));
+  const auto disconnect = c.Expect<mqtt::Disconnect>();
+  EXPECT_EQ(disconnect.reason, ReasonCode::kNotAuthorized);
+  EXPECT_FALSE(disconnect.properties.Find(PropertyId::kUserProperty));
 }
 
 }  // namespace
