@@ -52,6 +52,22 @@ std::uint64_t SplitMix64(std::uint64_t x) {
 
 bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
 
+// A Reason String property holding `text`, cut to 256 bytes at a character boundary (it may
+// quote a client's topic filter, which can be long).
+mqtt::PropertiesBuilder ReasonString(std::string_view text) {
+  constexpr std::size_t kMax = 256;
+  if (text.size() > kMax) {
+    std::size_t n = kMax;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
+      --n;  // text[n] continues a character: cut before that character
+    }
+    text = text.substr(0, n);
+  }
+  mqtt::PropertiesBuilder props;
+  props.Add(mqtt::PropertyId::kReasonString, text);
+  return props;
+}
+
 }  // namespace
 
 // A will as the broker keeps it once its CONNECT buffer is gone.
@@ -92,6 +108,9 @@ struct Broker::Session {
     std::uint16_t packet_id = 0;
     Delivery delivery;
     bool released = false;  // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
+    // Not yet sent again on the current connection: on reconnection the client's Receive Maximum
+    // may be smaller than what was in flight, and the rest waits for acknowledgements.
+    bool awaiting_resend = false;
   };
 
   SubscriberId id = 0;
@@ -106,6 +125,7 @@ struct Broker::Session {
   std::unordered_map<std::string, QoS> subscriptions;  // filter as subscribed -> granted QoS
   std::list<InFlight> inflight;
   std::unordered_map<std::uint16_t, std::list<InFlight>::iterator> inflight_by_id;
+  std::size_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
   std::deque<Delivery> queue;  // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
   bool dropping = false;  // a drop was logged; cleared when the queue has room again
@@ -113,6 +133,15 @@ struct Broker::Session {
   std::uint16_t last_packet_id = 0;
   // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
   std::optional<Will> delayed_will;
+
+  // Forgets an in-flight entry; returns the one after it.
+  std::list<InFlight>::iterator EraseInFlight(std::list<InFlight>::iterator it) {
+    if (it->awaiting_resend) {
+      --awaiting_resend;
+    }
+    inflight_by_id.erase(it->packet_id);
+    return inflight.erase(it);
+  }
 };
 
 // The topic aliases the broker has set up towards one 5.0 client (5.0 §3.3.2.3.4): the most
@@ -303,17 +332,24 @@ void Broker::Send(Connection& c, const mqtt::Packet& packet) {
   MarkDirty(c);
 }
 
+void Broker::SendFitting(Connection& c, const mqtt::Packet& with, const mqtt::Packet& without,
+                         std::uint32_t max_packet_size) {
+  const std::size_t before = c.out.size();
+  Send(c, with);
+  const std::size_t written = c.out.size() - before;
+  if (written == 0 || written > max_packet_size) {
+    c.out.resize(before);
+    Send(c, without);
+  }
+}
+
 void Broker::SendDisconnect(Connection& c, ReasonCode reason, std::string_view why) {
   if (c.version != ProtocolVersion::kV5) {
     return;  // 3.1.x has no server DISCONNECT: the connection is just closed
   }
-  mqtt::PropertiesBuilder props;
-  // [MQTT-3.14.2-3]: the Reason String goes only if the packet stays within the client's Maximum
-  // Packet Size (fixed header 2, reason 1, property length 1-2, string 3 + its length).
-  if (why.size() <= 0xFFFF && why.size() + 10 <= c.client_max_packet_size) {
-    props.Add(mqtt::PropertyId::kReasonString, why);
-  }
-  Send(c, mqtt::Disconnect{reason, props.view()});
+  // [MQTT-3.14.2-3]: the Reason String only if the packet stays within the client's maximum.
+  SendFitting(c, mqtt::Disconnect{reason, ReasonString(why).view()}, mqtt::Disconnect{reason, {}},
+              c.client_max_packet_size);
 }
 
 void Broker::Reject(Connection& c, ReasonCode reason, std::string_view why, Instant now) {
@@ -473,10 +509,10 @@ void Broker::HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant n
                c.decoder.version() == ProtocolVersion::kV5) {
       // 5.0 [MQTT-3.1.4-2]: a CONNACK with a reason code of 0x80 or more may precede the close
       // (also mid-authentication, whatever the bad packet claims to be).
+      // No Reason String: the client's Maximum Packet Size is in the CONNECT that did not decode
+      // ([MQTT-3.2.2-19]).
       c.version = ProtocolVersion::kV5;
-      mqtt::PropertiesBuilder props;
-      props.Add(mqtt::PropertyId::kReasonString, mqtt::Describe(error));
-      Send(c, mqtt::Connack{false, reason, props.view()});
+      Send(c, mqtt::Connack{false, reason, {}});
     }
     // 3.1.1 [MQTT-3.1.4-1]: otherwise close without a CONNACK.
     Close(c, why, /*publish_will=*/false, now);
@@ -554,8 +590,10 @@ void Broker::HandleDisconnect(Connection& c, const mqtt::Disconnect& p, Instant 
       s.ends_with_connection = s.expiry_s == 0;
     }
   }
-  // [MQTT-3.14.4-3]: a DISCONNECT discards the will; 5.0 reason 0x04 asks for it.
-  const bool with_will = p.reason == ReasonCode::kDisconnectWithWill;
+  // [MQTT-3.14.4-3]: a normal DISCONNECT (0x00, the only one 3.1.x has) discards the will; any
+  // other 5.0 reason (0x04 asks for it, 0x80 and up report an error) leaves it to be published
+  // ([MQTT-3.1.2-8]).
+  const bool with_will = p.reason != ReasonCode::kSuccess;
   Close(c, "client sent DISCONNECT", with_will, now);
 }
 
@@ -654,11 +692,12 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   c.version = connect.version;
   const bool v5 = connect.version == ProtocolVersion::kV5;
   auto refuse = [&](ReasonCode reason, std::string_view why) {
-    mqtt::PropertiesBuilder props;
-    if (v5) {
-      props.Add(mqtt::PropertyId::kReasonString, why);
-    }
-    Send(c, mqtt::Connack{false, reason, props.view()});
+    // [MQTT-3.2.2-19]: the Reason String only if the CONNACK stays within the client's maximum.
+    SendFitting(c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
+                mqtt::Connack{false, reason, {}},
+                v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize)
+                         .value_or(UINT32_MAX)
+                   : UINT32_MAX);
     Close(c, why, /*publish_will=*/false, now);
   };
 
@@ -907,9 +946,9 @@ void Broker::RehomeShared(Session& s, bool session_ends) {
   // stays, since exactly once forbids a second receiver.
   for (auto it = s.inflight.begin(); it != s.inflight.end();) {
     if (it->delivery.group != 0 && it->delivery.qos == QoS::k1) {
-      s.inflight_by_id.erase(it->packet_id);
-      moving.push_back(std::move(it->delivery));
-      it = s.inflight.erase(it);
+      Delivery d = std::move(it->delivery);
+      it = s.EraseInFlight(it);
+      moving.push_back(std::move(d));
     } else {
       ++it;
     }
@@ -1118,7 +1157,8 @@ const Subscription* Broker::PickMember(SharedGroup& group, std::string_view publ
 bool Broker::Ready(const Session& s) const {
   const Connection* c = s.connection;
   return c != nullptr && c->state == Connection::State::kConnected && s.queue.empty() &&
-         s.inflight.size() < Window(*c) && c->pending() <= limits_.output_high_water;
+         s.awaiting_resend == 0 && s.inflight.size() < Window(*c) &&
+         c->pending() <= limits_.output_high_water;
 }
 
 void Broker::Deliver(Session& s, Delivery d) {
@@ -1170,6 +1210,23 @@ void Broker::Pump(Session& s) {
   Connection* c = s.connection;
   if (c == nullptr || c->state != Connection::State::kConnected) {
     return;
+  }
+  // Messages in flight from an earlier connection go again first, in order, as the window allows
+  // ([MQTT-4.4.0-1] with [MQTT-3.3.4-9]).
+  for (auto it = s.inflight.begin(); it != s.inflight.end() && s.awaiting_resend != 0 &&
+                                     s.inflight.size() - s.awaiting_resend < Window(*c) &&
+                                     c->pending() <= limits_.output_high_water;) {
+    if (!it->awaiting_resend) {
+      ++it;
+      continue;
+    }
+    it->awaiting_resend = false;
+    --s.awaiting_resend;
+    if (!SendPublish(*c, it->delivery, it->packet_id, /*dup=*/true)) {
+      it = s.EraseInFlight(it);  // too large for what the client now takes: given up
+      continue;
+    }
+    ++it;
   }
   while (!s.queue.empty() && s.inflight.size() < Window(*c) &&
          c->pending() <= limits_.output_high_water) {
@@ -1280,13 +1337,24 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
 }
 
 void Broker::Resend(Session& s, Connection& c) {
+  // [MQTT-4.4.0-1]: everything in flight goes again with its packet id, in order. PUBRELs all go
+  // (they take nothing more from the client's Receive Maximum); the PUBLISHes go while the new
+  // connection's window allows, and the rest as acknowledgements make room ([MQTT-3.3.4-9]).
+  const std::size_t window = Window(c);
+  std::size_t used = static_cast<std::size_t>(std::count_if(
+      s.inflight.begin(), s.inflight.end(), [](const Session::InFlight& f) { return f.released; }));
+  s.awaiting_resend = 0;
   for (auto it = s.inflight.begin(); it != s.inflight.end();) {
+    it->awaiting_resend = false;
     if (it->released) {
       Send(c, mqtt::Pubrel{it->packet_id, ReasonCode::kSuccess, {}});
-    } else if (!SendPublish(c, it->delivery, it->packet_id, /*dup=*/true)) {
-      // Too large for what the client now takes: give the message up.
-      s.inflight_by_id.erase(it->packet_id);
-      it = s.inflight.erase(it);
+    } else if (s.awaiting_resend != 0 || used >= window) {
+      it->awaiting_resend = true;
+      ++s.awaiting_resend;
+    } else if (SendPublish(c, it->delivery, it->packet_id, /*dup=*/true)) {
+      ++used;
+    } else {
+      it = s.EraseInFlight(it);  // too large for what the client now takes: given up
       continue;
     }
     ++it;
@@ -1300,8 +1368,7 @@ void Broker::HandlePuback(Connection& c, std::uint16_t packet_id) {
   if (it == s.inflight_by_id.end() || it->second->delivery.qos != QoS::k1) {
     return;  // unknown or not a QoS 1 id: nothing to release
   }
-  s.inflight.erase(it->second);
-  s.inflight_by_id.erase(it);
+  s.EraseInFlight(it->second);
   Pump(s);
 }
 
@@ -1309,6 +1376,10 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
   auto it = s.inflight_by_id.find(packet_id);
   if (it != s.inflight_by_id.end() && it->second->delivery.qos == QoS::k2) {
+    if (it->second->awaiting_resend) {  // the client had it from an earlier connection
+      it->second->awaiting_resend = false;
+      --s.awaiting_resend;
+    }
     it->second->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
     it->second->delivery.message.reset();  // the payload is no longer needed
     it->second->delivery.ids.clear();
@@ -1341,8 +1412,7 @@ void Broker::HandlePubcomp(Connection& c, std::uint16_t packet_id) {
   if (it == s.inflight_by_id.end() || !it->second->released) {
     return;
   }
-  s.inflight.erase(it->second);
-  s.inflight_by_id.erase(it);
+  s.EraseInFlight(it->second);
   Pump(s);
 }
 
@@ -1394,7 +1464,8 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
            "shared subscriptions are not available");
       continue;
     }
-    const QoS granted = MinQos(t.options.max_qos, limits_.maximum_qos);  // [MQTT-3.2.2-9]
+    // 5.0 [MQTT-3.2.2-10]: never granted above the Maximum QoS.
+    const QoS granted = MinQos(t.options.max_qos, limits_.maximum_qos);
     mqtt::SubscriptionOptions options = t.options;
     options.max_qos = granted;
     const std::string key(t.filter);
@@ -1449,11 +1520,16 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       retained.push_back(std::move(d));
     }
   }
-  mqtt::PropertiesBuilder props;
+  const mqtt::Suback plain{sub.packet_id, {}, mqtt::ReasonCodeList(codes)};
   if (v5 && !reason_text.empty() && c.problem_information) {
-    props.Add(mqtt::PropertyId::kReasonString, reason_text);
+    // [MQTT-3.9.2-1]: the Reason String only if the SUBACK stays within the client's maximum.
+    SendFitting(c,
+                mqtt::Suback{sub.packet_id, ReasonString(reason_text).view(),
+                             mqtt::ReasonCodeList(codes)},
+                plain, c.client_max_packet_size);
+  } else {
+    Send(c, plain);
   }
-  Send(c, mqtt::Suback{sub.packet_id, props.view(), mqtt::ReasonCodeList(codes)});
   // [MQTT-3.3.1-6], [MQTT-3.3.1-8]: matching retained messages follow, with RETAIN set.
   for (Delivery& d : retained) {
     Deliver(s, std::move(d));

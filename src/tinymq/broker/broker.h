@@ -161,6 +161,11 @@ class Broker {
   Connection* Find(ConnectionId id) const;
   void MarkDirty(Connection& c);
   void Send(Connection& c, const mqtt::Packet& packet);
+  // Sends `with` if it encodes to at most `max_packet_size` bytes, else `without` (5.0: optional
+  // properties such as a Reason String go only when the packet stays within the client's
+  // Maximum Packet Size).
+  void SendFitting(Connection& c, const mqtt::Packet& with, const mqtt::Packet& without,
+                   std::uint32_t max_packet_size);
   // 5.0: DISCONNECT with `reason` and `why` as its Reason String (3.1.x: nothing is sent).
   void SendDisconnect(Connection& c, mqtt::ReasonCode reason, std::string_view why);
   // Ends a connection for a protocol violation: counted, DISCONNECT `reason` (5.0), will sent.

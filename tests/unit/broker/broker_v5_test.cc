@@ -1378,3 +1378,85 @@ TEST_F(BrokerV5Test, AcknowledgementsCarryNoReasonStringOrUserProperty) {
 
 }  // namespace
 }  // namespace tinymq::broker
+
+namespace tinymq::broker {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Rules found missing by the conformance review, and kept.
+
+TEST_F(WillDelayTest, DisconnectWithAnErrorReasonKeepsTheWill) {
+  // 5.0 [MQTT-3.1.2-8], 5.0 [MQTT-3.14.4-3]: only a normal DISCONNECT (0x00) deletes the will.
+  auto watcher = Connect5("watcher");
+  Subscribe(*watcher, "w", QoS::k0);
+  auto dying = Dying(0, 0);
+  dying->Send(mqtt::Disconnect{ReasonCode::kUnspecifiedError, {}});
+  EXPECT_EQ(watcher->Expect<mqtt::Publish>().payload.AsString(), "bye");
+}
+
+TEST_F(BrokerV5Test, RefusingConnackLeavesItsReasonStringOutWhenItWouldNotFit) {
+  // 5.0 [MQTT-3.2.2-19]: the client's Maximum Packet Size counts even on a refusal.
+  limits_.max_client_id_length = 23;
+  for (const std::uint32_t max : {20U, 200U}) {
+    SCOPED_TRACE(max);
+    mqtt::PropertiesBuilder props;
+    props.Add(PropertyId::kMaximumPacketSize, max);
+    TestClient c(broker(), clock_, kV5);
+    c.Send(V5Connect("a-client-identifier-far-too-long-for-the-limit", props));
+    EXPECT_LE(broker().Output(c.id()).size(), max);
+    const auto refused = c.Expect<mqtt::Connack>();
+    EXPECT_EQ(refused.reason, ReasonCode::kClientIdentifierNotValid);
+    EXPECT_EQ(refused.properties.Find(PropertyId::kReasonString).has_value(), max == 200U);
+  }
+}
+
+TEST_F(BrokerV5Test, SubackLeavesItsReasonStringOutWhenItWouldNotFit) {
+  // 5.0 [MQTT-3.9.2-1].
+  for (const std::uint32_t max : {20U, 400U}) {
+    SCOPED_TRACE(max);
+    mqtt::PropertiesBuilder props;
+    props.Add(PropertyId::kMaximumPacketSize, max);
+    auto c = Connect5("c" + std::to_string(max), props);
+    // A long invalid filter: the Reason String that quotes it is cut to a bounded length.
+    const std::string filter = "a/#/" + std::string(1000, 'x');
+    mqtt::SubscriptionListBuilder list;
+    list.Add(filter, {QoS::k0, false, false, 0});
+    c->Send(mqtt::Subscribe{1, {}, list.view()});
+    EXPECT_LE(broker().Output(c->id()).size(), max);
+    const auto suback = c->Expect<mqtt::Suback>();
+    EXPECT_EQ(suback.reason_codes[0], ReasonCode::kTopicFilterInvalid);
+    EXPECT_EQ(suback.properties.Find(PropertyId::kReasonString).has_value(), max == 400U);
+  }
+}
+
+TEST_F(BrokerV5Test, ResendAfterReconnectRespectsTheNewReceiveMaximum) {
+  // 5.0 [MQTT-3.3.4-9], 5.0 [MQTT-4.9.0-2], [MQTT-4.4.0-1]: what was in flight goes again with its
+  // packet ids and in order, but never more at once than the new connection allows.
+  mqtt::PropertiesBuilder first;
+  first.Add(PropertyId::kSessionExpiryInterval, 3600U).Add(PropertyId::kReceiveMaximum, 5U);
+  auto sub = Connect5("sub", first);
+  Subscribe(*sub, "t", QoS::k1);
+  auto pub = Connect5("pub");
+  for (std::uint16_t i = 1; i <= 3; ++i) {
+    pub->Send(MakePublish("t", std::to_string(i), QoS::k1, i));
+  }
+  const auto sent = Publishes(sub->Receive());
+  ASSERT_EQ(sent.size(), 3U);
+  sub->Drop();
+  mqtt::PropertiesBuilder again;
+  again.Add(PropertyId::kSessionExpiryInterval, 3600U).Add(PropertyId::kReceiveMaximum, 1U);
+  auto back = Connect5("sub", again, /*clean_start=*/false);
+  for (std::size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    const auto got = i == 0 ? Publishes(rest) : Publishes(back->Receive());
+    ASSERT_EQ(got.size(), 1U);  // one at a time
+    EXPECT_TRUE(got[0].dup);
+    EXPECT_EQ(got[0].packet_id, sent[i].packet_id);
+    EXPECT_EQ(got[0].payload.AsString(), std::to_string(i + 1));
+    back->Send(mqtt::Puback{got[0].packet_id, ReasonCode::kSuccess, {}});
+  }
+  EXPECT_TRUE(back->Receive().empty());
+}
+
+}  // namespace
+}  // namespace tinymq::broker
