@@ -7,6 +7,7 @@ is not sent to it (and only to it); a packet bigger than the broker's gets DISCO
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -95,6 +96,24 @@ class ReceiveMaximumFromClientTest(mqtt5.V5TestCase):
             pid = c.publish("it/rm", b"x", qos=2)
             self.assertLess(c.expect(harness.PUBREC, pid).reason_code, 0x80)
         c.publish("it/rm", b"x", qos=2)
+        c.expect_disconnect(mqtt5.RECEIVE_MAXIMUM_EXCEEDED)
+
+    @harness.not_on_mosquitto("2.0.11 answers PUBREC 0x97 instead of DISCONNECT 0x93 "
+                              "(5.0 §3.3.4; eclipse-mosquitto/mosquitto#3611)")
+    def test_disconnect_reaches_a_client_that_keeps_sending(self):
+        """5.0 [MQTT-4.13.1-1], 5.0 [MQTT-3.14.4-1]: the DISCONNECT 0x93 reaches the client even
+        when more of its packets are on the way: the broker stops sending, reads and drops the
+        rest, and only then closes, so the connection is not reset under the DISCONNECT."""
+        c = self.connected5("it-rm-burst")
+        burst = b"".join(mqtt5.encode_publish5("it/rm", b"x" * 100, qos=2, packet_id=i)
+                         for i in range(1, 201))
+        c.send(burst)
+        time.sleep(0.5)  # the broker has answered and ended the connection by now
+        # Like a client that answers the PUBRECs before it reads the DISCONNECT behind them: the
+        # socket must still take what it writes (a reset connection would raise here).
+        c.send(b"".join(mqtt5.encode_ack5(harness.PUBREL, i) for i in range(1, 4)))
+        for i in range(1, 4):
+            c.expect(harness.PUBREC, i)
         c.expect_disconnect(mqtt5.RECEIVE_MAXIMUM_EXCEEDED)
 
     def test_finishing_a_qos2_flow_frees_its_place(self):

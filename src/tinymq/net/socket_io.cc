@@ -46,4 +46,6 @@ IoResult Send(int fd, std::span<const std::uint8_t> data) noexcept {
   return r;
 }
 
+int ShutdownWrite(int fd) noexcept { return ::shutdown(fd, SHUT_WR) == 0 ? 0 : errno; }
+
 }  // namespace tinymq::net

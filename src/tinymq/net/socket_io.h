@@ -33,4 +33,8 @@ IoResult Receive(int fd, std::span<std::uint8_t> buffer) noexcept;
 // REQUIRES: `data` is not empty.
 IoResult Send(int fd, std::span<const std::uint8_t> data) noexcept;
 
+// Ends the sending direction (the peer reads EOF after what was sent); reading goes on. Returns 0
+// or an errno value.
+int ShutdownWrite(int fd) noexcept;
+
 }  // namespace tinymq::net

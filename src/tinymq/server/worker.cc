@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cstring>
 #include <span>
 
@@ -144,6 +145,10 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
   if (it == connections_.end()) {
     return;  // closed earlier in this turn
   }
+  if (it->second.half_closed) {
+    Discard(id, it->second);
+    return;
+  }
   if ((events & net::kWritable) != 0 && !Flush(id, it->second, now)) {
     return;
   }
@@ -207,8 +212,7 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
   const bool pending = !broker_.Output(id).empty();
   const bool closing = broker_.ShouldClose(id);
   if (closing && !pending) {
-    Close(id);
-    return false;
+    return HalfClose(id, c, now);
   }
   if (closing && !c.lingering) {
     c.lingering = true;
@@ -217,6 +221,37 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
   // Once closing, input is no longer read; hang-ups and errors are reported regardless.
   SetInterest(id, c, (closing ? 0 : net::kReadable) | (pending ? net::kWritable : 0));
   return true;
+}
+
+bool Worker::HalfClose(ConnectionId id, Connection& c, Instant now) noexcept {
+  if (c.half_closed) {
+    return true;
+  }
+  if (net::ShutdownWrite(c.fd.get()) != 0) {
+    Close(id);  // not connected any more: nothing to wait for
+    return false;
+  }
+  c.half_closed = true;
+  if (!c.lingering) {
+    c.lingering = true;
+    lingering_.emplace_back(now + kCloseLinger, id);
+  }
+  SetInterest(id, c, net::kReadable);
+  return true;
+}
+
+void Worker::Discard(ConnectionId id, Connection& c) noexcept {
+  std::array<std::uint8_t, 16384> scratch;
+  for (std::size_t total = 0; total < kMaxReadPerTurn; total += scratch.size()) {
+    const net::IoResult r = net::Receive(c.fd.get(), scratch);
+    if (r.status == net::IoStatus::kWouldBlock) {
+      return;
+    }
+    if (r.status != net::IoStatus::kOk) {
+      Close(id);  // EOF: the peer has read everything and closed; or the connection failed
+      return;
+    }
+  }
 }
 
 void Worker::FlushDirty(Instant now) noexcept {

@@ -80,7 +80,11 @@ class Worker {
   struct Connection {
     net::Fd fd;
     net::EventMask interest = net::kReadable;
-    bool lingering = false;  // ShouldClose() with output still to write
+    bool lingering = false;  // ShouldClose() with output still to write, or half closed
+    // Everything is written and the sending side is shut down: what the peer still sends is read
+    // and dropped until its EOF (or the linger time), so that closing does not reset the
+    // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
+    bool half_closed = false;
   };
   enum class ReadEnd : std::uint8_t { kDrained, kMore, kGone };
 
@@ -88,6 +92,11 @@ class Worker {
   void OnConnectionEvent(broker::ConnectionId id, net::EventMask events,
                          broker::Instant now) noexcept;
   ReadEnd ReadFrom(broker::ConnectionId id, const Connection& c, broker::Instant now) noexcept;
+  // Reads and drops the input of a half-closed connection; closes it at EOF or on an error.
+  void Discard(broker::ConnectionId id, Connection& c) noexcept;
+  // The broker is done with `id` and its output is written: shut down the sending side and wait
+  // for the peer's EOF (closes at once when that fails). False once closed.
+  bool HalfClose(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
   // Writes what the broker has for `id`; closes it when the broker is done. False once closed.
   bool Flush(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
   void FlushDirty(broker::Instant now) noexcept;
