@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 #include <list>
 #include <unordered_set>
 #include <utility>
@@ -11,6 +10,7 @@
 #include "tinymq/mqtt/reason_code.h"
 #include "tinymq/mqtt/topic.h"
 #include "tinymq/util/check.h"
+#include "tinymq/util/fifo.h"
 
 namespace tinymq::broker {
 namespace {
@@ -124,23 +124,59 @@ struct Broker::Session {
   Connection* connection = nullptr;
   std::unordered_map<std::string, QoS> subscriptions;  // filter as subscribed -> granted QoS
   std::list<InFlight> inflight;
-  std::unordered_map<std::uint16_t, std::list<InFlight>::iterator> inflight_by_id;
+  // Packet id -> entry of `inflight`; allocated with the first message in flight.
+  using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
+  std::unique_ptr<InFlightIndex> inflight_by_id;
   std::size_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
-  std::deque<Delivery> queue;  // waiting for the client, the in-flight window or the output
+  util::Fifo<Delivery> queue;  // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
   bool dropping = false;  // a drop was logged; cleared when the queue has room again
-  std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 received, PUBREL awaited
+  // Packet ids of QoS 2 PUBLISHes received whose PUBREL is awaited, sorted (at most the broker's
+  // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size).
+  std::vector<std::uint16_t> incoming_qos2;
   std::uint16_t last_packet_id = 0;
   // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
-  std::optional<Will> delayed_will;
+  std::unique_ptr<Will> delayed_will;
 
+  // The in-flight entry of `packet_id`, or inflight.end().
+  std::list<InFlight>::iterator FindInFlight(std::uint16_t packet_id) {
+    if (inflight_by_id == nullptr) {
+      return inflight.end();
+    }
+    auto it = inflight_by_id->find(packet_id);
+    return it == inflight_by_id->end() ? inflight.end() : it->second;
+  }
+  void AddInFlight(InFlight entry) {
+    if (inflight_by_id == nullptr) {
+      inflight_by_id = std::make_unique<InFlightIndex>();
+    }
+    inflight.push_back(std::move(entry));
+    inflight_by_id->emplace(inflight.back().packet_id, std::prev(inflight.end()));
+  }
   // Forgets an in-flight entry; returns the one after it.
   std::list<InFlight>::iterator EraseInFlight(std::list<InFlight>::iterator it) {
     if (it->awaiting_resend) {
       --awaiting_resend;
     }
-    inflight_by_id.erase(it->packet_id);
+    inflight_by_id->erase(it->packet_id);
     return inflight.erase(it);
+  }
+
+  bool AwaitsPubrel(std::uint16_t packet_id) const {
+    return std::binary_search(incoming_qos2.begin(), incoming_qos2.end(), packet_id);
+  }
+  void AwaitPubrel(std::uint16_t packet_id) {
+    incoming_qos2.insert(
+        std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id), packet_id);
+  }
+  // False when `packet_id` was not awaited.
+  bool TakePubrel(std::uint16_t packet_id) {
+    auto it = std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id);
+    if (it == incoming_qos2.end() || *it != packet_id) {
+      return false;
+    }
+    incoming_qos2.erase(it);
+    return true;
   }
 };
 
@@ -167,13 +203,12 @@ struct Broker::Connection {
   State state = State::kAwaitConnect;
   ProtocolVersion version = ProtocolVersion::kV311;
   Session* session = nullptr;
-  std::string client_id;  // for logs
   std::uint16_t keep_alive = 0;
   Instant deadline = kNever;  // CONNECT timeout, then keep-alive
   bool in_timer_heap = false;
   Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
   bool dirty = false;
-  std::optional<Will> will;
+  std::unique_ptr<Will> will;  // rare enough to live apart: idle connections stay small
   // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
   std::uint16_t client_receive_maximum = 65535;
   std::uint32_t client_max_packet_size = UINT32_MAX;
@@ -181,13 +216,16 @@ struct Broker::Connection {
   // PUBLISH [MQTT-3.1.2-29].
   bool problem_information = true;
   // Inbound topic aliases: the topic of alias i at index i - 1 (allocated on first use).
-  std::vector<std::string> aliases_in;
+  std::unique_ptr<std::string[]> aliases_in;
   std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
-  // Enhanced authentication (5.0 §4.12): the method the connection authenticated with, the
+  // Enhanced authentication (5.0 §4.12), for a connection that asked for it: the method, the
   // exchange in progress, and the CONNECT (re-encoded) that waits for it to succeed.
-  std::string auth_method;
-  std::unique_ptr<AuthExchange> auth;
-  std::vector<std::uint8_t> pending_connect;
+  struct AuthState {
+    std::string method;
+    std::unique_ptr<AuthExchange> exchange;
+    std::vector<std::uint8_t> pending_connect;
+  };
+  std::unique_ptr<AuthState> auth;
 
   std::size_t pending() const { return out.size() - out_begin; }
 };
@@ -222,7 +260,19 @@ ConnectionId Broker::Accept(std::string peer, Instant now) {
 std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
   Connection* c = Find(id);
   TINYMQ_CHECK(c != nullptr);
+  if (c->decoder.capacity() == 0 && !read_pool_.empty()) {
+    c->decoder.AdoptBuffer(std::move(read_pool_.back()));
+    read_pool_.pop_back();
+  }
   return c->decoder.PrepareRead();
+}
+
+void Broker::Recycle(std::vector<std::vector<std::uint8_t>>& pool,
+                     std::vector<std::uint8_t> buffer) {
+  if (buffer.capacity() != 0 && buffer.capacity() <= kPooledBufferMax &&
+      pool.size() < kPoolMax) {
+    pool.push_back(std::move(buffer));
+  }
 }
 
 void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
@@ -246,6 +296,8 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
     }
     HandlePacket(*c, **next, now);
   }
+  // Nothing half-read: the buffer goes back to the pool, so an idle connection holds none.
+  Recycle(read_pool_, c->decoder.TakeBuffer());
 }
 
 void Broker::OnPeerClosed(ConnectionId id, Instant now) {
@@ -271,8 +323,12 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
   TINYMQ_CHECK(n <= c->pending());
   c->out_begin += n;
   if (c->out_begin == c->out.size()) {
-    c->out.clear();
+    // All written: the buffer goes back to the pool, so an idle connection holds none.
+    std::vector<std::uint8_t> drained;
+    drained.swap(c->out);
+    drained.clear();
     c->out_begin = 0;
+    Recycle(write_pool_, std::move(drained));
   }
   // Below half the high-water mark, messages held back for this connection may go out.
   if (c->session != nullptr && !c->session->queue.empty() &&
@@ -320,12 +376,17 @@ void Broker::Send(Connection& c, const mqtt::Packet& packet) {
   if (c.state == Connection::State::kClosing) {
     return;
   }
+  if (c.out.capacity() == 0 && !write_pool_.empty()) {
+    c.out = std::move(write_pool_.back());
+    write_pool_.pop_back();
+  }
   if (auto r = mqtt::Encode(packet, c.version, c.out); !r) {
     // Only a bug can get here (every field came through the decoder or from the broker itself).
     if (log_) {
       log_(LogLevel::kWarning,
            std::string("cannot encode ") + std::string(mqtt::PacketTypeName(mqtt::TypeOf(packet))) +
-               " for " + c.client_id + ": " + std::string(mqtt::Describe(r.error())));
+               " for " + (c.session != nullptr ? c.session->client_id : c.peer) + ": " +
+               std::string(mqtt::Describe(r.error())));
     }
     return;
   }
@@ -363,8 +424,7 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
     return;
   }
   const bool was_connected = c.state == Connection::State::kConnected;
-  std::optional<Will> will = std::move(c.will);
-  c.will.reset();
+  std::unique_ptr<Will> will = std::move(c.will);
   c.auth.reset();
   c.state = Connection::State::kClosing;
   MarkDirty(c);
@@ -378,21 +438,21 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
                        .Number(mqtt::PropertyId::kWillDelayInterval)
                        .value_or(0);
   }
-  if (s != nullptr) {
-    Detach(*s, now);  // may end the session (then `s` is gone)
-  }
-  if (log_ && was_connected) {
-    log_(LogLevel::kInfo,
-         "client " + c.client_id + " disconnected from " + c.peer + " (" + std::string(why) + ")");
+  if (log_ && was_connected && s != nullptr) {
+    log_(LogLevel::kInfo, "client " + s->client_id + " disconnected from " + c.peer + " (" +
+                              std::string(why) + ")");
   } else if (log_) {
     log_(LogLevel::kDebug, "connection from " + c.peer + " closed before CONNECT completed (" +
                                std::string(why) + ")");
+  }
+  if (s != nullptr) {
+    Detach(*s, now);  // may end the session (then `s` is gone)
   }
   if (!publish_will || !will) {
     return;
   }
   if (will_delay_s != 0) {
-    s->delayed_will = std::move(*will);
+    s->delayed_will = std::move(will);
     PushSessionTimer(*s, now + std::chrono::seconds(will_delay_s), /*will=*/true);
     return;
   }
@@ -614,23 +674,24 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
     }
   };
   // [MQTT-4.12.0-5] / [MQTT-4.12.1-1]: AUTH only within an exchange, with the method it began.
-  if (c.auth_method.empty() || method != c.auth_method) {
+  if (c.auth == nullptr || method != c.auth->method) {
     fail(ReasonCode::kProtocolError, "protocol error: AUTH without enhanced authentication");
     return;
   }
-  if (auth.reason == ReasonCode::kReAuthenticate && c.auth == nullptr && !connecting) {
-    c.auth = authenticator_ != nullptr ? authenticator_->Begin(method, c.client_id) : nullptr;
-    if (c.auth == nullptr) {
+  std::unique_ptr<AuthExchange>& exchange = c.auth->exchange;
+  if (auth.reason == ReasonCode::kReAuthenticate && exchange == nullptr && !connecting) {
+    exchange = authenticator_ != nullptr ? authenticator_->Begin(method, c.session->client_id) : nullptr;
+    if (exchange == nullptr) {
       fail(ReasonCode::kBadAuthenticationMethod, "authentication method no longer supported");
       return;
     }
-  } else if (auth.reason != ReasonCode::kContinueAuthentication || c.auth == nullptr) {
+  } else if (auth.reason != ReasonCode::kContinueAuthentication || exchange == nullptr) {
     fail(ReasonCode::kProtocolError, "protocol error: unexpected AUTH");
     return;
   }
-  AuthStep step = c.auth->Next(data);
+  AuthStep step = exchange->Next(data);
   mqtt::PropertiesBuilder props;
-  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
   if (!step.data.empty()) {
     props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
   }
@@ -639,7 +700,7 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
       Send(c, mqtt::Auth{ReasonCode::kContinueAuthentication, props.view()});
       return;
     case AuthStep::Outcome::kFail:
-      c.auth.reset();
+      exchange.reset();
       if (connecting) {
         Send(c, mqtt::Connack{false, step.reason, {}});
         Close(c, "authentication failed", /*publish_will=*/false, now);
@@ -650,14 +711,14 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
       return;
     case AuthStep::Outcome::kSuccess: break;
   }
-  c.auth.reset();
+  exchange.reset();
   if (!connecting) {
     Send(c, mqtt::Auth{ReasonCode::kSuccess, props.view()});  // 5.0 §4.12.1: re-authenticated
     return;
   }
   // The CONNECT that waited for the exchange goes on (it decoded once, so it decodes again).
-  const std::vector<std::uint8_t> bytes = std::move(c.pending_connect);
-  c.pending_connect.clear();
+  const std::vector<std::uint8_t> bytes = std::move(c.auth->pending_connect);
+  c.auth->pending_connect.clear();
   auto header = mqtt::ParseFixedHeader(mqtt::BinaryView(bytes), mqtt::kMaxRemainingLength + 5);
   TINYMQ_CHECK(header && header->has_value());
   const std::size_t at = (*header)->size;
@@ -737,7 +798,8 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   AuthStep step = exchange->Next(
       connect.properties.Binary(mqtt::PropertyId::kAuthenticationData).value_or(mqtt::BinaryView{}));
-  c.auth_method = *method;
+  c.auth = std::make_unique<Connection::AuthState>();
+  c.auth->method = *method;
   switch (step.outcome) {
     case AuthStep::Outcome::kFail: refuse(step.reason, "authentication failed"); return;
     case AuthStep::Outcome::kSuccess:
@@ -745,12 +807,12 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
       return;
     case AuthStep::Outcome::kContinue: break;
   }
-  c.auth = std::move(exchange);
+  c.auth->exchange = std::move(exchange);
   c.state = Connection::State::kAuthenticating;
-  c.pending_connect.clear();
-  TINYMQ_CHECK(mqtt::Encode(mqtt::Packet(connect), c.version, c.pending_connect).has_value());
+  TINYMQ_CHECK(
+      mqtt::Encode(mqtt::Packet(connect), c.version, c.auth->pending_connect).has_value());
   mqtt::PropertiesBuilder props;
-  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
   if (!step.data.empty()) {
     props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
   }
@@ -765,7 +827,6 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   if (assigned) {
     client_id = GenerateClientId();
   }
-  c.client_id = client_id;
   c.keep_alive = connect.keep_alive;
   bool keep_alive_changed = false;
   if (v5 && limits_.max_keep_alive_s != 0 &&
@@ -791,11 +852,11 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   if (connect.will) {
     const mqtt::BinaryView will_props = connect.will->properties.bytes();
-    c.will = Will{std::string(connect.will->topic),
+    c.will = std::make_unique<Will>(Will{std::string(connect.will->topic),
                   {connect.will->payload.begin(), connect.will->payload.end()},
                   connect.will->qos,
                   connect.will->retain,
-                  {will_props.begin(), will_props.end()}};
+                  {will_props.begin(), will_props.end()}});
   }
 
   // Session takeover: [MQTT-3.1.4-2] the server disconnects the existing client.
@@ -874,8 +935,8 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
     if (keep_alive_changed) {
       props.Add(mqtt::PropertyId::kServerKeepAlive, c.keep_alive);
     }
-    if (!c.auth_method.empty()) {
-      props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth_method);
+    if (c.auth != nullptr) {
+      props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
       if (!auth_data.empty()) {
         props.AddBinary(mqtt::PropertyId::kAuthenticationData, auth_data);
       }
@@ -900,7 +961,7 @@ Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_w
   s->ends_with_connection = ends_with_connection;
   Session& ref = *s;
   sessions_by_id_.emplace(ref.id, &ref);
-  sessions_.emplace(client_id, std::move(s));
+  sessions_.emplace(std::string_view(ref.client_id), std::move(s));
   return ref;
 }
 
@@ -910,7 +971,7 @@ void Broker::DestroySession(Session& s) {
   for (const auto& [key, qos] : s.subscriptions) {
     RemoveSubscription(s, key);
   }
-  std::optional<Will> will = std::move(s.delayed_will);
+  std::unique_ptr<Will> will = std::move(s.delayed_will);
   sessions_by_id_.erase(s.id);
   sessions_.erase(s.client_id);  // destroys `s`
   if (will) {
@@ -933,15 +994,11 @@ void Broker::Detach(Session& s, Instant now) {
 
 void Broker::RehomeShared(Session& s, bool session_ends) {
   std::vector<Delivery> moving;
-  for (auto it = s.queue.begin(); it != s.queue.end();) {
-    if (it->group != 0) {
-      s.queued_bytes -= it->message->payload.size();
-      moving.push_back(std::move(*it));
-      it = s.queue.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  s.queue.remove_if([](const Delivery& d) { return d.group != 0; },
+                    [&](Delivery&& d) {
+                      s.queued_bytes -= d.message->payload.size();
+                      moving.push_back(std::move(d));
+                    });
   // Unacknowledged QoS 1 goes too (at least once allows the copy this member may have got); QoS 2
   // stays, since exactly once forbids a second receiver.
   for (auto it = s.inflight.begin(); it != s.inflight.end();) {
@@ -986,8 +1043,8 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
         Reject(c, ReasonCode::kTopicAliasInvalid, "topic alias out of range", now);
         return;
       }
-      if (c.aliases_in.empty()) {
-        c.aliases_in.resize(limits_.topic_alias_maximum);
+      if (c.aliases_in == nullptr) {
+        c.aliases_in = std::make_unique<std::string[]>(limits_.topic_alias_maximum);
       }
       std::string& known = c.aliases_in[*alias - 1];
       if (!topic.empty()) {
@@ -1014,7 +1071,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Reject(c, ReasonCode::kRetainNotSupported, "retain not available", now);  // [MQTT-3.2.2-14]
     return;
   }
-  if (p.qos == QoS::k2 && s.incoming_qos2.contains(p.packet_id)) {
+  if (p.qos == QoS::k2 && s.AwaitsPubrel(p.packet_id)) {
     // Resent before our PUBREC arrived: acknowledge again, never route twice ([MQTT-4.3.3-2]).
     Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
     return;
@@ -1036,7 +1093,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     case QoS::k0: break;
     case QoS::k1: Send(c, mqtt::Puback{p.packet_id, ack, {}}); break;
     case QoS::k2:
-      s.incoming_qos2.insert(p.packet_id);
+      s.AwaitPubrel(p.packet_id);
       Send(c, mqtt::Pubrec{p.packet_id, ack, {}});
       break;
   }
@@ -1253,7 +1310,7 @@ std::uint16_t Broker::NextPacketId(Session& s) {
   // At most max_inflight (<= 65535) ids are in use, so a free one exists.
   do {
     s.last_packet_id = static_cast<std::uint16_t>(s.last_packet_id + 1);
-  } while (s.last_packet_id == 0 || s.inflight_by_id.contains(s.last_packet_id));
+  } while (s.last_packet_id == 0 || s.FindInFlight(s.last_packet_id) != s.inflight.end());
   return s.last_packet_id;
 }
 
@@ -1262,8 +1319,7 @@ void Broker::Transmit(Session& s, Connection& c, Delivery d) {
   if (!SendPublish(c, d, packet_id, /*dup=*/false) || d.qos == QoS::k0) {
     return;  // QoS 0 is done; a message that could not go out is not in flight either
   }
-  s.inflight.push_back({packet_id, std::move(d), false});
-  s.inflight_by_id.emplace(packet_id, std::prev(s.inflight.end()));
+  s.AddInFlight({packet_id, std::move(d), false});
 }
 
 bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_id, bool dup) {
@@ -1364,28 +1420,28 @@ void Broker::Resend(Session& s, Connection& c) {
 
 void Broker::HandlePuback(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
-  auto it = s.inflight_by_id.find(packet_id);
-  if (it == s.inflight_by_id.end() || it->second->delivery.qos != QoS::k1) {
+  auto it = s.FindInFlight(packet_id);
+  if (it == s.inflight.end() || it->delivery.qos != QoS::k1) {
     return;  // unknown or not a QoS 1 id: nothing to release
   }
-  s.EraseInFlight(it->second);
+  s.EraseInFlight(it);
   Pump(s);
 }
 
 void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
-  auto it = s.inflight_by_id.find(packet_id);
-  if (it != s.inflight_by_id.end() && it->second->delivery.qos == QoS::k2) {
-    if (it->second->awaiting_resend) {  // the client had it from an earlier connection
-      it->second->awaiting_resend = false;
+  auto it = s.FindInFlight(packet_id);
+  if (it != s.inflight.end() && it->delivery.qos == QoS::k2) {
+    if (it->awaiting_resend) {  // the client had it from an earlier connection
+      it->awaiting_resend = false;
       --s.awaiting_resend;
     }
-    it->second->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
-    it->second->delivery.message.reset();  // the payload is no longer needed
-    it->second->delivery.ids.clear();
+    it->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
+    it->delivery.message.reset();  // the payload is no longer needed
+    it->delivery.ids.clear();
     // [MQTT-4.6.0-3]: PUBRELs go (and are resent) in the order the PUBRECs came; moving the entry
     // to the end keeps the PUBLISHes still unacknowledged in their own order ([MQTT-4.6.0-1]).
-    s.inflight.splice(s.inflight.end(), s.inflight, it->second);
+    s.inflight.splice(s.inflight.end(), s.inflight, it);
     Send(c, mqtt::Pubrel{packet_id, ReasonCode::kSuccess, {}});
     return;
   }
@@ -1397,7 +1453,7 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
 
 void Broker::HandlePubrel(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
-  const bool known = s.incoming_qos2.erase(packet_id) != 0;
+  const bool known = s.TakePubrel(packet_id);
   // [MQTT-4.3.3-2]: PUBCOMP even for an id already released (the PUBCOMP may have been lost).
   Send(c, mqtt::Pubcomp{packet_id,
                         known || c.version != ProtocolVersion::kV5
@@ -1408,11 +1464,11 @@ void Broker::HandlePubrel(Connection& c, std::uint16_t packet_id) {
 
 void Broker::HandlePubcomp(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
-  auto it = s.inflight_by_id.find(packet_id);
-  if (it == s.inflight_by_id.end() || !it->second->released) {
+  auto it = s.FindInFlight(packet_id);
+  if (it == s.inflight.end() || !it->released) {
     return;
   }
-  s.EraseInFlight(it->second);
+  s.EraseInFlight(it);
   Pump(s);
 }
 

@@ -159,6 +159,10 @@ class Broker {
   struct OutboundAliases;
 
   Connection* Find(ConnectionId id) const;
+  // Keeps `buffer` in `pool` for the next connection that needs one, unless it is too large or
+  // the pool is full.
+  static void Recycle(std::vector<std::vector<std::uint8_t>>& pool,
+                      std::vector<std::uint8_t> buffer);
   void MarkDirty(Connection& c);
   void Send(Connection& c, const mqtt::Packet& packet);
   // Sends `with` if it encodes to at most `max_packet_size` bytes, else `without` (5.0: optional
@@ -233,7 +237,8 @@ class Broker {
   SubscriberId next_session_id_ = 1;
   std::uint64_t generated_ids_ = 0;
   std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections_;
-  std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
+  // Keyed by a view of the session's own client_id.
+  std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
   std::unordered_map<SubscriberId, Session*> sessions_by_id_;
   // Shared subscription groups by "$share/{group}/{filter}", and by the id they have in index_.
   std::unordered_map<std::string, std::unique_ptr<SharedGroup>> shared_groups_;
@@ -259,6 +264,13 @@ class Broker {
   std::vector<SessionTimer> session_timers_;
   // The latest time any call brought, for the few paths that have no `now` of their own.
   Instant last_now_{};
+  // Read and write buffers of connections that have nothing pending, for the next connection
+  // that has (an idle connection holds neither). At most kPoolMax of each, of at most
+  // kPooledBufferMax bytes.
+  static constexpr std::size_t kPoolMax = 256;
+  static constexpr std::size_t kPooledBufferMax = std::size_t{64} << 10;
+  std::vector<std::vector<std::uint8_t>> read_pool_;
+  std::vector<std::vector<std::uint8_t>> write_pool_;
   // Scratch reused by Route so that a publish does not allocate.
   std::vector<const Subscription*> matches_;
   std::vector<MessageRef> retained_scratch_;

@@ -105,6 +105,21 @@ DecodeResult<std::optional<Packet>> Decoder::Next() {
   return std::optional<Packet>(std::move(*packet));
 }
 
+std::vector<std::uint8_t> Decoder::TakeBuffer() {
+  std::vector<std::uint8_t> out;
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+    out.swap(buf_);
+  }
+  return out;
+}
+
+void Decoder::AdoptBuffer(std::vector<std::uint8_t> buffer) {
+  TINYMQ_CHECK(buf_.capacity() == 0 && begin_ == end_);
+  begin_ = end_ = 0;
+  buf_ = std::move(buffer);
+}
+
 void Decoder::Release() {
   if (begin_ == end_) {
     begin_ = end_ = 0;

@@ -62,6 +62,11 @@ class Decoder {
   std::size_t capacity() const { return buf_.capacity(); }
   // Frees the buffer when nothing is pending (an idle connection then holds no buffer).
   void Release();
+  // Hands the buffer over when nothing is pending (for a pool of buffers; empty otherwise), and
+  // takes one back: AdoptBuffer REQUIRES that the decoder holds none (capacity() == 0). An adopted
+  // buffer is used up to its size().
+  std::vector<std::uint8_t> TakeBuffer();
+  void AdoptBuffer(std::vector<std::uint8_t> buffer);
 
  private:
   Options options_;

@@ -676,6 +676,26 @@ TEST(DecoderTest, AfterAnErrorTheDecoderKeepsReturningIt) {
   EXPECT_EQ(VersionName(*body.version()), "V311");
 }
 
+TEST(DecoderTest, BufferGoesToAPoolAndComesBackOnlyWhenNothingIsPending) {
+  Decoder d(Decoder::Options{}, PV::kV311);
+  const std::vector<std::uint8_t> ping = Bytes("c0 00");
+  EXPECT_EQ(FeedChunks(d, {BinaryView(ping)}, {Pingreq{}}).packets, 1U);
+  std::vector<std::uint8_t> taken = d.TakeBuffer();
+  EXPECT_GT(taken.size(), 0U);
+  EXPECT_EQ(d.capacity(), 0U);
+  const std::uint8_t* storage = taken.data();
+  d.AdoptBuffer(std::move(taken));
+  EXPECT_EQ(d.PrepareRead().data(), storage);  // the adopted buffer is used, not a new one
+  // Half a packet inside: the buffer stays where it is.
+  const Publish publish = MakePublish("a/b", QoS::k1, 5, "payload");
+  const std::vector<std::uint8_t> bytes = EncodeOk(publish, PV::kV311);
+  ASSERT_EQ(d.Feed(BinaryView(bytes.data(), 3)), 3U);
+  ASSERT_EQ(Outcome(d.Next()), "ok");
+  EXPECT_TRUE(d.TakeBuffer().empty());
+  EXPECT_GT(d.capacity(), 0U);
+  EXPECT_EQ(FeedChunks(d, {BinaryView(bytes.data() + 3, bytes.size() - 3)}, {publish}).packets, 1U);
+}
+
 TEST(DecoderTest, ReleaseFreesTheBufferOnlyWhenNothingIsPending) {
   Decoder d(Decoder::Options{}, PV::kV311);
   d.Release();

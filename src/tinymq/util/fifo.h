@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "tinymq/util/check.h"
+
+// A first-in first-out queue in one ring buffer that holds no memory while it is empty.
+//
+// std::deque allocates (about 600 bytes in libstdc++) as soon as it is constructed, which every
+// idle session would pay for its usually empty message queue; this ring allocates on the first
+// push and frees its storage when it empties again.
+//
+// Threading: Thread-compatible.
+// Lifetime:  references from front() and for_each are valid until the next push_back, pop_front
+//            or remove_if.
+// Errors:    front() and pop_front() on an empty queue are bugs (TINYMQ_CHECK).
+
+namespace tinymq::util {
+
+template <typename T>
+class Fifo {
+ public:
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+
+  void push_back(T value) {
+    if (size_ == slots_.size()) {
+      Grow();
+    }
+    slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(value);
+    ++size_;
+  }
+
+  T& front() {
+    TINYMQ_CHECK(size_ != 0);
+    return slots_[head_];
+  }
+
+  void pop_front() {
+    TINYMQ_CHECK(size_ != 0);
+    slots_[head_] = T();
+    head_ = (head_ + 1) & (slots_.size() - 1);
+    if (--size_ == 0) {
+      std::vector<T>().swap(slots_);  // nothing waits: hold no memory
+      head_ = 0;
+    }
+  }
+
+  // Takes out, in order, every element for which `pred` is true and hands each to `sink`; the
+  // others keep their order.
+  template <typename Pred, typename Sink>
+  void remove_if(Pred pred, Sink sink) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < size_; ++i) {
+      T& item = slots_[(head_ + i) & (slots_.size() - 1)];
+      if (pred(item)) {
+        sink(std::move(item));
+        item = T();
+      } else {
+        if (kept != i) {
+          slots_[(head_ + kept) & (slots_.size() - 1)] = std::move(item);
+          item = T();
+        }
+        ++kept;
+      }
+    }
+    size_ = kept;
+    if (size_ == 0) {
+      std::vector<T>().swap(slots_);
+      head_ = 0;
+    }
+  }
+
+ private:
+  void Grow() {
+    std::vector<T> bigger(slots_.empty() ? 4 : slots_.size() * 2);  // a power of two
+    for (std::size_t i = 0; i < size_; ++i) {
+      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    }
+    slots_.swap(bigger);
+    head_ = 0;
+  }
+
+  std::vector<T> slots_;  // size() is a power of two, or 0
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace tinymq::util
