@@ -134,8 +134,9 @@ class Broker {
   // The socket is closed; forget the connection. Normally after ShouldClose(id) or
   // OnPeerClosed(id); otherwise the connection counts as lost (its will is published).
   void Release(ConnectionId id);
-  // Connections with new output or a close request since the last call.
-  std::vector<ConnectionId> TakeDirty();
+  // Connections with new output or a close request since the last call. The span is valid until
+  // the next call (connections that become dirty meanwhile go to the next one); no allocation.
+  std::span<const ConnectionId> TakeDirty();
 
   // The earliest time OnTimer has work (keep-alive, CONNECT timeout, session expiry), if any.
   std::optional<Instant> NextDeadline() const;
@@ -244,6 +245,7 @@ class Broker {
   std::unordered_map<std::string, std::unique_ptr<SharedGroup>> shared_groups_;
   std::unordered_map<SubscriberId, SharedGroup*> shared_by_id_;
   std::vector<ConnectionId> dirty_;
+  std::vector<ConnectionId> taken_dirty_;  // what the last TakeDirty() returned
   struct TimerEntry {
     Instant when;
     ConnectionId id;

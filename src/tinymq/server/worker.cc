@@ -257,7 +257,7 @@ void Worker::Discard(ConnectionId id, Connection& c) noexcept {
 void Worker::FlushDirty(Instant now) noexcept {
   dirty_left_ = false;
   for (int round = 0; round < kMaxFlushRounds; ++round) {
-    const std::vector<ConnectionId> dirty = broker_.TakeDirty();
+    const std::span<const ConnectionId> dirty = broker_.TakeDirty();
     if (dirty.empty()) {
       return;
     }
