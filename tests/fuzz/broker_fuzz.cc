@@ -130,7 +130,17 @@ class Harness {
     if (!c.id) {
       return;
     }
-    const std::span<const std::uint8_t> out = broker_->Output(*c.id);
+    const std::vector<std::uint8_t> all = broker_->CopyOutput(*c.id);
+    TINYMQ_CHECK(all.size() == broker_->OutputSize(*c.id));
+    // The pieces a writev would take are the same bytes, in order.
+    std::array<Broker::OutputChunk, 3> chunks;
+    std::size_t at = 0;
+    for (std::size_t i = 0, k = broker_->Output(*c.id, chunks); i < k; ++i) {
+      TINYMQ_CHECK(chunks[i].size != 0 && at + chunks[i].size <= all.size());
+      TINYMQ_CHECK(std::memcmp(all.data() + at, chunks[i].data, chunks[i].size) == 0);
+      at += chunks[i].size;
+    }
+    const std::span<const std::uint8_t> out(all);
     const std::size_t n = std::min(limit, out.size());
     if (n == 0) {
       return;
@@ -179,7 +189,7 @@ class Harness {
       (void)id;
     }
     for (Client& c : clients_) {
-      if (c.id && broker_->ShouldClose(*c.id) && broker_->Output(*c.id).empty()) {
+      if (c.id && broker_->ShouldClose(*c.id) && broker_->OutputSize(*c.id) == 0) {
         broker_->Release(*c.id);
         c.id.reset();
       } else if (c.id && broker_->ShouldClose(*c.id)) {

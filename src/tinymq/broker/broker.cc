@@ -227,7 +227,39 @@ struct Broker::Connection {
   };
   std::unique_ptr<AuthState> auth;
 
-  std::size_t pending() const { return out.size() - out_begin; }
+  // Payloads sent by reference (copy-free fan-out: one copy of a payload, in its Message, goes to
+  // every subscriber): the payload of `message` goes out right after out[0, at). In order of `at`.
+  struct PayloadRef {
+    std::size_t at = 0;
+    MessageRef message;
+  };
+  std::vector<PayloadRef> refs;
+  std::size_t ref_begin = 0;     // refs already written
+  std::size_t ref_offset = 0;    // bytes of refs[ref_begin]'s payload already written
+  std::size_t refs_pending = 0;  // payload bytes of refs not yet written
+
+  std::size_t pending() const { return out.size() - out_begin + refs_pending; }
+
+  // Calls f(data, size) for each piece of the pending output, in order, until f returns false.
+  template <typename F>
+  void ForEachPending(F f) const {
+    std::size_t at = out_begin;
+    std::size_t offset = ref_offset;
+    for (std::size_t i = ref_begin; i < refs.size(); ++i) {
+      if (refs[i].at > at && !f(out.data() + at, refs[i].at - at)) {
+        return;
+      }
+      at = refs[i].at;
+      const mqtt::BinaryView payload = refs[i].message->payload_view();
+      if (!f(payload.data() + offset, payload.size() - offset)) {
+        return;
+      }
+      offset = 0;
+    }
+    if (out.size() > at) {
+      f(out.data() + at, out.size() - at);
+    }
+  }
 };
 
 Broker::Broker(Limits limits, LogFn log) : limits_(limits), log_(std::move(log)) {}
@@ -307,12 +339,32 @@ void Broker::OnPeerClosed(ConnectionId id, Instant now) {
   }
 }
 
-std::span<const std::uint8_t> Broker::Output(ConnectionId id) const {
+std::size_t Broker::Output(ConnectionId id, std::span<OutputChunk> chunks) const {
   const Connection* c = Find(id);
-  if (c == nullptr) {
-    return {};
+  std::size_t n = 0;
+  if (c != nullptr && !chunks.empty()) {
+    c->ForEachPending([&](const std::uint8_t* data, std::size_t size) {
+      chunks[n++] = OutputChunk{data, size};
+      return n < chunks.size();
+    });
   }
-  return {c->out.data() + c->out_begin, c->pending()};
+  return n;
+}
+
+std::size_t Broker::OutputSize(ConnectionId id) const {
+  const Connection* c = Find(id);
+  return c == nullptr ? 0 : c->pending();
+}
+
+std::vector<std::uint8_t> Broker::CopyOutput(ConnectionId id) const {
+  std::vector<std::uint8_t> bytes;
+  if (const Connection* c = Find(id)) {
+    c->ForEachPending([&](const std::uint8_t* data, std::size_t size) {
+      bytes.insert(bytes.end(), data, data + size);
+      return true;
+    });
+  }
+  return bytes;
 }
 
 void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
@@ -321,14 +373,35 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
     return;
   }
   TINYMQ_CHECK(n <= c->pending());
-  c->out_begin += n;
-  if (c->out_begin == c->out.size()) {
+  while (n > 0) {
+    const std::size_t owned_end = c->ref_begin < c->refs.size() ? c->refs[c->ref_begin].at
+                                                                   : c->out.size();
+    if (c->out_begin < owned_end) {
+      const std::size_t k = std::min(n, owned_end - c->out_begin);
+      c->out_begin += k;
+      n -= k;
+      continue;
+    }
+    Connection::PayloadRef& ref = c->refs[c->ref_begin];
+    const std::size_t k = std::min(n, ref.message->payload.size() - c->ref_offset);
+    c->ref_offset += k;
+    c->refs_pending -= k;
+    n -= k;
+    if (c->ref_offset == ref.message->payload.size()) {
+      ref.message.reset();  // written: the connection no longer holds the message
+      ++c->ref_begin;
+      c->ref_offset = 0;
+    }
+  }
+  if (c->pending() == 0) {
     // All written: the buffer goes back to the pool, so an idle connection holds none.
     std::vector<std::uint8_t> drained;
     drained.swap(c->out);
     drained.clear();
     c->out_begin = 0;
     Recycle(write_pool_, std::move(drained));
+    std::vector<Connection::PayloadRef>().swap(c->refs);
+    c->ref_begin = 0;
   }
   // Below half the high-water mark, messages held back for this connection may go out.
   if (c->session != nullptr && !c->session->queue.empty() &&
@@ -372,14 +445,18 @@ void Broker::MarkDirty(Connection& c) {
   }
 }
 
-void Broker::Send(Connection& c, const mqtt::Packet& packet) {
-  if (c.state == Connection::State::kClosing) {
-    return;
-  }
+void Broker::AcquireOut(Connection& c) {
   if (c.out.capacity() == 0 && !write_pool_.empty()) {
     c.out = std::move(write_pool_.back());
     write_pool_.pop_back();
   }
+}
+
+void Broker::Send(Connection& c, const mqtt::Packet& packet) {
+  if (c.state == Connection::State::kClosing) {
+    return;
+  }
+  AcquireOut(c);
   if (auto r = mqtt::Encode(packet, c.version, c.out); !r) {
     // Only a bug can get here (every field came through the decoder or from the broker itself).
     if (log_) {
@@ -1364,18 +1441,33 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
     }
     p.properties = props.view();
   }
+  if (c.state == Connection::State::kClosing) {
+    return false;
+  }
+  // The header goes into the connection's buffer; the payload stays in the message and is
+  // written from there (Output chunks, one writev per connection).
+  AcquireOut(c);
   const std::size_t before = c.out.size();
-  Send(c, p);
-  const std::size_t written = c.out.size() - before;
+  if (auto r = mqtt::EncodePublishHeader(p, c.version, c.out); !r) {
+    // Only an unencodable forward gets here (a 256 MiB 3.1.1 message to a 5.0 client, say).
+    if (log_) {
+      log_(LogLevel::kWarning, "cannot forward a PUBLISH on " + m.topic + ": " +
+                                   std::string(mqtt::Describe(r.error())));
+    }
+    return false;
+  }
+  const std::size_t written = c.out.size() - before + m.payload.size();
   if (written > c.client_max_packet_size) {
     // [MQTT-3.1.2-25]: not sent to a client that cannot take it; as if it had been delivered.
     c.out.resize(before);
     ++counters_.dropped_too_large;
     return false;
   }
-  if (written == 0) {
-    return false;  // closing, or not encodable (logged by Send)
+  if (!m.payload.empty()) {
+    c.refs.push_back({c.out.size(), d.message});
+    c.refs_pending += m.payload.size();
   }
+  MarkDirty(c);
   if (aliases != nullptr) {
     if (known != aliases->by_topic.end()) {  // most recently used now
       aliases->lru.splice(aliases->lru.begin(), aliases->lru, known->second);

@@ -30,11 +30,11 @@
 //   read into ReadBuffer(id), then OnRead(id, n) for the bytes read
 //   OnPeerClosed(id, now)                        on EOF or a socket error
 //   OnTimer(now) when NextDeadline() has passed  (epoll_wait timeout = NextDeadline() - now)
-//   for id in TakeDirty(): write Output(id), call OnWritten(id, n, now) for what was written;
-//     when Output(id) is empty and ShouldClose(id): close the socket, then Release(id)
+//   for id in TakeDirty(): write the Output(id, chunks), call OnWritten(id, n, now) for what was
+//     written; when OutputSize(id) is 0 and ShouldClose(id): close the socket, then Release(id)
 //
 // Threading: Owned by one worker thread; not thread-safe.
-// Lifetime:  spans returned by ReadBuffer/Output are valid until the next call into the broker.
+// Lifetime:  ReadBuffer spans and Output chunks are valid until the next call into the broker.
 // Errors:    never throws on input; protocol violations close the offending connection only.
 
 namespace tinymq::broker {
@@ -125,11 +125,22 @@ class Broker {
   // The peer closed the connection or the socket failed (no DISCONNECT: the will is published).
   void OnPeerClosed(ConnectionId id, Instant now);
 
+  // A piece of a connection's pending output: bytes of the broker's (a packet header, a small
+  // packet) or a payload shared by every subscriber it goes to.
+  struct OutputChunk {
+    const std::uint8_t* data = nullptr;
+    std::size_t size = 0;
+  };
+  // Fills `chunks` with the first pieces of the output waiting to be written, in order (for one
+  // writev); returns how many it filled. More may follow: OutputSize() says how much in all.
+  std::size_t Output(ConnectionId id, std::span<OutputChunk> chunks) const;
   // Bytes waiting to be written on the connection.
-  std::span<const std::uint8_t> Output(ConnectionId id) const;
-  // `n` bytes of Output(id) were written.
+  std::size_t OutputSize(ConnectionId id) const;
+  // The pending output as one copy, for tests and tools.
+  std::vector<std::uint8_t> CopyOutput(ConnectionId id) const;
+  // `n` bytes of the output were written.
   void OnWritten(ConnectionId id, std::size_t n, Instant now);
-  // True when the connection is to be closed once Output(id) is empty.
+  // True when the connection is to be closed once its output is written.
   bool ShouldClose(ConnectionId id) const;
   // The socket is closed; forget the connection. Normally after ShouldClose(id) or
   // OnPeerClosed(id); otherwise the connection counts as lost (its will is published).
@@ -165,6 +176,8 @@ class Broker {
   static void Recycle(std::vector<std::vector<std::uint8_t>>& pool,
                       std::vector<std::uint8_t> buffer);
   void MarkDirty(Connection& c);
+  // Gives `c` a write buffer from the pool when it has none.
+  void AcquireOut(Connection& c);
   void Send(Connection& c, const mqtt::Packet& packet);
   // Sends `with` if it encodes to at most `max_packet_size` bytes, else `without` (5.0: optional
   // properties such as a Reason String go only when the packet stays within the client's

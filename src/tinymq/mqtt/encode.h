@@ -33,20 +33,23 @@ std::string_view Describe(EncodeError error);
 using EncodeResult = util::Result<void, EncodeError>;
 
 // Appends the fixed header `first_byte`, the Remaining Length and the body that `body(w)` writes,
-// calling it once with a Counter to measure and once with a Writer.
+// calling it once with a Counter to measure and once with a Writer. `trailing` bytes that the
+// caller sends after the body itself (a PUBLISH payload kept elsewhere) count in the Remaining
+// Length but are not written.
 template <typename Body>
-EncodeResult EncodeFramed(std::uint8_t first_byte, std::vector<std::uint8_t>& out, Body&& body) {
+EncodeResult EncodeFramed(std::uint8_t first_byte, std::vector<std::uint8_t>& out, Body&& body,
+                          std::size_t trailing = 0) {
   Counter counter;
   body(counter);
   if (counter.overflow()) {
     return util::Unexpected(EncodeError::kFieldTooLong);
   }
-  if (counter.size() > kMaxRemainingLength) {
+  if (counter.size() + trailing > kMaxRemainingLength) {
     return util::Unexpected(EncodeError::kPacketTooLarge);
   }
-  const auto remaining = static_cast<std::uint32_t>(counter.size());
+  const auto remaining = static_cast<std::uint32_t>(counter.size() + trailing);
   const std::size_t old = out.size();
-  out.resize(old + 1 + VarintSize(remaining) + remaining);
+  out.resize(old + 1 + VarintSize(remaining) + counter.size());
   Writer w(out.data() + old);
   w.U8(first_byte);
   w.Varint(remaining);

@@ -40,7 +40,11 @@ DecodeResult<Publish> DecodePublish(std::uint8_t flags, BinaryView body, Protoco
   return FinishDecode(r, std::move(p));
 }
 
-EncodeResult Encode(const Publish& p, ProtocolVersion version, std::vector<std::uint8_t>& out) {
+namespace {
+
+// Encode() and EncodePublishHeader(): the whole packet, or all of it but the payload.
+EncodeResult EncodePublish(const Publish& p, ProtocolVersion version, bool with_payload,
+                           std::vector<std::uint8_t>& out) {
   const bool v5 = version == ProtocolVersion::kV5;
   if (static_cast<unsigned>(p.qos) > 2) {
     return util::Unexpected(EncodeError::kInvalidValue);
@@ -76,8 +80,22 @@ EncodeResult Encode(const Publish& p, ProtocolVersion version, std::vector<std::
                         if (v5) {
                           WriteProperties(w, p.properties);
                         }
-                        w.Raw(p.payload);
-                      });
+                        if (with_payload) {
+                          w.Raw(p.payload);
+                        }
+                      },
+                      with_payload ? 0 : p.payload.size());
+}
+
+}  // namespace
+
+EncodeResult Encode(const Publish& p, ProtocolVersion version, std::vector<std::uint8_t>& out) {
+  return EncodePublish(p, version, /*with_payload=*/true, out);
+}
+
+EncodeResult EncodePublishHeader(const Publish& p, ProtocolVersion version,
+                                 std::vector<std::uint8_t>& out) {
+  return EncodePublish(p, version, /*with_payload=*/false, out);
 }
 
 }  // namespace tinymq::mqtt

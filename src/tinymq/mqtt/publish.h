@@ -39,5 +39,10 @@ DecodeResult<Publish> DecodePublish(std::uint8_t flags, BinaryView body, Protoco
 // Topic Alias.
 EncodeResult Encode(const Publish& publish, ProtocolVersion version,
                     std::vector<std::uint8_t>& out);
+// The same packet without its payload: fixed header (whose Remaining Length counts the payload),
+// topic, packet id and properties. The caller sends publish.payload right after these bytes, so
+// that one copy of a payload can follow many headers (fan-out with writev).
+EncodeResult EncodePublishHeader(const Publish& publish, ProtocolVersion version,
+                                 std::vector<std::uint8_t>& out);
 
 }  // namespace tinymq::mqtt

@@ -33,6 +33,17 @@ IoResult Receive(int fd, std::span<std::uint8_t> buffer) noexcept;
 // REQUIRES: `data` is not empty.
 IoResult Send(int fd, std::span<const std::uint8_t> data) noexcept;
 
+// One piece of a gathered write.
+struct ByteRange {
+  const void* data = nullptr;
+  std::size_t size = 0;
+};
+// Most pieces one SendGather() call takes (more are left for the next call).
+inline constexpr std::size_t kMaxGather = 64;
+// Writes the pieces in order with one sendmsg() (a writev that never raises SIGPIPE), as much as
+// the socket takes; at most kMaxGather pieces. REQUIRES: a non-empty total.
+IoResult SendGather(int fd, std::span<const ByteRange> pieces) noexcept;
+
 // Ends the sending direction (the peer reads EOF after what was sent); reading goes on. Returns 0
 // or an errno value.
 int ShutdownWrite(int fd) noexcept;

@@ -193,12 +193,18 @@ Worker::ReadEnd Worker::ReadFrom(ConnectionId id, const Connection& c, Instant n
 }
 
 bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
+  std::array<broker::Broker::OutputChunk, net::kMaxGather> chunks;
+  std::array<net::ByteRange, net::kMaxGather> pieces;
   for (;;) {
-    const std::span<const std::uint8_t> out = broker_.Output(id);
-    if (out.empty()) {
+    // Everything pending, up to kMaxGather pieces (headers and shared payloads), in one sendmsg.
+    const std::size_t n = broker_.Output(id, chunks);
+    if (n == 0) {
       break;
     }
-    const net::IoResult r = net::Send(c.fd.get(), out);
+    for (std::size_t i = 0; i < n; ++i) {
+      pieces[i] = net::ByteRange{chunks[i].data, chunks[i].size};
+    }
+    const net::IoResult r = net::SendGather(c.fd.get(), std::span(pieces.data(), n));
     if (r.status == net::IoStatus::kOk) {
       broker_.OnWritten(id, r.bytes, now);
       continue;
@@ -209,7 +215,7 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
     PeerGone(id, net::ErrnoText(r.error), now);
     return false;
   }
-  const bool pending = !broker_.Output(id).empty();
+  const bool pending = broker_.OutputSize(id) != 0;
   const bool closing = broker_.ShouldClose(id);
   if (closing && !pending) {
     return HalfClose(id, c, now);

@@ -106,8 +106,7 @@ inline std::string Show(const std::vector<mqtt::Packet>& packets) {
 
 // The bytes the broker has written to `c` and not yet handed to the socket.
 inline Bytes Written(const Broker& broker, const TestClient& c) {
-  const std::span<const std::uint8_t> out = broker.Output(c.id());
-  return Bytes(out.begin(), out.end());
+  return broker.CopyOutput(c.id());
 }
 
 inline Bytes Encoded(const mqtt::Packet& packet, ProtocolVersion version = ProtocolVersion::kV311) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -66,8 +67,7 @@ TEST_F(BrokerTest, EmptyClientIdWithPersistentSessionIsRefusedWith0x02) {
   c.SendRaw(bytes);
   // [MQTT-3.1.3-8]: CONNACK 0x02 (identifier rejected), then close.
   const std::vector<std::uint8_t> expected = {0x20, 0x02, 0x00, 0x02};
-  const auto out = broker_.Output(c.id());
-  EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()), expected);
+  EXPECT_EQ(broker_.CopyOutput(c.id()), expected);
   EXPECT_TRUE(c.Closed());
 }
 
@@ -75,8 +75,7 @@ TEST_F(BrokerTest, UnsupportedProtocolLevelGetsConnack0x01ThenClose) {
   TestClient c(broker_, clock_);
   // "MQTT" level 6.
   c.SendRaw({0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3C, 0x00, 0x00});
-  const auto out = broker_.Output(c.id());
-  EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()),
+  EXPECT_EQ(broker_.CopyOutput(c.id()),
             (std::vector<std::uint8_t>{0x20, 0x02, 0x00, 0x01}));  // [MQTT-3.1.2-2]
   EXPECT_TRUE(c.Closed());
 }
@@ -882,6 +881,58 @@ TEST_F(BrokerTest, PacketsSplitIntoSingleBytesAreHandled) {
   c.client_id = "bytewise";
   sub.Send(c, /*chunk=*/1);
   EXPECT_EQ(sub.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+}
+
+}  // namespace
+}  // namespace tinymq::broker
+
+namespace tinymq::broker {
+namespace {
+
+TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
+  FakeClock clock;
+  Broker broker{Limits{}};
+  TestClient a(broker, clock);
+  TestClient b(broker, clock);
+  a.Connect("a");
+  b.Connect("b");
+  for (TestClient* c : {&a, &b}) {
+    mqtt::SubscriptionListBuilder list;
+    list.Add("t", {QoS::k0, false, false, 0});
+    c->Send(mqtt::Subscribe{1, {}, list.view()});
+    (void)c->Expect<mqtt::Suback>();
+  }
+  TestClient pub(broker, clock);
+  pub.Connect("pub");
+  const std::string payload(1000, 'x');
+  pub.Send(MakePublish("t", payload));
+  pub.Send(MakePublish("t", "second"));
+  std::array<Broker::OutputChunk, 8> chunks_a;
+  std::array<Broker::OutputChunk, 8> chunks_b;
+  ASSERT_EQ(broker.Output(a.id(), chunks_a), 4U);  // header, payload, header, payload
+  ASSERT_EQ(broker.Output(b.id(), chunks_b), 4U);
+  // The payload is the message's one copy, for both subscribers.
+  EXPECT_EQ(chunks_a[1].data, chunks_b[1].data);
+  EXPECT_EQ(chunks_a[1].size, payload.size());
+  EXPECT_NE(chunks_a[0].data, chunks_b[0].data);  // each its own header
+  // Writes that stop anywhere resume at the next byte: inside a header, inside a payload, at the
+  // boundary between them.
+  const std::vector<std::uint8_t> all = broker.CopyOutput(a.id());
+  std::size_t done = 0;
+  for (const std::size_t step : {std::size_t{3}, chunks_a[0].size - 3 + 10, payload.size() - 10,
+                                 std::size_t{1}}) {
+    broker.OnWritten(a.id(), step, clock.Now());
+    done += step;
+    EXPECT_EQ(broker.CopyOutput(a.id()), std::vector<std::uint8_t>(all.begin() + done, all.end()));
+    EXPECT_EQ(broker.OutputSize(a.id()), all.size() - done);
+  }
+  broker.OnWritten(a.id(), all.size() - done, clock.Now());
+  EXPECT_EQ(broker.OutputSize(a.id()), 0U);
+  // And what b reads decodes to the two messages.
+  const std::vector<mqtt::Packet> got = b.Receive();
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(PayloadOf(got[0]), payload);
+  EXPECT_EQ(PayloadOf(got[1]), "second");
 }
 
 }  // namespace

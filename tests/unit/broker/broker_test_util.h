@@ -78,12 +78,12 @@ class TestClient {
   // Drains what the broker wrote and decodes it.
   std::vector<mqtt::Packet> Receive() {
     std::vector<mqtt::Packet> out;
-    const std::span<const std::uint8_t> pending = broker_.Output(id_);
+    std::vector<std::uint8_t> pending = broker_.CopyOutput(id_);
     if (pending.empty()) {
       return out;
     }
-    chunks_.emplace_back(pending.begin(), pending.end());
     broker_.OnWritten(id_, pending.size(), clock_.Now());
+    chunks_.push_back(std::move(pending));
     const std::vector<std::uint8_t>& bytes = chunks_.back();
     std::size_t at = 0;
     while (at < bytes.size()) {

@@ -1078,7 +1078,7 @@ TEST_F(BrokerV5Test, DisconnectReasonStringOnlyWhenItFits) {
     props.Add(PropertyId::kMaximumPacketSize, max);
     auto old = Connect5(id, props);
     auto fresh = Connect5(id);
-    EXPECT_LE(broker().Output(old->id()).size(), max);
+    EXPECT_LE(broker().OutputSize(old->id()), max);
     const auto taken = old->Expect<mqtt::Disconnect>();
     EXPECT_EQ(taken.reason, ReasonCode::kSessionTakenOver);
     EXPECT_EQ(taken.properties.Find(PropertyId::kReasonString).has_value(), max == 28U);
@@ -1403,7 +1403,7 @@ TEST_F(BrokerV5Test, RefusingConnackLeavesItsReasonStringOutWhenItWouldNotFit) {
     props.Add(PropertyId::kMaximumPacketSize, max);
     TestClient c(broker(), clock_, kV5);
     c.Send(V5Connect("a-client-identifier-far-too-long-for-the-limit", props));
-    EXPECT_LE(broker().Output(c.id()).size(), max);
+    EXPECT_LE(broker().OutputSize(c.id()), max);
     const auto refused = c.Expect<mqtt::Connack>();
     EXPECT_EQ(refused.reason, ReasonCode::kClientIdentifierNotValid);
     EXPECT_EQ(refused.properties.Find(PropertyId::kReasonString).has_value(), max == 200U);
@@ -1422,7 +1422,7 @@ TEST_F(BrokerV5Test, SubackLeavesItsReasonStringOutWhenItWouldNotFit) {
     mqtt::SubscriptionListBuilder list;
     list.Add(filter, {QoS::k0, false, false, 0});
     c->Send(mqtt::Subscribe{1, {}, list.view()});
-    EXPECT_LE(broker().Output(c->id()).size(), max);
+    EXPECT_LE(broker().OutputSize(c->id()), max);
     const auto suback = c->Expect<mqtt::Suback>();
     EXPECT_EQ(suback.reason_codes[0], ReasonCode::kTopicFilterInvalid);
     EXPECT_EQ(suback.properties.Find(PropertyId::kReasonString).has_value(), max == 400U);

@@ -182,6 +182,21 @@ TEST_P(RoundTripByVersionTest, PublishWithEveryQosAndFlag) {
   }
 }
 
+TEST_P(RoundTripByVersionTest, PublishHeaderPlusPayloadIsThePublish) {
+  // EncodePublishHeader writes all but the payload; the payload appended gives Encode's bytes.
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{127},
+                                 std::size_t{128}, std::size_t{20000}}) {
+    SCOPED_TRACE(size);
+    const std::string payload(size, 'p');
+    Publish p = MakePublish("a/b", QoS::k1, 9, payload);
+    std::vector<std::uint8_t> header;
+    ASSERT_TRUE(EncodePublishHeader(p, GetParam(), header).has_value());
+    EXPECT_EQ(header.size() + size, EncodeOk(p, GetParam()).size());
+    header.insert(header.end(), payload.begin(), payload.end());
+    EXPECT_EQ(header, EncodeOk(p, GetParam()));
+  }
+}
+
 TEST_P(RoundTripByVersionTest, PublishWithMultibyteUtf8Topic) {
   // 3.1.1 §1.5.3 / 5.0 §1.5.4: U+00E9, U+20AC and U+1F600 take 2, 3 and 4 bytes.
   ExpectRoundTrip(MakePublish("caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80", QoS::k1, 7, "x"),
