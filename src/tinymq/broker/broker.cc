@@ -229,10 +229,6 @@ struct Broker::Connection {
 
   // Payloads sent by reference (copy-free fan-out: one copy of a payload, in its Message, goes to
   // every subscriber): the payload of `message` goes out right after out[0, at). In order of `at`.
-  struct PayloadRef {
-    std::size_t at = 0;
-    MessageRef message;
-  };
   std::vector<PayloadRef> refs;
   std::size_t ref_begin = 0;     // refs already written
   std::size_t ref_offset = 0;    // bytes of refs[ref_begin]'s payload already written
@@ -382,7 +378,7 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
       n -= k;
       continue;
     }
-    Connection::PayloadRef& ref = c->refs[c->ref_begin];
+    PayloadRef& ref = c->refs[c->ref_begin];
     const std::size_t k = std::min(n, ref.message->payload.size() - c->ref_offset);
     c->ref_offset += k;
     c->refs_pending -= k;
@@ -400,7 +396,14 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
     drained.clear();
     c->out_begin = 0;
     Recycle(write_pool_, std::move(drained));
-    std::vector<Connection::PayloadRef>().swap(c->refs);
+    if (c->refs.capacity() != 0) {
+      std::vector<PayloadRef> refs;
+      refs.swap(c->refs);
+      refs.clear();
+      if (refs.capacity() <= kPooledRefsMax && ref_pool_.size() < kPoolMax) {
+        ref_pool_.push_back(std::move(refs));
+      }
+    }
     c->ref_begin = 0;
   }
   // Below half the high-water mark, messages held back for this connection may go out.
@@ -1464,6 +1467,10 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
     return false;
   }
   if (!m.payload.empty()) {
+    if (c.refs.capacity() == 0 && !ref_pool_.empty()) {
+      c.refs = std::move(ref_pool_.back());
+      ref_pool_.pop_back();
+    }
     c.refs.push_back({c.out.size(), d.message});
     c.refs_pending += m.payload.size();
   }

@@ -286,6 +286,13 @@ class Broker {
   static constexpr std::size_t kPooledBufferMax = std::size_t{64} << 10;
   std::vector<std::vector<std::uint8_t>> read_pool_;
   std::vector<std::vector<std::uint8_t>> write_pool_;
+  // The same for the lists of payloads a connection's output refers to.
+  struct PayloadRef {
+    std::size_t at = 0;  // the payload follows the connection's own bytes [0, at)
+    MessageRef message;
+  };
+  static constexpr std::size_t kPooledRefsMax = 4096;
+  std::vector<std::vector<PayloadRef>> ref_pool_;
   // Scratch reused by Route so that a publish does not allocate.
   std::vector<const Subscription*> matches_;
   std::vector<MessageRef> retained_scratch_;
