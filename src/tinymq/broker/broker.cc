@@ -542,7 +542,7 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
 }
 
 void Broker::PublishWill(Will will, Instant now) {
-  MessageRef m = MakeMessage(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
+  MessageRef m = messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
                              mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
   if (m->retain) {
     retained_.Set(m);
@@ -1161,7 +1161,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Reject(c, ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded", now);
     return;
   }
-  MessageRef m = MakeMessage(topic, p.payload, p.qos, p.retain, p.properties, now);
+  MessageRef m = messages_.Make(topic, p.payload, p.qos, p.retain, p.properties, now);
   if (p.retain) {
     retained_.Set(m);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
   }
@@ -1662,7 +1662,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     retained_.Match(filter, retained_scratch_);
     for (MessageRef& m : retained_scratch_) {
       if (m->expired(last_now_)) {
-        retained_.Set(MakeMessage(m->topic, {}, m->qos, true));  // expired: forget it
+        retained_.Set(messages_.Make(m->topic, {}, m->qos, true));  // expired: forget it
         continue;
       }
       Delivery d;

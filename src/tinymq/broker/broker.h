@@ -243,6 +243,8 @@ class Broker {
 
   Limits limits_;
   LogFn log_;
+  // First, so that it outlives every message the members below hold.
+  MessagePool messages_;
   Authenticator* authenticator_ = nullptr;
   Counters counters_;
   SubscriptionIndex index_;

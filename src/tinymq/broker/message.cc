@@ -24,24 +24,28 @@ std::uint32_t Message::remaining_expiry_s(Instant now) const {
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, UINT32_MAX));
 }
 
-MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos, bool retain,
-                       const mqtt::Properties& properties, Instant now) {
-  auto m = std::make_shared<Message>();
-  m->topic.assign(topic);
-  m->payload.assign(payload.begin(), payload.end());
-  m->qos = qos;
-  m->retain = retain;
+namespace {
+
+// Fills `m` (fresh or recycled: its buffers keep their capacity) with a message's contents.
+void Fill(Message& m, std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos, bool retain,
+          const mqtt::Properties& properties, Instant now) {
+  m.topic.assign(topic);
+  m.payload.assign(payload.begin(), payload.end());
+  m.qos = qos;
+  m.retain = retain;
+  m.expires_at = Instant::max();
+  m.properties.clear();
   if (properties.empty()) {
-    return m;
+    return;
   }
   if (auto expiry = properties.Number(mqtt::PropertyId::kMessageExpiryInterval)) {
-    m->expires_at = now + std::chrono::seconds(*expiry);
+    m.expires_at = now + std::chrono::seconds(*expiry);
   }
   const bool all_travel =
       std::all_of(properties.begin(), properties.end(),
                   [](const mqtt::Property& p) { return TravelsWithTheMessage(p.id); });
   if (all_travel) {  // the common case: one copy of the bytes as they came
-    m->properties.assign(properties.bytes().begin(), properties.bytes().end());
+    m.properties.assign(properties.bytes().begin(), properties.bytes().end());
   } else {
     mqtt::PropertiesBuilder kept;
     for (const mqtt::Property& p : properties) {
@@ -50,9 +54,66 @@ MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::Q
       }
     }
     const mqtt::BinaryView bytes = kept.view().bytes();
-    m->properties.assign(bytes.begin(), bytes.end());
+    m.properties.assign(bytes.begin(), bytes.end());
   }
-  return m;
+}
+
+std::size_t BufferBytes(const Message& m) {
+  return m.topic.capacity() + m.payload.capacity() + m.properties.capacity();
+}
+
+}  // namespace
+
+MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos, bool retain,
+                       const mqtt::Properties& properties, Instant now) {
+  auto* m = new Message();
+  Fill(*m, topic, payload, qos, retain, properties, now);
+  return MessageRef(m);
+}
+
+void MessageRef::reset() {
+  const Message* m = m_;
+  m_ = nullptr;
+  if (m == nullptr || --m->refs_ != 0) {
+    return;
+  }
+  Message* owned = const_cast<Message*>(m);  // the last reference: no one else sees it
+  if (owned->pool_ != nullptr) {
+    owned->pool_->Return(owned);
+  } else {
+    delete owned;
+  }
+}
+
+MessagePool::~MessagePool() {
+  for (Message* m : free_) {
+    delete m;
+  }
+}
+
+MessageRef MessagePool::Make(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos,
+                             bool retain, const mqtt::Properties& properties, Instant now) {
+  Message* m = nullptr;
+  if (free_.empty()) {
+    m = new Message();
+    m->pool_ = this;
+  } else {
+    m = free_.back();
+    free_.pop_back();
+    bytes_ -= BufferBytes(*m);
+  }
+  Fill(*m, topic, payload, qos, retain, properties, now);
+  return MessageRef(m);
+}
+
+void MessagePool::Return(Message* m) {
+  const std::size_t bytes = BufferBytes(*m);
+  if (free_.size() >= kMaxMessages || bytes_ + bytes > kMaxBytes) {
+    delete m;
+    return;
+  }
+  bytes_ += bytes;
+  free_.push_back(m);
 }
 
 }  // namespace tinymq::broker
