@@ -246,8 +246,13 @@ struct Broker::Connection {
         return;
       }
       at = refs[i].at;
+      const mqtt::BinaryView header = refs[i].header_view();
+      if (offset < header.size() && !f(header.data() + offset, header.size() - offset)) {
+        return;
+      }
       const mqtt::BinaryView payload = refs[i].message->payload_view();
-      if (!f(payload.data() + offset, payload.size() - offset)) {
+      const std::size_t into = offset > header.size() ? offset - header.size() : 0;
+      if (payload.size() > into && !f(payload.data() + into, payload.size() - into)) {
         return;
       }
       offset = 0;
@@ -379,11 +384,12 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
       continue;
     }
     PayloadRef& ref = c->refs[c->ref_begin];
-    const std::size_t k = std::min(n, ref.message->payload.size() - c->ref_offset);
+    const std::size_t size = ref.size();
+    const std::size_t k = std::min(n, size - c->ref_offset);
     c->ref_offset += k;
     c->refs_pending -= k;
     n -= k;
-    if (c->ref_offset == ref.message->payload.size()) {
+    if (c->ref_offset == size) {
       ref.message.reset();  // written: the connection no longer holds the message
       ++c->ref_begin;
       c->ref_offset = 0;
@@ -1426,6 +1432,9 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
                   : aliases->lru.back().alias;  // the least recently used one is reassigned
     }
   }
+  if (d.qos == QoS::k0 && d.ids.empty() && !m.expires() && aliases == nullptr) {
+    return SendSharedHeader(c, d, p);
+  }
   if (c.version == ProtocolVersion::kV5 && (m.expires() || !d.ids.empty() || alias != 0)) {
     mqtt::PropertiesBuilder& props = publish_properties_;
     props.Clear();
@@ -1487,6 +1496,40 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
       aliases->by_topic.emplace(aliases->lru.front().topic, aliases->lru.begin());
     }
   }
+  ++counters_.messages_sent;
+  return true;
+}
+
+bool Broker::SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p) {
+  // Nothing in this PUBLISH is the receiver's own: its header is encoded once per message (and
+  // version and RETAIN) and, like the payload, written from the message itself.
+  const Message& m = *d.message;
+  const std::size_t index = Message::HeaderIndex(c.version == ProtocolVersion::kV5, d.retain);
+  std::vector<std::uint8_t>& header = m.headers[index];
+  if (header.empty()) {
+    if (auto r = mqtt::EncodePublishHeader(p, c.version, header); !r) {
+      if (log_) {
+        log_(LogLevel::kWarning, "cannot forward a PUBLISH on " + m.topic + ": " +
+                                     std::string(mqtt::Describe(r.error())));
+      }
+      return false;
+    }
+  }
+  const std::size_t size = header.size() + m.payload.size();
+  if (size > c.client_max_packet_size) {
+    ++counters_.dropped_too_large;  // [MQTT-3.1.2-25]
+    return false;
+  }
+  if (c.state == Connection::State::kClosing) {
+    return false;
+  }
+  if (c.refs.capacity() == 0 && !ref_pool_.empty()) {
+    c.refs = std::move(ref_pool_.back());
+    ref_pool_.pop_back();
+  }
+  c.refs.push_back({c.out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
+  c.refs_pending += size;
+  MarkDirty(c);
   ++counters_.messages_sent;
   return true;
 }

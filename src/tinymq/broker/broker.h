@@ -217,6 +217,9 @@ class Broker {
   void Transmit(Session& s, Connection& c, Delivery d);
   // Encodes the PUBLISH; false when nothing went out (too large for the client, or closing).
   bool SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_id, bool dup);
+  // SendPublish for a PUBLISH with nothing of the receiver's own (QoS 0, no identifier, alias or
+  // expiry): the header shared in the message is written, as the payload is.
+  bool SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p);
   void Resend(Session& s, Connection& c);
   std::uint16_t NextPacketId(Session& s);
   // How many QoS 1/2 PUBLISHes may be unacknowledged on `c`.
@@ -290,8 +293,16 @@ class Broker {
   std::vector<std::vector<std::uint8_t>> write_pool_;
   // The same for the lists of payloads a connection's output refers to.
   struct PayloadRef {
-    std::size_t at = 0;  // the payload follows the connection's own bytes [0, at)
+    std::size_t at = 0;  // follows the connection's own bytes [0, at)
     MessageRef message;
+    // 1 + the index of the message's shared header that goes first; 0: none (the header is in
+    // the connection's own bytes).
+    std::uint8_t header = 0;
+
+    mqtt::BinaryView header_view() const {
+      return header == 0 ? mqtt::BinaryView() : mqtt::BinaryView(message->headers[header - 1]);
+    }
+    std::size_t size() const { return header_view().size() + message->payload.size(); }
   };
   static constexpr std::size_t kPooledRefsMax = 4096;
   std::vector<std::vector<PayloadRef>> ref_pool_;

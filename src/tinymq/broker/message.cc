@@ -35,6 +35,9 @@ void Fill(Message& m, std::string_view topic, mqtt::BinaryView payload, mqtt::Qo
   m.retain = retain;
   m.expires_at = Instant::max();
   m.properties.clear();
+  for (std::vector<std::uint8_t>& header : m.headers) {
+    header.clear();
+  }
   if (properties.empty()) {
     return;
   }
@@ -59,7 +62,11 @@ void Fill(Message& m, std::string_view topic, mqtt::BinaryView payload, mqtt::Qo
 }
 
 std::size_t BufferBytes(const Message& m) {
-  return m.topic.capacity() + m.payload.capacity() + m.properties.capacity();
+  std::size_t bytes = m.topic.capacity() + m.payload.capacity() + m.properties.capacity();
+  for (const std::vector<std::uint8_t>& header : m.headers) {
+    bytes += header.capacity();
+  }
+  return bytes;
 }
 
 }  // namespace

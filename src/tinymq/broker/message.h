@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <cstdint>
@@ -43,6 +44,13 @@ struct Message {
   std::vector<std::uint8_t> properties;
   // When the message stops being delivered (5.0 §3.3.2.3.3); Instant::max() when it never does.
   Instant expires_at = Instant::max();
+  // PUBLISH headers (everything but the payload) encoded once for all the receivers that get the
+  // message as it is: QoS 0, no property of their own. Index HeaderIndex(); filled on first use by
+  // the thread that owns the message (issue #5 revisits this when workers share messages).
+  mutable std::array<std::vector<std::uint8_t>, 4> headers;
+  static constexpr std::size_t HeaderIndex(bool v5, bool retain) {
+    return (v5 ? 2U : 0U) + (retain ? 1U : 0U);
+  }
 
   bool expires() const { return expires_at != Instant::max(); }
   // True once the Message Expiry Interval has passed [MQTT-3.3.2-5].

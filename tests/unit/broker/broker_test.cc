@@ -914,7 +914,8 @@ TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
   // The payload is the message's one copy, for both subscribers.
   EXPECT_EQ(chunks_a[1].data, chunks_b[1].data);
   EXPECT_EQ(chunks_a[1].size, payload.size());
-  EXPECT_NE(chunks_a[0].data, chunks_b[0].data);  // each its own header
+  // At QoS 0 with nothing of the receiver's own, the header is encoded once and shared as well.
+  EXPECT_EQ(chunks_a[0].data, chunks_b[0].data);
   // Writes that stop anywhere resume at the next byte: inside a header, inside a payload, at the
   // boundary between them.
   const std::vector<std::uint8_t> all = broker.CopyOutput(a.id());
@@ -928,11 +929,28 @@ TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
   }
   broker.OnWritten(a.id(), all.size() - done, clock.Now());
   EXPECT_EQ(broker.OutputSize(a.id()), 0U);
-  // And what b reads decodes to the two messages.
+  // A QoS 1 subscriber gets a header of its own (its packet id), and the same payload.
+  TestClient q1(broker, clock);
+  q1.Connect("q1");
+  mqtt::SubscriptionListBuilder list;
+  list.Add("t", {QoS::k1, false, false, 0});
+  q1.Send(mqtt::Subscribe{1, {}, list.view()});
+  (void)q1.Expect<mqtt::Suback>();
+  (void)b.Receive();
+  pub.Send(MakePublish("t", payload, QoS::k1, 7));
+  std::array<Broker::OutputChunk, 8> chunks_q1;
+  ASSERT_EQ(broker.Output(q1.id(), chunks_q1), 2U);
+  ASSERT_EQ(broker.Output(b.id(), chunks_b), 2U);
+  EXPECT_NE(chunks_q1[0].data, chunks_b[0].data);
+  EXPECT_EQ(chunks_q1[1].data, chunks_b[1].data);
+  const auto got_q1 = q1.Expect<mqtt::Publish>();
+  EXPECT_EQ(got_q1.qos, QoS::k1);
+  EXPECT_EQ(got_q1.payload.AsString(), payload);
+  // And what b reads decodes to the messages.
   const std::vector<mqtt::Packet> got = b.Receive();
-  ASSERT_EQ(got.size(), 2U);
+  ASSERT_EQ(got.size(), 1U);
   EXPECT_EQ(PayloadOf(got[0]), payload);
-  EXPECT_EQ(PayloadOf(got[1]), "second");
+  EXPECT_EQ(std::get<mqtt::Publish>(got[0]).qos, QoS::k0);
 }
 
 }  // namespace
