@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 30
 ARGS       ?=
 CMAKE_GEN  := -G Ninja -DTINYMQ_WERROR=$(WERROR)
 
-.PHONY: all deps build run test debug asan fuzz fuzz-run bench format clean
+.PHONY: all deps build run test debug asan fuzz fuzz-run bench bench-codec format clean
 
 all: build
 
@@ -45,7 +45,12 @@ fuzz: deps
 fuzz-run: fuzz
 	@scripts/run-fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
-bench: deps
+# tinymq and Mosquitto side by side under tinymq-bench (scripts/bench.py; docs/benchmarks.md).
+bench: build
+	@/usr/bin/python3 scripts/bench.py
+
+# The codec micro-benchmarks (Google Benchmark).
+bench-codec: deps
 	@cmake -S . -B build/bench $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DTINYMQ_BUILD_BENCH=ON \
 	  -DTINYMQ_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build/bench -j $(JOBS)

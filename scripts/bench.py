@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""`make bench`: tinymq and Mosquitto side by side, one after the other, on 127.0.0.1.
+
+Each broker runs pinned to one core (taskset -c BROKER_CPU, default 0) and tinymq-bench to another
+(BENCH_CPU, default 1); a fresh broker process serves each scenario. Mosquitto (Debian package)
+runs with `set_tcp_nodelay true`, no persistence and unlimited queues and in-flight windows;
+tinymq likewise (`max_inflight` 65535, queues that do not drop), otherwise its defaults.
+
+Prints one table: per scenario the figure that matters for it for both brokers and the
+tinymq/Mosquitto ratio. Results are figures, never assertions: this is not a test.
+
+Environment: BENCH_SECONDS (10) measured seconds per scenario, BENCH_WARMUP (1), BENCH_ONLY
+(comma-separated scenario names), BENCH_JSON_DIR (keep every tinymq-bench JSON there),
+BENCH_IDLE (15000) idle connections for the memory scenario, TINYMQ / TINYMQ_BENCH (binaries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINYMQ = os.environ.get("TINYMQ", str(REPO / "build/release/bin/tinymq"))
+BENCH = os.environ.get("TINYMQ_BENCH", str(REPO / "build/release/bin/tinymq-bench"))
+MOSQUITTO = "/usr/sbin/mosquitto"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
+BROKER_CPU = os.environ.get("BROKER_CPU", "0")
+BENCH_CPU = os.environ.get("BENCH_CPU", "1")
+IDLE = int(os.environ.get("BENCH_IDLE", "15000"))
+
+# name, tinymq-bench arguments, the figure compared, whether higher is better.
+SCENARIOS = [
+    ("qos1-fanin-4x1", ["--scenario", "fanin", "--qos", "1", "--publishers", "4",
+                        "--subscribers", "1", "--inflight", "32"], "delivered_rate", True),
+    ("qos1-pairs-100", ["--scenario", "pairs", "--qos", "1", "--pairs", "100",
+                        "--inflight", "32"], "delivered_rate", True),
+    ("qos0-fanin-100k", ["--scenario", "fanin", "--qos", "0", "--publishers", "4",
+                         "--subscribers", "1", "--rate", "100000"],
+     "broker_cpu_us_per_delivery", False),
+    ("qos0-fanout-1k-x100", ["--scenario", "fanout", "--qos", "0", "--subscribers", "100",
+                             "--rate", "1000"], "broker_cpu_us_per_delivery", False),
+    ("idle-connections", None, "kib_per_connection", False),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Broker:
+    """One broker process pinned to BROKER_CPU, stopped by stop()."""
+
+    def __init__(self, kind: str, workdir: Path):
+        self.kind = kind
+        self.port = free_port()
+        self.log = open(workdir / f"{kind}.log", "ab")
+        if kind == "tinymq":
+            conf = workdir / "tinymq.toml"
+            # Like Mosquitto's unlimited settings below: no in-flight window to the subscriber
+            # but what MQTT allows, and queues that do not drop.
+            conf.write_text("[limits]\nmax_inflight = 65535\nmax_queued_messages = 100000000\n"
+                            "max_queued_bytes = 17179869184\n")
+            argv = [TINYMQ, "--config", str(conf), "--bind", "127.0.0.1", "--port",
+                    str(self.port), "--log-level", "warn"]
+        else:
+            conf = workdir / "mosquitto.conf"
+            conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                            "persistence false\nset_tcp_nodelay true\nmax_queued_messages 0\n"
+                            "max_inflight_messages 0\nmax_connections -1\nlog_type error\n")
+            argv = [MOSQUITTO, "-c", str(conf)]
+        self.proc = subprocess.Popen(["taskset", "-c", BROKER_CPU, *argv], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited at start (see {workdir}/{kind}.log)")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{kind} did not accept connections within 10 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def run_bench(args: list[str], port: int, pid: int, out: Path, duration: float) -> dict:
+    argv = ["taskset", "-c", BENCH_CPU, BENCH, *args, "--port", str(port), "--duration",
+            str(duration), "--json", str(out), "--broker-pid", str(pid), "-q"]
+    if "conn" not in args:
+        argv += ["--warmup", str(WARMUP)]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=duration + WARMUP + 120)
+    if r.returncode != 0 and not out.exists():
+        raise RuntimeError(f"tinymq-bench failed: {r.stderr.strip()}")
+    return json.loads(out.read_text())
+
+
+def idle_memory(kind: str, workdir: Path) -> dict:
+    broker = Broker(kind, workdir)
+    try:
+        before = rss_kib(broker.proc.pid)
+        out = workdir / f"{kind}-idle.json"
+        argv = ["taskset", "-c", BENCH_CPU, BENCH, "--scenario", "conn", "--connections",
+                str(IDLE), "--duration", "8", "--port", str(broker.port), "--json", str(out), "-q"]
+        bench = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        peak = before
+        deadline = time.monotonic() + 60
+        while bench.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            peak = max(peak, rss_kib(broker.proc.pid))
+        if bench.poll() is None:
+            bench.kill()
+        bench.wait(10)
+        result = json.loads(out.read_text()) if out.exists() else {}
+        up = result.get("stayed_up", 0) or IDLE
+        result["kib_per_connection"] = (peak - before) / max(up, 1)
+        result["rss_before_kib"] = before
+        result["rss_peak_kib"] = peak
+        return result
+    finally:
+        broker.stop()
+
+
+def main() -> int:
+    for path in (TINYMQ, BENCH, MOSQUITTO):
+        if not os.access(path, os.X_OK):
+            print(f"bench: {path} not found (run `make build`; Mosquitto comes with "
+                  f"scripts/install-deps.sh)", file=sys.stderr)
+            return 1
+    if shutil.which("taskset") is None:
+        print("bench: taskset not found (util-linux)", file=sys.stderr)
+        return 1
+    only = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
+    keep = os.environ.get("BENCH_JSON_DIR")
+    workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tinymq-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for name, args, figure, higher in SCENARIOS:
+            if only and name not in only:
+                continue
+            results = {}
+            for kind in ("tinymq", "mosquitto"):
+                print(f"bench: {name} on {kind} ...", file=sys.stderr, flush=True)
+                if args is None:
+                    results[kind] = idle_memory(kind, workdir)
+                    continue
+                broker = Broker(kind, workdir)
+                try:
+                    results[kind] = run_bench(args, broker.port, broker.proc.pid,
+                                              workdir / f"{kind}-{name}.json", SECONDS)
+                finally:
+                    broker.stop()
+            rows.append((name, figure, higher, results))
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\n{'scenario':32} {'figure':28} {'tinymq':>12} {'mosquitto':>12} {'ratio':>8}"
+          f"   p99 µs tinymq / mosquitto   loss")
+    for name, figure, higher, results in rows:
+        t = results["tinymq"].get(figure)
+        m = results["mosquitto"].get(figure)
+        ratio = "-"
+        if t and m:
+            ratio = f"{t / m:.2f}x" if higher else f"{m / t:.2f}x"
+        p99 = " / ".join(f"{results[k].get('p99_us', float('nan')):.0f}"
+                         for k in ("tinymq", "mosquitto")) if "p99_us" in results["tinymq"] else ""
+        loss = " / ".join(str(results[k].get("loss", "-")) for k in ("tinymq", "mosquitto"))
+        fmt = (lambda v: f"{v:,.2f}" if isinstance(v, float) else str(v))
+        print(f"{name:32} {figure:28} {fmt(t):>12} {fmt(m):>12} {ratio:>8}   {p99:27} {loss}")
+    print("\nratio: how many times better tinymq is (higher rate, or lower CPU/memory per unit).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
