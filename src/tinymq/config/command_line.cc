@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "tinymq/config/cli_parse.h"
 #include "tinymq/config/config_file.h"
 
 namespace tinymq::config {
@@ -51,20 +52,14 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   app.add_flag("--version", version, "Print the version and exit");
 
   CommandLine result;
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    result.action = CommandLine::Action::kPrintHelp;
-    result.help = app.help();
-    return result;
-  } catch (const CLI::ParseError& e) {
-    return util::Unexpected(std::string(e.what()) + " (try --help)");
+  util::Result<std::optional<std::string>, std::string> parsed = RunCliParser(app, argc, argv);
+  if (!parsed) {
+    return util::Unexpected(std::move(parsed.error()));
   }
-  if (const std::vector<std::string> extra = app.remaining(); !extra.empty()) {
-    const std::string& first = extra.front();
-    const bool is_option = first.size() > 1 && first[0] == '-';
-    return util::Unexpected((is_option ? "unknown option '" : "unexpected argument '") + first +
-                            "' (try --help)");
+  if (*parsed) {
+    result.action = CommandLine::Action::kPrintHelp;
+    result.help = std::move(**parsed);
+    return result;
   }
   if (version) {
     result.action = CommandLine::Action::kPrintVersion;
