@@ -129,8 +129,8 @@ TEST(AllocationCounterTest, CountsWhatItShould) {
 
 INSTANTIATE_TEST_SUITE_P(Versions, AllocationTest,
                          ::testing::Values(ProtocolVersion::kV311, ProtocolVersion::kV5),
-                         [](const auto& info) {
-                           return info.param == ProtocolVersion::kV5 ? "V5" : "V311";
+                         [](const auto& param_info) {
+                           return param_info.param == ProtocolVersion::kV5 ? "V5" : "V311";
                          });
 
 }  // namespace
