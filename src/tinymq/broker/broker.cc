@@ -115,11 +115,6 @@ struct Broker::Session {
 
   SubscriberId id = 0;
   std::string client_id;
-  // Discarded when its connection ends (3.1.1 Clean Session 1; 5.0 Session Expiry 0).
-  bool ends_with_connection = true;
-  // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
-  // 3.1.x persistent session and for 0xFFFFFFFF.
-  std::uint32_t expiry_s = 0;
   std::uint64_t generation = 0;  // bumped on every attach: older session timers are stale
   Connection* connection = nullptr;
   std::unordered_map<std::string, QoS> subscriptions;  // filter as subscribed -> granted QoS
@@ -130,13 +125,19 @@ struct Broker::Session {
   std::size_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
   util::Fifo<Delivery> queue;  // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
-  bool dropping = false;  // a drop was logged; cleared when the queue has room again
   // Packet ids of QoS 2 PUBLISHes received whose PUBREL is awaited, sorted (at most the broker's
   // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size).
   std::vector<std::uint16_t> incoming_qos2;
-  std::uint16_t last_packet_id = 0;
   // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
   std::unique_ptr<Will> delayed_will;
+  // The small fields together, so that padding does not grow every session.
+  // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
+  // 3.1.x persistent session and for 0xFFFFFFFF.
+  std::uint32_t expiry_s = 0;
+  std::uint16_t last_packet_id = 0;
+  // Discarded when its connection ends (3.1.1 Clean Session 1; 5.0 Session Expiry 0).
+  bool ends_with_connection = true;
+  bool dropping = false;  // a drop was logged; cleared when the queue has room again
 
   // The in-flight entry of `packet_id`, or inflight.end().
   std::list<InFlight>::iterator FindInFlight(std::uint16_t packet_id) {
@@ -200,18 +201,19 @@ struct Broker::Connection {
   mqtt::Decoder decoder;
   std::vector<std::uint8_t> out;
   std::size_t out_begin = 0;  // bytes of `out` already written
+  Session* session = nullptr;
+  Instant deadline = kNever;  // CONNECT timeout, then keep-alive
+  Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
+  std::unique_ptr<Will> will;  // rare enough to live apart: idle connections stay small
+  // The small fields together, so that padding does not grow every connection.
+  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
+  std::uint32_t client_max_packet_size = UINT32_MAX;
+  std::uint16_t client_receive_maximum = 65535;
+  std::uint16_t keep_alive = 0;
   State state = State::kAwaitConnect;
   ProtocolVersion version = ProtocolVersion::kV311;
-  Session* session = nullptr;
-  std::uint16_t keep_alive = 0;
-  Instant deadline = kNever;  // CONNECT timeout, then keep-alive
   bool in_timer_heap = false;
-  Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
   bool dirty = false;
-  std::unique_ptr<Will> will;  // rare enough to live apart: idle connections stay small
-  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
-  std::uint16_t client_receive_maximum = 65535;
-  std::uint32_t client_max_packet_size = UINT32_MAX;
   // 5.0 Request Problem Information: 0 forbids Reason Strings outside CONNACK, DISCONNECT and
   // PUBLISH [MQTT-3.1.2-29].
   bool problem_information = true;
