@@ -57,10 +57,9 @@ std::unique_ptr<Index> Build(int topics) {
   }
   for (int w = 0; w < topics / 10; ++w) {
     const int site = w % (topics / 100 == 0 ? 1 : topics / 100);
-    const std::string filter = w % 2 == 0
-                                   ? "site/" + std::to_string(site) + "/+/" +
-                                         std::to_string(w % 100) + "/#"
-                                   : "site/" + std::to_string(site) + "/device/+/temp";
+    const std::string filter =
+        w % 2 == 0 ? "site/" + std::to_string(site) + "/+/" + std::to_string(w % 100) + "/#"
+                   : "site/" + std::to_string(site) + "/device/+/temp";
     built->index.Subscribe(filter, Subscription{next++, {}, 0});
   }
   built->rss_kib = RssKib() - before;

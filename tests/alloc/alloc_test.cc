@@ -79,8 +79,8 @@ TEST_P(AllocationTest, SteadyStateQos0PublishAndDeliverAllocatesNothing) {
     auto c = std::make_unique<TestClient>(broker, clock, GetParam());
     c->Connect("sub" + std::to_string(i));
     mqtt::SubscriptionListBuilder list;
-    list.Add(i == 0 ? "sensors/+/temperature" : "sensors/room-1/temperature", {QoS::k0, false,
-                                                                                false, 0});
+    list.Add(i == 0 ? "sensors/+/temperature" : "sensors/room-1/temperature",
+             {QoS::k0, false, false, 0});
     c->Send(mqtt::Subscribe{1, {}, list.view()});
     (void)c->Expect<mqtt::Suback>();
     subscribers.push_back(std::move(c));

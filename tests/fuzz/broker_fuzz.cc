@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <string>
 #include <optional>
+#include <string>
 
 #include "tinymq/broker/broker.h"
 #include "tinymq/mqtt/decoder.h"

@@ -84,8 +84,8 @@ Bytes V5Scenario() {
       .Add(mqtt::PropertyId::kMessageExpiryInterval, 3U);
   mqtt::Connect sub = MakeConnect("sub", v, false, false);
   sub.properties = connect_props.view();
-  sub.will = mqtt::Will{mqtt::QoS::k1, false, will_props.view(), "wills/x",
-                        mqtt::BinaryView::Of("bye")};
+  sub.will =
+      mqtt::Will{mqtt::QoS::k1, false, will_props.view(), "wills/x", mqtt::BinaryView::Of("bye")};
   AppendData(s, 0, Enc(sub, v));
   mqtt::SubscriptionListBuilder subs;
   subs.Add("a/#", {mqtt::QoS::k2, true, true, 1})

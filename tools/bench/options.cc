@@ -144,7 +144,8 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv,
   app.add_flag("-q,--quiet", o.quiet, "No progress lines on stderr");
 
   CommandLine result;
-  util::Result<std::optional<std::string>, std::string> parsed = config::RunCliParser(app, argc, argv);
+  util::Result<std::optional<std::string>, std::string> parsed =
+      config::RunCliParser(app, argc, argv);
   if (!parsed) {
     return util::Unexpected(std::move(parsed.error()));
   }

@@ -123,7 +123,7 @@ struct Broker::Session {
   using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
   std::unique_ptr<InFlightIndex> inflight_by_id;
   std::size_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
-  util::Fifo<Delivery> queue;  // waiting for the client, the in-flight window or the output
+  util::Fifo<Delivery> queue;       // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
   // Packet ids of QoS 2 PUBLISHes received whose PUBREL is awaited, sorted (at most the broker's
   // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size).
@@ -167,8 +167,8 @@ struct Broker::Session {
     return std::binary_search(incoming_qos2.begin(), incoming_qos2.end(), packet_id);
   }
   void AwaitPubrel(std::uint16_t packet_id) {
-    incoming_qos2.insert(
-        std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id), packet_id);
+    incoming_qos2.insert(std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id),
+                         packet_id);
   }
   // False when `packet_id` was not awaited.
   bool TakePubrel(std::uint16_t packet_id) {
@@ -202,9 +202,9 @@ struct Broker::Connection {
   std::vector<std::uint8_t> out;
   std::size_t out_begin = 0;  // bytes of `out` already written
   Session* session = nullptr;
-  Instant deadline = kNever;  // CONNECT timeout, then keep-alive
+  Instant deadline = kNever;       // CONNECT timeout, then keep-alive
   Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
-  std::unique_ptr<Will> will;  // rare enough to live apart: idle connections stay small
+  std::unique_ptr<Will> will;      // rare enough to live apart: idle connections stay small
   // The small fields together, so that padding does not grow every connection.
   // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
   std::uint32_t client_max_packet_size = UINT32_MAX;
@@ -304,8 +304,7 @@ std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
 
 void Broker::Recycle(std::vector<std::vector<std::uint8_t>>& pool,
                      std::vector<std::uint8_t> buffer) {
-  if (buffer.capacity() != 0 && buffer.capacity() <= kPooledBufferMax &&
-      pool.size() < kPoolMax) {
+  if (buffer.capacity() != 0 && buffer.capacity() <= kPooledBufferMax && pool.size() < kPoolMax) {
     pool.push_back(std::move(buffer));
   }
 }
@@ -377,8 +376,8 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
   }
   TINYMQ_CHECK(n <= c->pending());
   while (n > 0) {
-    const std::size_t owned_end = c->ref_begin < c->refs.size() ? c->refs[c->ref_begin].at
-                                                                   : c->out.size();
+    const std::size_t owned_end =
+        c->ref_begin < c->refs.size() ? c->refs[c->ref_begin].at : c->out.size();
     if (c->out_begin < owned_end) {
       const std::size_t k = std::min(n, owned_end - c->out_begin);
       c->out_begin += k;
@@ -527,8 +526,8 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
                        .value_or(0);
   }
   if (log_ && was_connected && s != nullptr) {
-    log_(LogLevel::kInfo, "client " + s->client_id + " disconnected from " + c.peer + " (" +
-                              std::string(why) + ")");
+    log_(LogLevel::kInfo,
+         "client " + s->client_id + " disconnected from " + c.peer + " (" + std::string(why) + ")");
   } else if (log_) {
     log_(LogLevel::kDebug, "connection from " + c.peer + " closed before CONNECT completed (" +
                                std::string(why) + ")");
@@ -550,8 +549,9 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
 }
 
 void Broker::PublishWill(Will will, Instant now) {
-  MessageRef m = messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
-                             mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
+  MessageRef m =
+      messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
+                     mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
   if (m->retain) {
     retained_.Set(m);
   }
@@ -768,7 +768,8 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
   }
   std::unique_ptr<AuthExchange>& exchange = c.auth->exchange;
   if (auth.reason == ReasonCode::kReAuthenticate && exchange == nullptr && !connecting) {
-    exchange = authenticator_ != nullptr ? authenticator_->Begin(method, c.session->client_id) : nullptr;
+    exchange =
+        authenticator_ != nullptr ? authenticator_->Begin(method, c.session->client_id) : nullptr;
     if (exchange == nullptr) {
       fail(ReasonCode::kBadAuthenticationMethod, "authentication method no longer supported");
       return;
@@ -810,7 +811,8 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
   auto header = mqtt::ParseFixedHeader(mqtt::BinaryView(bytes), mqtt::kMaxRemainingLength + 5);
   TINYMQ_CHECK(header && header->has_value());
   const std::size_t at = (*header)->size;
-  auto packet = mqtt::DecodePacket(**header, mqtt::BinaryView(bytes.data() + at, bytes.size() - at), c.version);
+  auto packet = mqtt::DecodePacket(**header, mqtt::BinaryView(bytes.data() + at, bytes.size() - at),
+                                   c.version);
   TINYMQ_CHECK(packet && std::holds_alternative<mqtt::Connect>(*packet));
   AcceptConnect(c, std::get<mqtt::Connect>(*packet), now, mqtt::BinaryView(step.data));
 }
@@ -842,11 +844,11 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   const bool v5 = connect.version == ProtocolVersion::kV5;
   auto refuse = [&](ReasonCode reason, std::string_view why) {
     // [MQTT-3.2.2-19]: the Reason String only if the CONNACK stays within the client's maximum.
-    SendFitting(c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
-                mqtt::Connack{false, reason, {}},
-                v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize)
-                         .value_or(UINT32_MAX)
-                   : UINT32_MAX);
+    SendFitting(
+        c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
+        mqtt::Connack{false, reason, {}},
+        v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX)
+           : UINT32_MAX);
     Close(c, why, /*publish_will=*/false, now);
   };
 
@@ -861,8 +863,8 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
     refuse(ReasonCode::kClientIdentifierNotValid, "client identifier too long");
     return;
   }
-  if (connect.will && static_cast<unsigned>(connect.will->qos) >
-                          static_cast<unsigned>(limits_.maximum_qos)) {
+  if (connect.will &&
+      static_cast<unsigned>(connect.will->qos) > static_cast<unsigned>(limits_.maximum_qos)) {
     refuse(ReasonCode::kQosNotSupported, "will QoS above the maximum QoS");  // [MQTT-3.2.2-12]
     return;
   }
@@ -884,8 +886,8 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
            "authentication method '" + std::string(*method) + "' not supported");
     return;
   }
-  AuthStep step = exchange->Next(
-      connect.properties.Binary(mqtt::PropertyId::kAuthenticationData).value_or(mqtt::BinaryView{}));
+  AuthStep step = exchange->Next(connect.properties.Binary(mqtt::PropertyId::kAuthenticationData)
+                                     .value_or(mqtt::BinaryView{}));
   c.auth = std::make_unique<Connection::AuthState>();
   c.auth->method = *method;
   switch (step.outcome) {
@@ -897,8 +899,7 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   c.auth->exchange = std::move(exchange);
   c.state = Connection::State::kAuthenticating;
-  TINYMQ_CHECK(
-      mqtt::Encode(mqtt::Packet(connect), c.version, c.auth->pending_connect).has_value());
+  TINYMQ_CHECK(mqtt::Encode(mqtt::Packet(connect), c.version, c.auth->pending_connect).has_value());
   mqtt::PropertiesBuilder props;
   props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
   if (!step.data.empty()) {
@@ -940,11 +941,12 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   if (connect.will) {
     const mqtt::BinaryView will_props = connect.will->properties.bytes();
-    c.will = std::make_unique<Will>(Will{std::string(connect.will->topic),
-                  {connect.will->payload.begin(), connect.will->payload.end()},
-                  connect.will->qos,
-                  connect.will->retain,
-                  {will_props.begin(), will_props.end()}});
+    c.will =
+        std::make_unique<Will>(Will{std::string(connect.will->topic),
+                                    {connect.will->payload.begin(), connect.will->payload.end()},
+                                    connect.will->qos,
+                                    connect.will->retain,
+                                    {will_props.begin(), will_props.end()}});
   }
 
   // Session takeover: [MQTT-3.1.4-2] the server disconnects the existing client.
@@ -970,7 +972,7 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
     DestroySession(*existing->second);  // a delayed will goes out now: its session ended
   } else if (existing != sessions_.end()) {
     session = existing->second.get();
-    session_present = true;      // [MQTT-3.2.2-2]
+    session_present = true;         // [MQTT-3.2.2-2]
     session->delayed_will.reset();  // [MQTT-3.1.3-9]: back before the delay passed
   }
   if (session == nullptr) {
@@ -1104,8 +1106,8 @@ void Broker::RehomeShared(Session& s, bool session_ends) {
         group == shared_by_id_.end()
             ? nullptr
             : PickMember(*group->second, {}, /*exclude=*/s.id, /*online_only=*/!session_ends);
-    auto target = member != nullptr ? sessions_by_id_.find(member->subscriber)
-                                    : sessions_by_id_.end();
+    auto target =
+        member != nullptr ? sessions_by_id_.find(member->subscriber) : sessions_by_id_.end();
     if (target != sessions_by_id_.end()) {
       d.qos = MinQos(d.message->qos, member->options.max_qos);
       d.ids.clear();
@@ -1175,8 +1177,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   }
   const bool matched = Route(m, s.id, s.client_id);
   // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
-  const ReasonCode ack =
-      matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
+  const ReasonCode ack = matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
   switch (p.qos) {
     case QoS::k0: break;
     case QoS::k1: Send(c, mqtt::Puback{p.packet_id, ack, {}}); break;
@@ -1265,7 +1266,8 @@ const Subscription* Broker::PickMember(SharedGroup& group, std::string_view publ
   if (n == 0) {
     return nullptr;
   }
-  const bool hashed = limits_.shared_policy == SharedPolicy::kPublisherHash && !publisher_id.empty();
+  const bool hashed =
+      limits_.shared_policy == SharedPolicy::kPublisherHash && !publisher_id.empty();
   const std::size_t start =
       hashed ? std::hash<std::string_view>{}(publisher_id) % n : group.next % n;
   // First choice: a member that can take the message now; then one that is online; then (QoS 1/2
@@ -1580,7 +1582,7 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
       it->awaiting_resend = false;
       --s.awaiting_resend;
     }
-    it->released = true;  // [MQTT-4.3.3-1]: from now on only PUBREL is resent
+    it->released = true;           // [MQTT-4.3.3-1]: from now on only PUBREL is resent
     it->delivery.message.reset();  // the payload is no longer needed
     it->delivery.ids.clear();
     // [MQTT-4.6.0-3]: PUBRELs go (and are resent) in the order the PUBRECs came; moving the entry
@@ -1687,9 +1689,8 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
         index_.Subscribe(g.filter, Subscription{g.id, group_options, 0});
       }
       std::vector<Subscription>& members = it->second->members;
-      auto member = std::find_if(members.begin(), members.end(), [&](const Subscription& m) {
-        return m.subscriber == s.id;
-      });
+      auto member = std::find_if(members.begin(), members.end(),
+                                 [&](const Subscription& m) { return m.subscriber == s.id; });
       if (member == members.end()) {
         members.push_back(Subscription{s.id, options, identifier});
       } else {
@@ -1723,10 +1724,10 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
   const mqtt::Suback plain{sub.packet_id, {}, mqtt::ReasonCodeList(codes)};
   if (v5 && !reason_text.empty() && c.problem_information) {
     // [MQTT-3.9.2-1]: the Reason String only if the SUBACK stays within the client's maximum.
-    SendFitting(c,
-                mqtt::Suback{sub.packet_id, ReasonString(reason_text).view(),
-                             mqtt::ReasonCodeList(codes)},
-                plain, c.client_max_packet_size);
+    SendFitting(
+        c,
+        mqtt::Suback{sub.packet_id, ReasonString(reason_text).view(), mqtt::ReasonCodeList(codes)},
+        plain, c.client_max_packet_size);
   } else {
     Send(c, plain);
   }

@@ -1,10 +1,10 @@
 #pragma once
 
-#include <chrono>
 #include <array>
+#include <chrono>
 #include <cstddef>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>

@@ -53,7 +53,8 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
-// How a shared subscription picks the member that gets a message ([mqtt] shared_subscription_policy).
+// How a shared subscription picks the member that gets a message ([mqtt]
+// shared_subscription_policy).
 enum class SharedPolicy : std::uint8_t { kRoundRobin, kPublisherHash };
 
 // "round_robin" or "publisher_hash".

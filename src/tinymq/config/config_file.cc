@@ -275,8 +275,7 @@ class Reader {
             out.wildcard_subscriptions);
     Boolean(*table, "subscription_identifiers", "mqtt.subscription_identifiers",
             out.subscription_identifiers);
-    Boolean(*table, "shared_subscriptions", "mqtt.shared_subscriptions",
-            out.shared_subscriptions);
+    Boolean(*table, "shared_subscriptions", "mqtt.shared_subscriptions", out.shared_subscriptions);
     if (const toml::node* policy = table->get("shared_subscription_policy");
         policy != nullptr && !failed()) {
       if (const std::string* name = String(*policy, "mqtt.shared_subscription_policy")) {

@@ -71,20 +71,21 @@ EncodeResult EncodePublish(const Publish& p, ProtocolVersion version, bool with_
   if (p.retain) {
     flags |= 0x01;
   }
-  return EncodeFramed(FirstByte(PacketType::kPublish, static_cast<std::uint8_t>(flags)), out,
-                      [&](auto& w) {
-                        w.String(p.topic);
-                        if (p.qos != QoS::k0) {
-                          w.U16(p.packet_id);
-                        }
-                        if (v5) {
-                          WriteProperties(w, p.properties);
-                        }
-                        if (with_payload) {
-                          w.Raw(p.payload);
-                        }
-                      },
-                      with_payload ? 0 : p.payload.size());
+  return EncodeFramed(
+      FirstByte(PacketType::kPublish, static_cast<std::uint8_t>(flags)), out,
+      [&](auto& w) {
+        w.String(p.topic);
+        if (p.qos != QoS::k0) {
+          w.U16(p.packet_id);
+        }
+        if (v5) {
+          WriteProperties(w, p.properties);
+        }
+        if (with_payload) {
+          w.Raw(p.payload);
+        }
+      },
+      with_payload ? 0 : p.payload.size());
 }
 
 }  // namespace

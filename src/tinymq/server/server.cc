@@ -86,8 +86,8 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     addresses.push_back(listener->address());
     listeners.push_back(std::move(*listener));
   }
-  util::Result<std::unique_ptr<Worker>, std::string> worker =
-      Worker::Create(std::move(listeners), ToBrokerLimits(config.limits, config.mqtt, RandomSeed()));
+  util::Result<std::unique_ptr<Worker>, std::string> worker = Worker::Create(
+      std::move(listeners), ToBrokerLimits(config.limits, config.mqtt, RandomSeed()));
   if (!worker) {
     return util::Unexpected(worker.error());
   }

@@ -920,8 +920,8 @@ TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
   // boundary between them.
   const std::vector<std::uint8_t> all = broker.CopyOutput(a.id());
   std::size_t done = 0;
-  for (const std::size_t step : {std::size_t{3}, chunks_a[0].size - 3 + 10, payload.size() - 10,
-                                 std::size_t{1}}) {
+  for (const std::size_t step :
+       {std::size_t{3}, chunks_a[0].size - 3 + 10, payload.size() - 10, std::size_t{1}}) {
     broker.OnWritten(a.id(), step, clock.Now());
     done += step;
     EXPECT_EQ(broker.CopyOutput(a.id()), std::vector<std::uint8_t>(all.begin() + done, all.end()));

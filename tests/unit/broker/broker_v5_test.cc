@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <initializer_list>
 #include <memory>
-#include <typeinfo>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "tests/unit/broker/broker_test_util.h"
@@ -18,8 +18,8 @@
 namespace tinymq::broker {
 namespace {
 
-using mqtt::ProtocolVersion;
 using mqtt::PropertyId;
+using mqtt::ProtocolVersion;
 using mqtt::QoS;
 using mqtt::ReasonCode;
 using std::chrono::milliseconds;
@@ -216,8 +216,7 @@ TEST_F(BrokerV5Test, WhatTheConnackRefusedIsRefused) {
   mqtt::PropertiesBuilder id;
   id.Add(PropertyId::kSubscriptionIdentifier, 7U);
   s->Send(mqtt::Subscribe{1, id.view(), list.view()});
-  EXPECT_EQ(s->Expect<mqtt::Disconnect>().reason,
-            ReasonCode::kSubscriptionIdentifiersNotSupported);
+  EXPECT_EQ(s->Expect<mqtt::Disconnect>().reason, ReasonCode::kSubscriptionIdentifiersNotSupported);
   EXPECT_TRUE(s->Closed());
   // Wills: [MQTT-3.2.2-12] QoS above the maximum, [MQTT-3.2.2-13] retained: refused in CONNACK,
   // then closed (5.0 [MQTT-3.2.2-7]).
@@ -1239,7 +1238,8 @@ TEST_F(BrokerV5Test, EnhancedAuthenticationFailuresAreRefused) {
   TestClient odd(broker(), clock_, kV5);
   odd.Send(V5Connect("odd", props));
   (void)odd.Expect<mqtt::Auth>();
-  odd.SendRaw({0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09, 0x02, 0x00, 0x3C, 0x00, 0x01, 'o'});
+  odd.SendRaw(
+      {0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x09, 0x02, 0x00, 0x3C, 0x00, 0x01, 'o'});
   EXPECT_TRUE(IsFailure(odd.Expect<mqtt::Connack>().reason));
   EXPECT_TRUE(odd.Closed());
   // An unknown method: 0x8C.

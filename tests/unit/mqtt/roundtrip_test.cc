@@ -184,8 +184,8 @@ TEST_P(RoundTripByVersionTest, PublishWithEveryQosAndFlag) {
 
 TEST_P(RoundTripByVersionTest, PublishHeaderPlusPayloadIsThePublish) {
   // EncodePublishHeader writes all but the payload; the payload appended gives Encode's bytes.
-  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{127},
-                                 std::size_t{128}, std::size_t{20000}}) {
+  for (const std::size_t size :
+       {std::size_t{0}, std::size_t{1}, std::size_t{127}, std::size_t{128}, std::size_t{20000}}) {
     SCOPED_TRACE(size);
     const std::string payload(size, 'p');
     Publish p = MakePublish("a/b", QoS::k1, 9, payload);
