@@ -52,6 +52,31 @@ std::uint64_t SplitMix64(std::uint64_t x) {
 
 bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
 
+// Buffer pools (read, write, payload references): at most kPoolMax buffers each.
+constexpr std::size_t kPoolMax = 256;
+
+// Gives `buffer` one from `pool` when it holds none.
+template <typename T>
+void TakeFromPool(std::vector<std::vector<T>>& pool, std::vector<T>& buffer) {
+  if (buffer.capacity() == 0 && !pool.empty()) {
+    buffer = std::move(pool.back());
+    pool.pop_back();
+  }
+}
+
+// Takes `buffer` away (it then holds no memory) and keeps it, contents as they are, in `pool`
+// for the next connection that needs one, unless it is larger than `max_capacity` elements or the
+// pool is full.
+template <typename T>
+void ReturnToPool(std::vector<std::vector<T>>& pool, std::vector<T>& buffer,
+                  std::size_t max_capacity) {
+  std::vector<T> taken;
+  taken.swap(buffer);
+  if (taken.capacity() != 0 && taken.capacity() <= max_capacity && pool.size() < kPoolMax) {
+    pool.push_back(std::move(taken));
+  }
+}
+
 // A Reason String property holding `text`, cut to 256 bytes at a character boundary (it may
 // quote a client's topic filter, which can be long).
 mqtt::PropertiesBuilder ReasonString(std::string_view text) {
@@ -302,13 +327,6 @@ std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
   return c->decoder.PrepareRead();
 }
 
-void Broker::Recycle(std::vector<std::vector<std::uint8_t>>& pool,
-                     std::vector<std::uint8_t> buffer) {
-  if (buffer.capacity() != 0 && buffer.capacity() <= kPooledBufferMax && pool.size() < kPoolMax) {
-    pool.push_back(std::move(buffer));
-  }
-}
-
 void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
   last_now_ = now;
   Connection* c = Find(id);
@@ -331,7 +349,9 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
     HandlePacket(*c, **next, now);
   }
   // Nothing half-read: the buffer goes back to the pool, so an idle connection holds none.
-  Recycle(read_pool_, c->decoder.TakeBuffer());
+  // (A decoder buffer keeps its size: the decoder reads into all of it.)
+  std::vector<std::uint8_t> buffer = c->decoder.TakeBuffer();
+  ReturnToPool(read_pool_, buffer, kPooledBufferMax);
 }
 
 void Broker::OnPeerClosed(ConnectionId id, Instant now) {
@@ -397,20 +417,12 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
     }
   }
   if (c->pending() == 0) {
-    // All written: the buffer goes back to the pool, so an idle connection holds none.
-    std::vector<std::uint8_t> drained;
-    drained.swap(c->out);
-    drained.clear();
+    // All written: the buffers go back to their pools, so an idle connection holds none.
+    c->out.clear();
+    c->refs.clear();  // (drops the connection's references to the messages)
+    ReturnToPool(write_pool_, c->out, kPooledBufferMax);
+    ReturnToPool(ref_pool_, c->refs, kPooledRefsMax);
     c->out_begin = 0;
-    Recycle(write_pool_, std::move(drained));
-    if (c->refs.capacity() != 0) {
-      std::vector<PayloadRef> refs;
-      refs.swap(c->refs);
-      refs.clear();
-      if (refs.capacity() <= kPooledRefsMax && ref_pool_.size() < kPoolMax) {
-        ref_pool_.push_back(std::move(refs));
-      }
-    }
     c->ref_begin = 0;
   }
   // Below half the high-water mark, messages held back for this connection may go out.
@@ -455,12 +467,7 @@ void Broker::MarkDirty(Connection& c) {
   }
 }
 
-void Broker::AcquireOut(Connection& c) {
-  if (c.out.capacity() == 0 && !write_pool_.empty()) {
-    c.out = std::move(write_pool_.back());
-    write_pool_.pop_back();
-  }
-}
+void Broker::AcquireOut(Connection& c) { TakeFromPool(write_pool_, c.out); }
 
 void Broker::Send(Connection& c, const mqtt::Packet& packet) {
   if (c.state == Connection::State::kClosing) {
@@ -1464,12 +1471,7 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
   // written from there (Output chunks, one writev per connection).
   AcquireOut(c);
   const std::size_t before = c.out.size();
-  if (auto r = mqtt::EncodePublishHeader(p, c.version, c.out); !r) {
-    // Only an unencodable forward gets here (a 256 MiB 3.1.1 message to a 5.0 client, say).
-    if (log_) {
-      log_(LogLevel::kWarning, "cannot forward a PUBLISH on " + m.topic + ": " +
-                                   std::string(mqtt::Describe(r.error())));
-    }
+  if (!EncodeHeader(p, c.version, c.out)) {
     return false;
   }
   const std::size_t written = c.out.size() - before + m.payload.size();
@@ -1480,12 +1482,7 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
     return false;
   }
   if (!m.payload.empty()) {
-    if (c.refs.capacity() == 0 && !ref_pool_.empty()) {
-      c.refs = std::move(ref_pool_.back());
-      ref_pool_.pop_back();
-    }
-    c.refs.push_back({c.out.size(), d.message});
-    c.refs_pending += m.payload.size();
+    AppendRef(c, PayloadRef{c.out.size(), d.message, 0});
   }
   MarkDirty(c);
   if (aliases != nullptr) {
@@ -1510,14 +1507,8 @@ bool Broker::SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publ
   const Message& m = *d.message;
   const std::size_t index = Message::HeaderIndex(c.version == ProtocolVersion::kV5, d.retain);
   std::vector<std::uint8_t>& header = m.headers[index];
-  if (header.empty()) {
-    if (auto r = mqtt::EncodePublishHeader(p, c.version, header); !r) {
-      if (log_) {
-        log_(LogLevel::kWarning, "cannot forward a PUBLISH on " + m.topic + ": " +
-                                     std::string(mqtt::Describe(r.error())));
-      }
-      return false;
-    }
+  if (header.empty() && !EncodeHeader(p, c.version, header)) {
+    return false;
   }
   const std::size_t size = header.size() + m.payload.size();
   if (size > c.client_max_packet_size) {
@@ -1527,15 +1518,29 @@ bool Broker::SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publ
   if (c.state == Connection::State::kClosing) {
     return false;
   }
-  if (c.refs.capacity() == 0 && !ref_pool_.empty()) {
-    c.refs = std::move(ref_pool_.back());
-    ref_pool_.pop_back();
-  }
-  c.refs.push_back({c.out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
-  c.refs_pending += size;
+  AppendRef(c, PayloadRef{c.out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
   MarkDirty(c);
   ++counters_.messages_sent;
   return true;
+}
+
+bool Broker::EncodeHeader(const mqtt::Publish& p, ProtocolVersion version,
+                          std::vector<std::uint8_t>& out) {
+  if (auto r = mqtt::EncodePublishHeader(p, version, out); !r) {
+    // Only an unencodable forward gets here (a 256 MiB 3.1.1 message to a 5.0 client, say).
+    if (log_) {
+      log_(LogLevel::kWarning, "cannot forward a PUBLISH on " + std::string(p.topic) + ": " +
+                                   std::string(mqtt::Describe(r.error())));
+    }
+    return false;
+  }
+  return true;
+}
+
+void Broker::AppendRef(Connection& c, PayloadRef ref) {
+  TakeFromPool(ref_pool_, c.refs);
+  c.refs_pending += ref.size();
+  c.refs.push_back(std::move(ref));
 }
 
 void Broker::Resend(Session& s, Connection& c) {

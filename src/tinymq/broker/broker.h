@@ -169,12 +169,9 @@ class Broker {
   struct Delivery;
   struct SharedGroup;
   struct OutboundAliases;
+  struct PayloadRef;
 
   Connection* Find(ConnectionId id) const;
-  // Keeps `buffer` in `pool` for the next connection that needs one, unless it is too large or
-  // the pool is full.
-  static void Recycle(std::vector<std::vector<std::uint8_t>>& pool,
-                      std::vector<std::uint8_t> buffer);
   void MarkDirty(Connection& c);
   // Gives `c` a write buffer from the pool when it has none.
   void AcquireOut(Connection& c);
@@ -217,6 +214,12 @@ class Broker {
   void Transmit(Session& s, Connection& c, Delivery d);
   // Encodes the PUBLISH; false when nothing went out (too large for the client, or closing).
   bool SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_id, bool dup);
+  // Appends the header of `p` (all but its payload) to `out`; false, logged, when it cannot be
+  // encoded for `version`.
+  bool EncodeHeader(const mqtt::Publish& p, mqtt::ProtocolVersion version,
+                    std::vector<std::uint8_t>& out);
+  // Adds `ref` to the output of `c` (after the bytes it has now).
+  void AppendRef(Connection& c, PayloadRef ref);
   // SendPublish for a PUBLISH with nothing of the receiver's own (QoS 0, no identifier, alias or
   // expiry): the header shared in the message is written, as the payload is.
   bool SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p);
@@ -285,9 +288,8 @@ class Broker {
   // The latest time any call brought, for the few paths that have no `now` of their own.
   Instant last_now_{};
   // Read and write buffers of connections that have nothing pending, for the next connection
-  // that has (an idle connection holds neither). At most kPoolMax of each, of at most
-  // kPooledBufferMax bytes.
-  static constexpr std::size_t kPoolMax = 256;
+  // that has (an idle connection holds neither). At most 256 of each (kPoolMax in broker.cc), of
+  // at most kPooledBufferMax bytes.
   static constexpr std::size_t kPooledBufferMax = std::size_t{64} << 10;
   std::vector<std::vector<std::uint8_t>> read_pool_;
   std::vector<std::vector<std::uint8_t>> write_pool_;
