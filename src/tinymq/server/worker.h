@@ -27,9 +27,11 @@
 //   2. per ready socket: accept (listeners); read into ReadBuffer()/OnRead() until the socket is
 //      drained; write pending output (writable); OnPeerClosed() on EOF, reset or hang-up;
 //   3. OnTimer() when the deadline has passed;
-//   4. flush every connection TakeDirty() names: write Output() until it is empty or the socket
-//      is full (then wait for writability, and stop waiting once it drained); close and Release()
-//      the connections whose output is empty and ShouldClose().
+//   4. flush every connection TakeDirty() names: write its Output() pieces (its own bytes and
+//      shared payloads, up to 64 per sendmsg) until none is left or the socket is full (then
+//      wait for writability, and stop waiting once it drained); a connection whose output is
+//      written and that ShouldClose() is half-closed (shutdown, input read and dropped until EOF
+//      or 5 s), then closed and Release()d.
 //
 // Nothing is global: one Worker per core can run side by side, each with its own listeners
 // (SO_REUSEPORT) and broker.
