@@ -1,11 +1,12 @@
 # tinymq: the two commands of the README, and the build trees behind them.
 #
 #   make run     build the release binaries and start the broker (ARGS="..." passes options)
-#   make test    build and run every test: unit tests under ASan+UBSan, then the decoder fuzzer
+#   make test    build and run every test: unit and integration tests under ASan+UBSan, the
+#                threaded ones under ThreadSanitizer, then the decoder and broker fuzzers
 #   make build   build the release binaries only (build/release/bin/)
 #
-# Other targets: debug, asan, fuzz, fuzz-run, bench, format, clean. Warnings are errors when CI is
-# set (CI=true in CI) or WERROR=ON.
+# Other targets: debug, asan, tsan, fuzz, fuzz-run, bench, format, clean. Warnings are errors when
+# CI is set (CI=true in CI) or WERROR=ON.
 
 JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
@@ -13,7 +14,7 @@ FUZZ_SECONDS ?= 30
 ARGS       ?=
 CMAKE_GEN  := -G Ninja -DTINYMQ_WERROR=$(WERROR)
 
-.PHONY: all deps build run test debug asan fuzz fuzz-run bench bench-codec format clean
+.PHONY: all deps build run test debug asan tsan fuzz fuzz-run bench bench-codec format clean
 
 all: build
 
@@ -36,6 +37,12 @@ asan: deps
 	@cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DTINYMQ_SANITIZE=ON >/dev/null
 	@cmake --build build/asan -j $(JOBS)
 
+# ThreadSanitizer build in build/tsan: only the broker and the unit tests, which is what
+# scripts/run-tests.sh runs under TSan (the threaded unit tests and test_workers.py).
+tsan: deps
+	@cmake -S . -B build/tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DTINYMQ_TSAN=ON >/dev/null
+	@cmake --build build/tsan -j $(JOBS) --target tinymq tinymq_unit_tests
+
 fuzz: deps
 	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=clang++ -DTINYMQ_BUILD_FUZZ=ON >/dev/null
@@ -56,7 +63,7 @@ bench-codec: deps
 	@cmake --build build/bench -j $(JOBS)
 	./build/bench/bin/tinymq_codec_bench $(ARGS)
 
-test: asan fuzz
+test: asan tsan fuzz
 	@scripts/run-tests.sh
 
 format:

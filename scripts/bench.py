@@ -11,7 +11,9 @@ tinymq/Mosquitto ratio. Results are figures, never assertions: this is not a tes
 
 Environment: BENCH_SECONDS (10) measured seconds per scenario, BENCH_WARMUP (1), BENCH_ONLY
 (comma-separated scenario names), BENCH_JSON_DIR (keep every tinymq-bench JSON there),
-BENCH_IDLE (15000) idle connections for the memory scenario, TINYMQ / TINYMQ_BENCH (binaries).
+BENCH_IDLE (15000) idle connections for the memory scenario, TINYMQ / TINYMQ_BENCH (binaries),
+BENCH_WORKERS (qos1-fanin-4x1,qos1-pairs-100): scenarios run once more on tinymq alone with 1 and
+with 2 workers, nothing pinned (the load generator shares the cores), for a second table.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 BROKER_CPU = os.environ.get("BROKER_CPU", "0")
 BENCH_CPU = os.environ.get("BENCH_CPU", "1")
 IDLE = int(os.environ.get("BENCH_IDLE", "15000"))
+# Scenarios also run with tinymq on 1 and on 2 workers, unpinned (BENCH_WORKERS="" skips them).
+WORKER_SCENARIOS = {s for s in os.environ.get("BENCH_WORKERS",
+                                              "qos1-fanin-4x1,qos1-pairs-100").split(",") if s}
 
 # name, tinymq-bench arguments, the figure compared, whether higher is better.
 SCENARIOS = [
@@ -66,9 +71,9 @@ def rss_kib(pid: int) -> int:
 
 
 class Broker:
-    """One broker process pinned to BROKER_CPU, stopped by stop()."""
+    """One broker process pinned to BROKER_CPU (unless pin is False), stopped by stop()."""
 
-    def __init__(self, kind: str, workdir: Path):
+    def __init__(self, kind: str, workdir: Path, workers: int = 1, pin: bool = True):
         self.kind = kind
         self.port = free_port()
         self.log = open(workdir / f"{kind}.log", "ab")
@@ -76,7 +81,8 @@ class Broker:
             conf = workdir / "tinymq.toml"
             # Like Mosquitto's unlimited settings below: no in-flight window to the subscriber
             # but what MQTT allows, and queues that do not drop.
-            conf.write_text("[limits]\nmax_inflight = 65535\nmax_queued_messages = 100000000\n"
+            conf.write_text(f"workers = {workers}\n"
+                            "[limits]\nmax_inflight = 65535\nmax_queued_messages = 100000000\n"
                             "max_queued_bytes = 17179869184\n")
             argv = [TINYMQ, "--config", str(conf), "--bind", "127.0.0.1", "--port",
                     str(self.port), "--log-level", "warn"]
@@ -86,7 +92,9 @@ class Broker:
                             "persistence false\nset_tcp_nodelay true\nmax_queued_messages 0\n"
                             "max_inflight_messages 0\nmax_connections -1\nlog_type error\n")
             argv = [MOSQUITTO, "-c", str(conf)]
-        self.proc = subprocess.Popen(["taskset", "-c", BROKER_CPU, *argv], stdout=self.log,
+        if pin:
+            argv = ["taskset", "-c", BROKER_CPU, *argv]
+        self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -111,9 +119,12 @@ class Broker:
         self.log.close()
 
 
-def run_bench(args: list[str], port: int, pid: int, out: Path, duration: float) -> dict:
-    argv = ["taskset", "-c", BENCH_CPU, BENCH, *args, "--port", str(port), "--duration",
+def run_bench(args: list[str], port: int, pid: int, out: Path, duration: float,
+              pin: bool = True) -> dict:
+    argv = [BENCH, *args, "--port", str(port), "--duration",
             str(duration), "--json", str(out), "--broker-pid", str(pid), "-q"]
+    if pin:
+        argv = ["taskset", "-c", BENCH_CPU, *argv]
     if "conn" not in args:
         argv += ["--warmup", str(WARMUP)]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -198,6 +209,32 @@ def main() -> int:
         fmt = (lambda v: f"{v:,.2f}" if isinstance(v, float) else str(v))
         print(f"{name:32} {figure:28} {fmt(t):>12} {fmt(m):>12} {ratio:>8}   {p99:27} {loss}")
     print("\nratio: how many times better tinymq is (higher rate, or lower CPU/memory per unit).")
+
+    # Two workers against one, nothing pinned: the load generator shares the two cores.
+    scaling = [s for s in SCENARIOS if s[0] in WORKER_SCENARIOS and (not only or s[0] in only)]
+    if scaling:
+        print(f"\n{'tinymq, no pinning':32} {'figure':28} {'1 worker':>12} {'2 workers':>12} "
+              f"{'gain':>8}")
+    sdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tinymq-bench-"))
+    try:
+        for name, args, figure, higher in scaling:
+            figures = []
+            for workers in (1, 2):
+                print(f"bench: {name} on tinymq with {workers} worker(s), unpinned ...",
+                      file=sys.stderr, flush=True)
+                broker = Broker("tinymq", sdir, workers, pin=False)
+                try:
+                    figures.append(run_bench(args, broker.port, broker.proc.pid,
+                                             sdir / f"tinymq-w{workers}-{name}.json", SECONDS,
+                                             pin=False).get(figure))
+                finally:
+                    broker.stop()
+            one, two = figures
+            gain = f"{two / one:.2f}x" if one and two else "-"
+            print(f"{name:32} {figure:28} {one or 0:>12,.0f} {two or 0:>12,.0f} {gain:>8}")
+    finally:
+        if not keep:
+            shutil.rmtree(sdir, ignore_errors=True)
     return 0
 
 

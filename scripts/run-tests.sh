@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of `make test` on trees the Makefile has built: the GoogleTest suite, CLI checks
-# and integration tests under ASan+UBSan through CTest, then the decoder and broker fuzzers for
-# FUZZ_SECONDS each. Ends with "N passed, M failed" and exits non-zero when anything failed.
+# and integration tests under ASan+UBSan through CTest; the threaded tests under ThreadSanitizer
+# (build/tsan); then the decoder and broker fuzzers for FUZZ_SECONDS each. Ends with
+# "N passed, M failed" and exits non-zero when anything failed.
+#
+# The TSan stage runs only what has threads, to keep CI short: the unit tests whose suite name
+# contains Thread, Mailbox or Worker (TSAN_UNIT_FILTER below: name a threaded suite so that it
+# matches, e.g. MailboxTest, WorkerPoolTest) and tests/integration/test_workers.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,73 @@ else
   failed=$((failed + 1))
 fi
 rm -f "$log"
+
+echo "== threaded tests (TSan) =="
+# A race or a lock-order inversion ends the process at once (a tinymq that exits non-zero fails
+# its test; the harness also fails a test whose broker log contains "ThreadSanitizer").
+export TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1'
+# gtest matches "Suite.Test": "*Word*.*" selects the suites whose name contains Word.
+TSAN_UNIT_FILTER='*Thread*.*:*Mailbox*.*:*Worker*.*'
+tsan_bin=build/tsan/bin
+tsan_run=()
+# Some kernels randomise mmap more than this TSan runtime can map ("unexpected memory mapping");
+# then run without address-space randomisation, where the container allows it.
+tsan_ok=1
+if ! "$tsan_bin/tinymq" --version >/dev/null 2>&1; then
+  if command -v setarch >/dev/null &&
+    setarch "$(uname -m)" -R "$tsan_bin/tinymq" --version >/dev/null 2>&1; then
+    tsan_run=(setarch "$(uname -m)" -R)
+  else
+    tsan_ok=0
+  fi
+fi
+if [[ $tsan_ok -eq 0 ]]; then
+  # Not a test result: the machine cannot run TSan binaries at all. Said loudly, not counted.
+  echo "run-tests: WARNING: the ThreadSanitizer runtime cannot start on this kernel" \
+    "(vm.mmap_rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo '?')," \
+    "and setarch -R did not help): the threaded tests were NOT run under TSan" >&2
+fi
+log=$(mktemp)
+if [[ $tsan_ok -eq 1 ]]; then
+timeout 300 "${tsan_run[@]}" "$tsan_bin/tinymq_unit_tests" --gtest_filter="$TSAN_UNIT_FILTER" \
+  2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+ok=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) tests?\..*/\1/p' "$log" | tail -n 1)
+bad=$(sed -nE 's/^\[  FAILED  \] ([0-9]+) tests?, listed below:.*/\1/p' "$log" | tail -n 1)
+if [[ -n $ok || -n $bad ]]; then
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${bad:-0}))
+fi
+if [[ $status -ne 0 && -z $bad ]]; then  # crashed, timed out or a TSan report: no gtest summary
+  echo "run-tests: the TSan unit tests failed with status $status" >&2
+  failed=$((failed + 1))
+fi
+timeout 600 "${tsan_run[@]}" env TINYMQ_BIN="$tsan_bin/tinymq" PYTHONDONTWRITEBYTECODE=1 \
+  /usr/bin/python3 tests/integration/test_workers.py 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+f=0
+ran=$(sed -nE 's/^Ran ([0-9]+) tests? in .*/\1/p' "$log" | tail -n 1)
+if [[ -n $ran ]]; then
+  summary=$(grep -E '^(OK|FAILED)( \(|$)' "$log" | tail -n 1)
+  for kind in failures errors; do
+    if [[ $summary =~ $kind=([0-9]+) ]]; then
+      f=$((f + BASH_REMATCH[1]))
+    fi
+  done
+  skipped=0
+  if [[ $summary =~ skipped=([0-9]+) ]]; then
+    skipped=${BASH_REMATCH[1]}
+  fi
+  passed=$((passed + ran - f - skipped))
+  failed=$((failed + f))
+fi
+if [[ $status -ne 0 && ( -z $ran || $f -eq 0 ) ]]; then
+  echo "run-tests: test_workers.py under TSan failed with status $status" >&2
+  failed=$((failed + 1))
+fi
+fi  # tsan_ok
+rm -f "$log"
+unset TSAN_OPTIONS
 
 for target in decoder broker; do
   echo "== $target fuzzer (${FUZZ_SECONDS:-30} s) =="

@@ -209,6 +209,10 @@ class Broker:
     in MOSQUITTO_MQTT are mapped; a key in MOSQUITTO_BUILTIN is fine when its value is what
     mosquitto always does; any other key is listed by mosquitto_unsupported() (BrokerTestCase
     skips such a test on mosquitto).
+
+    `workers` is tinymq's top-level `workers` key (worker threads; 0 = one per core), written
+    before the tables as TOML requires. mosquitto has no such setting and ignores it: a test that
+    depends on several workers skips itself on mosquitto.
     """
 
     MOSQUITTO_LIMITS = {
@@ -237,10 +241,11 @@ class Broker:
     }
 
     def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = (),
-                 mqtt: Optional[dict] = None):
+                 mqtt: Optional[dict] = None, workers: Optional[int] = None):
         self.kind = broker_kind()
         self.limits = dict(limits or {})
         self.mqtt = dict(mqtt or {})
+        self.workers = workers
         self.extra_args = list(extra_args)
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
@@ -294,9 +299,12 @@ class Broker:
             conf.write_text("\n".join(lines) + "\n")
             return [MOSQUITTO, "-c", str(conf), *self.extra_args]
         argv = [tinymq_binary()]
-        if self.limits or self.mqtt:
+        if self.limits or self.mqtt or self.workers is not None:
             conf = d / "tinymq.toml"
             body = ""
+            # Top-level keys first: after a [table] header a key belongs to that table.
+            if self.workers is not None:
+                body += f"workers = {toml_value(self.workers)}\n"
             for table, values in (("limits", self.limits), ("mqtt", self.mqtt)):
                 if values:
                     body += f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n"
@@ -1126,14 +1134,18 @@ class BrokerTestCase(unittest.TestCase):
     with the helpers below are closed before the broker stops.
 
     The broker's configuration: the class attributes `limits` ([limits]) and `mqtt_config`
-    ([mqtt]), overridden key by key by a @broker_config(...) on the test method. On mosquitto, a
-    test whose [mqtt] settings mosquitto cannot reproduce is skipped (Broker.mosquitto_unsupported).
+    ([mqtt]), overridden key by key by a @broker_config(...) on the test method, and `workers`
+    (the top-level key). On mosquitto, a test whose [mqtt] settings mosquitto cannot reproduce is
+    skipped (Broker.mosquitto_unsupported).
     """
 
     # tinymq [limits] for this class's brokers, e.g. {"connect_timeout_ms": 1000}.
     limits: Optional[dict] = None
     # tinymq [mqtt] for this class's brokers, e.g. {"maximum_qos": 1}.
     mqtt_config: Optional[dict] = None
+    # tinymq's `workers` for this class's brokers (None: not written, tinymq's default; ignored
+    # by mosquitto).
+    workers: Optional[int] = None
 
     def broker_settings(self) -> tuple[dict, dict]:
         """([limits], [mqtt]) for this test: the class's, then the method's @broker_config."""
@@ -1146,7 +1158,7 @@ class BrokerTestCase(unittest.TestCase):
         faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
         self.addCleanup(faulthandler.cancel_dump_traceback_later)
         limits, mqtt_settings = self.broker_settings()
-        self.broker = Broker(limits, mqtt=mqtt_settings)
+        self.broker = Broker(limits, mqtt=mqtt_settings, workers=self.workers)
         self.addCleanup(self.broker.cleanup)
         if self.broker.kind == "mosquitto" and self.broker.mosquitto_unsupported():
             self.skipTest("mosquitto has no equivalent of [mqtt] "

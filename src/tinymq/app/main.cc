@@ -86,9 +86,9 @@ int Main(int argc, char** argv) {
     return kExitFailure;
   }
   spdlog::info(
-      "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0); anonymous clients allowed; no data "
-      "directory: nothing survives a restart",
-      TINYMQ_VERSION, Join(server->addresses()));
+      "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0) with {} worker thread(s); anonymous "
+      "clients allowed; no data directory: nothing survives a restart",
+      TINYMQ_VERSION, Join(server->addresses()), server->worker_count());
   spdlog::debug("configuration: {}; log level {}",
                 command_line->config_file ? *command_line->config_file : "built-in defaults",
                 config::LogLevelName(cfg->log_level));

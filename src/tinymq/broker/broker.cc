@@ -24,6 +24,14 @@ constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;  // 5.0 §3.1.2.11.2
 // Shared subscription groups are subscribers in the index too; this bit keeps their ids apart from
 // the sessions'.
 constexpr SubscriberId kSharedBit = SubscriberId{1} << 63;
+// Session and group ids carry the index of their worker above this bit, so that any broker can
+// tell where a member's session or a group lives.
+constexpr int kWorkerShift = 48;
+constexpr SubscriberId kWorkerMask = 0x7FFF;
+
+std::uint16_t WorkerOf(SubscriberId id) {
+  return static_cast<std::uint16_t>((id >> kWorkerShift) & kWorkerMask);
+}
 constexpr std::string_view kSharePrefix = "$share/";
 
 QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
@@ -123,6 +131,7 @@ struct Broker::SharedGroup {
   std::string key;      // "$share/{name}/{filter}"
   std::string filter;
   std::vector<Subscription> members;  // each member session's options and identifier
+  std::vector<SubscriberId> offline;  // members on other workers that are offline
   std::size_t next = 0;               // round robin position
 };
 
@@ -142,7 +151,11 @@ struct Broker::Session {
   std::string client_id;
   std::uint64_t generation = 0;  // bumped on every attach: older session timers are stale
   Connection* connection = nullptr;
-  std::unordered_map<std::string, QoS> subscriptions;  // filter as subscribed -> granted QoS
+  struct Subscribed {
+    QoS qos = QoS::k0;    // granted
+    bool shared = false;  // a 5.0 "$share/{name}/{filter}" (to a 3.1.x client, a plain filter)
+  };
+  std::unordered_map<std::string, Subscribed> subscriptions;  // by the filter as subscribed
   std::list<InFlight> inflight;
   // Packet id -> entry of `inflight`; allocated with the first message in flight.
   using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
@@ -219,7 +232,14 @@ struct Broker::OutboundAliases {
 };
 
 struct Broker::Connection {
-  enum class State : std::uint8_t { kAwaitConnect, kAuthenticating, kConnected, kClosing };
+  // kHandedOff: the CONNECT belongs to another worker's session; input is kept, not decoded.
+  enum class State : std::uint8_t {
+    kAwaitConnect,
+    kAuthenticating,
+    kConnected,
+    kClosing,
+    kHandedOff
+  };
 
   ConnectionId id = 0;
   std::string peer;
@@ -235,6 +255,7 @@ struct Broker::Connection {
   std::uint32_t client_max_packet_size = UINT32_MAX;
   std::uint16_t client_receive_maximum = 65535;
   std::uint16_t keep_alive = 0;
+  std::uint16_t handoff_to = 0;  // the worker, in kHandedOff
   State state = State::kAwaitConnect;
   ProtocolVersion version = ProtocolVersion::kV311;
   bool in_timer_heap = false;
@@ -290,7 +311,20 @@ struct Broker::Connection {
   }
 };
 
-Broker::Broker(Limits limits, LogFn log) : limits_(limits), log_(std::move(log)) {}
+Broker::Broker(Limits limits, LogFn log, Cluster cluster)
+    : limits_(limits),
+      log_(std::move(log)),
+      cluster_(cluster),
+      messages_(cluster.pool != nullptr ? *cluster.pool : own_messages_),
+      retained_(cluster.retained) {
+  TINYMQ_CHECK(cluster_.count >= 1 && cluster_.index < cluster_.count &&
+               cluster_.count <= kWorkerMask);
+  if (retained_ == nullptr) {
+    own_retained_ = std::make_unique<ConcurrentRetainedStore>();
+    retained_ = own_retained_.get();
+  }
+  next_session_id_ = (SubscriberId{cluster_.index} << kWorkerShift) | 1;
+}
 
 Broker::~Broker() = default;
 
@@ -334,7 +368,10 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
     return;
   }
   c->decoder.CommitRead(n);
-  while (c->state != Connection::State::kClosing) {
+  if (c->state == Connection::State::kHandedOff) {
+    return;  // kept for the worker that takes the connection
+  }
+  while (c->state != Connection::State::kClosing && c->state != Connection::State::kHandedOff) {
     auto next = c->decoder.Next();
     if (!next) {
       HandleDecodeError(*c, next.error(), now);
@@ -347,6 +384,9 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
       c->deadline = now + KeepAliveWindow(c->keep_alive);  // [MQTT-3.1.2-24]
     }
     HandlePacket(*c, **next, now);
+  }
+  if (c->state == Connection::State::kHandedOff) {
+    return;
   }
   // Nothing half-read: the buffer goes back to the pool, so an idle connection holds none.
   // (A decoder buffer keeps its size: the decoder reads into all of it.)
@@ -435,6 +475,35 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
 bool Broker::ShouldClose(ConnectionId id) const {
   const Connection* c = Find(id);
   return c == nullptr || c->state == Connection::State::kClosing;
+}
+
+std::uint16_t Broker::HomeOf(std::string_view client_id) const {
+  if (cluster_.count == 1) {
+    return 0;
+  }
+  return static_cast<std::uint16_t>(std::hash<std::string_view>{}(client_id) % cluster_.count);
+}
+
+std::optional<std::uint16_t> Broker::HandoffTarget(ConnectionId id) const {
+  const Connection* c = Find(id);
+  if (c == nullptr || c->state != Connection::State::kHandedOff) {
+    return std::nullopt;
+  }
+  return c->handoff_to;
+}
+
+Broker::Handoff Broker::TakeHandoff(ConnectionId id) {
+  Handoff out;
+  auto it = connections_.find(id);
+  if (it == connections_.end() || it->second->state != Connection::State::kHandedOff) {
+    return out;
+  }
+  Connection& c = *it->second;
+  out.peer = std::move(c.peer);
+  const mqtt::BinaryView input = c.decoder.pending_bytes();
+  out.input.assign(input.begin(), input.end());
+  connections_.erase(it);  // a stale timer entry or dirty mark finds nothing
+  return out;
 }
 
 void Broker::Release(ConnectionId id) {
@@ -559,10 +628,7 @@ void Broker::PublishWill(Will will, Instant now) {
   MessageRef m =
       messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
                      mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
-  if (m->retain) {
-    retained_.Set(m);
-  }
-  Route(m, /*publisher=*/0, /*publisher_id=*/{});
+  Publish(m, /*publisher=*/0, /*publisher_id=*/{});
 }
 
 void Broker::ArmTimer(Connection& c) {
@@ -829,7 +895,8 @@ std::string Broker::GenerateClientId() {
     const std::uint64_t x = SplitMix64(limits_.client_id_seed + generated_ids_++);
     char buf[32];
     std::snprintf(buf, sizeof buf, "tinymq-%016llx", static_cast<unsigned long long>(x));
-    if (!sessions_.contains(buf)) {
+    // An identifier of this worker's, so that the client finds its session here next time.
+    if (HomeOf(buf) == cluster_.index && !sessions_.contains(buf)) {
       return buf;
     }
   }
@@ -846,6 +913,18 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
     }
     Reject(c, ReasonCode::kProtocolError, "protocol error: second CONNECT", now);
     return;
+  }
+  if (cluster_.count > 1 && !connect.client_id.empty()) {
+    const std::uint16_t home = HomeOf(connect.client_id);
+    if (home != cluster_.index) {
+      // The session of this client id lives on another worker, which takes the connection with
+      // the bytes read so far and handles this CONNECT as if it had arrived there.
+      c.state = Connection::State::kHandedOff;
+      c.handoff_to = home;
+      c.decoder.Rewind();  // the CONNECT was the first packet: nothing was dropped from the buffer
+      MarkDirty(c);
+      return;
+    }
   }
   c.version = connect.version;
   const bool v5 = connect.version == ProtocolVersion::kV5;
@@ -991,6 +1070,9 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   session->connection = &c;
   c.session = session;
   c.state = Connection::State::kConnected;
+  if (session_present) {
+    AnnounceOnline(*session, /*online=*/true);
+  }
   c.deadline = c.keep_alive != 0 ? now + KeepAliveWindow(c.keep_alive) : kNever;
   ArmTimer(c);
 
@@ -1053,7 +1135,7 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
 
 Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_with_connection) {
   auto s = std::make_unique<Session>();
-  s->id = next_session_id_++;
+  s->id = next_session_id_++;  // the worker's index in its high bits
   s->client_id = client_id;
   s->ends_with_connection = ends_with_connection;
   Session& ref = *s;
@@ -1065,8 +1147,11 @@ Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_w
 void Broker::DestroySession(Session& s) {
   TINYMQ_CHECK(s.connection == nullptr);
   RehomeShared(s, /*session_ends=*/true);
-  for (const auto& [key, qos] : s.subscriptions) {
-    RemoveSubscription(s, key);
+  for (const auto& [key, subscribed] : s.subscriptions) {
+    RemoveSubscription(s, key, subscribed.shared);
+  }
+  if (!s.subscriptions.empty()) {
+    UpdateSubscriptionCount();
   }
   std::unique_ptr<Will> will = std::move(s.delayed_will);
   sessions_by_id_.erase(s.id);
@@ -1082,6 +1167,7 @@ void Broker::Detach(Session& s, Instant now) {
     DestroySession(s);
     return;
   }
+  AnnounceOnline(s, /*online=*/false);
   RehomeShared(s, /*session_ends=*/false);
   ++s.generation;
   if (s.expiry_s != kNeverExpires) {
@@ -1108,23 +1194,74 @@ void Broker::RehomeShared(Session& s, bool session_ends) {
     }
   }
   for (Delivery& d : moving) {
-    auto group = shared_by_id_.find(d.group);
-    const Subscription* member =
-        group == shared_by_id_.end()
-            ? nullptr
-            : PickMember(*group->second, {}, /*exclude=*/s.id, /*online_only=*/!session_ends);
-    auto target =
-        member != nullptr ? sessions_by_id_.find(member->subscriber) : sessions_by_id_.end();
-    if (target != sessions_by_id_.end()) {
-      d.qos = MinQos(d.message->qos, member->options.max_qos);
-      d.ids.clear();
-      if (member->identifier != 0) {
-        d.ids.push_back(member->identifier);
-      }
-      Deliver(*target->second, std::move(d));
-    } else if (!session_ends) {
-      Enqueue(s, std::move(d));  // nobody else can take it: it waits for this member
+    const std::uint16_t home = WorkerOf(d.group);
+    if (home == cluster_.index) {
+      Reroute(d.group, s.id, session_ends, std::move(d));
+    } else {
+      Envelope e;
+      e.kind = Envelope::Kind::kSharedReroute;
+      e.flag = session_ends;
+      e.message = std::move(d.message);
+      e.member.subscriber = s.id;
+      e.group = d.group;
+      Post(home, std::move(e));
     }
+  }
+}
+
+void Broker::Reroute(SubscriberId group_id, SubscriberId from, bool session_ended, Delivery d) {
+  auto group = shared_by_id_.find(group_id);
+  const Subscription* member =
+      group == shared_by_id_.end()
+          ? nullptr
+          : PickMember(*group->second, 0, /*exclude=*/from, /*online_only=*/!session_ended);
+  if (member != nullptr) {
+    GiveToMember(*group->second, *member, std::move(d));
+    return;
+  }
+  if (session_ended) {
+    return;  // nobody left to take it
+  }
+  // Nobody else can take it: it waits in the session of the member that had it.
+  Subscription back;
+  back.subscriber = from;
+  back.options.max_qos = d.qos;
+  if (!d.ids.empty()) {
+    back.identifier = d.ids.front();
+  }
+  if (group != shared_by_id_.end()) {
+    for (const Subscription& m : group->second->members) {
+      if (m.subscriber == from) {
+        back = m;
+      }
+    }
+    GiveToMember(*group->second, back, std::move(d), /*keep=*/true);
+  }
+}
+
+void Broker::GiveToMember(const SharedGroup& group, const Subscription& member, Delivery d,
+                          bool keep) {
+  d.qos = MinQos(d.message->qos, member.options.max_qos);
+  d.retain = member.options.retain_as_published && d.message->retain;
+  d.group = group.id;
+  d.ids.clear();
+  if (member.identifier != 0) {
+    d.ids.push_back(member.identifier);
+  }
+  const std::uint16_t worker = WorkerOf(member.subscriber);
+  if (worker != cluster_.index) {
+    Envelope e;
+    e.kind = Envelope::Kind::kSharedDeliver;
+    e.flag = keep;
+    e.message = std::move(d.message);
+    e.member = member;
+    e.group = group.id;
+    Post(worker, std::move(e));
+    return;
+  }
+  auto it = sessions_by_id_.find(member.subscriber);
+  if (it != sessions_by_id_.end()) {
+    Deliver(*it->second, std::move(d));
   }
 }
 
@@ -1179,10 +1316,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     return;
   }
   MessageRef m = messages_.Make(topic, p.payload, p.qos, p.retain, p.properties, now);
-  if (p.retain) {
-    retained_.Set(m);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
-  }
-  const bool matched = Route(m, s.id, s.client_id);
+  const bool matched = Publish(m, s.id, s.client_id);
   // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
   const ReasonCode ack = matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
   switch (p.qos) {
@@ -1195,8 +1329,56 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   }
 }
 
+bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
+                     std::string_view publisher_id) {
+  if (message->retain) {
+    retained_->Set(message);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
+  }
+  const std::uint64_t publisher_hash =
+      publisher_id.empty() ? 0 : std::hash<std::string_view>{}(publisher_id) | 1;
+  bool matched = Route(message, publisher, publisher_hash);
+  for (std::uint16_t w = 0; w < cluster_.count; ++w) {
+    if (w == cluster_.index) {
+      continue;
+    }
+    if (cluster_.subscription_counts != nullptr &&
+        cluster_.subscription_counts[w].load(std::memory_order_acquire) == 0) {
+      continue;  // nothing there to match
+    }
+    matched = matched || cluster_.subscription_counts == nullptr ||
+              cluster_.subscription_counts[w].load(std::memory_order_relaxed) != 0;
+    Envelope e;
+    e.kind = Envelope::Kind::kPublish;
+    e.message = message;
+    e.publisher_hash = publisher_hash;
+    Post(w, std::move(e));
+  }
+  return matched;
+}
+
+void Broker::Post(std::uint16_t to, Envelope envelope) {
+  outbox_.push_back(Letter{to, std::move(envelope)});
+}
+
+void Broker::TakeOutbox(std::vector<Letter>& out) {
+  if (out.empty()) {
+    out.swap(outbox_);
+    return;
+  }
+  for (Letter& letter : outbox_) {
+    out.push_back(std::move(letter));
+  }
+  outbox_.clear();
+}
+
+void Broker::UpdateSubscriptionCount() {
+  if (cluster_.subscription_counts != nullptr) {
+    cluster_.subscription_counts[cluster_.index].store(index_.size(), std::memory_order_release);
+  }
+}
+
 bool Broker::Route(const MessageRef& message, SubscriberId publisher,
-                   std::string_view publisher_id) {
+                   std::uint64_t publisher_hash) {
   matches_.clear();
   index_.Match(message->topic, matches_);
   if (matches_.empty()) {
@@ -1213,7 +1395,7 @@ bool Broker::Route(const MessageRef& message, SubscriberId publisher,
       auto group = shared_by_id_.find(id);
       ++i;
       if (group != shared_by_id_.end()) {
-        RouteShared(*group->second, message, publisher_id);
+        RouteShared(*group->second, message, publisher_hash);
       }
       continue;
     }
@@ -1244,42 +1426,31 @@ bool Broker::Route(const MessageRef& message, SubscriberId publisher,
 }
 
 void Broker::RouteShared(SharedGroup& group, const MessageRef& message,
-                         std::string_view publisher_id) {
+                         std::uint64_t publisher_hash) {
   // QoS 0 goes only to a member that is online; QoS 1/2 may wait in an offline member's session.
   const Subscription* member =
-      PickMember(group, publisher_id, /*exclude=*/0, /*online_only=*/message->qos == QoS::k0);
+      PickMember(group, publisher_hash, /*exclude=*/0, /*online_only=*/message->qos == QoS::k0);
   if (member == nullptr) {
     ++counters_.dropped_offline_qos0;
     return;
   }
-  auto it = sessions_by_id_.find(member->subscriber);
-  if (it == sessions_by_id_.end()) {
-    return;
-  }
   Delivery d;
   d.message = message;
-  d.qos = MinQos(message->qos, member->options.max_qos);
-  d.retain = member->options.retain_as_published && message->retain;
-  d.group = group.id;
-  if (member->identifier != 0) {
-    d.ids.push_back(member->identifier);
-  }
-  Deliver(*it->second, std::move(d));
+  GiveToMember(group, *member, std::move(d));
 }
 
-const Subscription* Broker::PickMember(SharedGroup& group, std::string_view publisher_id,
+const Subscription* Broker::PickMember(SharedGroup& group, std::uint64_t publisher_hash,
                                        SubscriberId exclude, bool online_only) {
   const std::size_t n = group.members.size();
   if (n == 0) {
     return nullptr;
   }
-  const bool hashed =
-      limits_.shared_policy == SharedPolicy::kPublisherHash && !publisher_id.empty();
-  const std::size_t start =
-      hashed ? std::hash<std::string_view>{}(publisher_id) % n : group.next % n;
+  const bool hashed = limits_.shared_policy == SharedPolicy::kPublisherHash && publisher_hash != 0;
+  const std::size_t start = hashed ? publisher_hash % n : group.next % n;
   // First choice: a member that can take the message now; then one that is online; then (QoS 1/2
-  // only) any member, whose session keeps it until it comes back.
-  for (int pass = 0; pass < 3; ++pass) {
+  // only) any member, whose session keeps it until it comes back. By publisher: the publisher's
+  // member while it is online, ready or not (a busy member keeps its publishers).
+  for (int pass = hashed ? 1 : 0; pass < 3; ++pass) {
     if (pass == 2 && online_only) {
       break;
     }
@@ -1289,14 +1460,23 @@ const Subscription* Broker::PickMember(SharedGroup& group, std::string_view publ
       if (m.subscriber == exclude) {
         continue;
       }
-      auto it = sessions_by_id_.find(m.subscriber);
-      if (it == sessions_by_id_.end()) {
-        continue;
+      bool ready = false;
+      bool online = false;
+      if (WorkerOf(m.subscriber) != cluster_.index) {
+        // A member on another worker: whether it is online is all this broker knows.
+        online = std::find(group.offline.begin(), group.offline.end(), m.subscriber) ==
+                 group.offline.end();
+        ready = online;
+      } else {
+        auto it = sessions_by_id_.find(m.subscriber);
+        if (it == sessions_by_id_.end()) {
+          continue;
+        }
+        const Session& s = *it->second;
+        online = s.connection != nullptr && s.connection->state == Connection::State::kConnected;
+        ready = Ready(s);
       }
-      const Session& s = *it->second;
-      const bool online =
-          s.connection != nullptr && s.connection->state == Connection::State::kConnected;
-      if ((pass == 0 && !Ready(s)) || (pass == 1 && !online)) {
+      if ((pass == 0 && !ready) || (pass == 1 && !online)) {
         continue;
       }
       if (!hashed) {
@@ -1444,7 +1624,9 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
     }
   }
   if (d.qos == QoS::k0 && d.ids.empty() && !m.expires() && aliases == nullptr) {
-    return SendSharedHeader(c, d, p);
+    if (std::optional<bool> sent = SendSharedHeader(c, d, p)) {
+      return *sent;
+    }
   }
   if (c.version == ProtocolVersion::kV5 && (m.expires() || !d.ids.empty() || alias != 0)) {
     mqtt::PropertiesBuilder& props = publish_properties_;
@@ -1501,16 +1683,18 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
   return true;
 }
 
-bool Broker::SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p) {
+std::optional<bool> Broker::SendSharedHeader(Connection& c, const Delivery& d,
+                                             const mqtt::Publish& p) {
   // Nothing in this PUBLISH is the receiver's own: its header is encoded once per message (and
   // version and RETAIN) and, like the payload, written from the message itself.
   const Message& m = *d.message;
   const std::size_t index = Message::HeaderIndex(c.version == ProtocolVersion::kV5, d.retain);
-  std::vector<std::uint8_t>& header = m.headers[index];
-  if (header.empty() && !EncodeHeader(p, c.version, header)) {
-    return false;
+  const std::vector<std::uint8_t>* header = m.SharedHeader(
+      index, [&](std::vector<std::uint8_t>& out) { return EncodeHeader(p, c.version, out); });
+  if (header == nullptr) {
+    return std::nullopt;  // being encoded by another worker, or unencodable: the general path
   }
-  const std::size_t size = header.size() + m.payload.size();
+  const std::size_t size = header->size() + m.payload.size();
   if (size > c.client_max_packet_size) {
     ++counters_.dropped_too_large;  // [MQTT-3.1.2-25]
     return false;
@@ -1676,30 +1860,27 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     mqtt::SubscriptionOptions options = t.options;
     options.max_qos = granted;
     const std::string key(t.filter);
-    const bool existed = s.subscriptions.contains(key);
+    auto old = s.subscriptions.find(key);
+    bool existed = old != s.subscriptions.end();
+    if (existed && old->second.shared != shared.has_value()) {
+      // "$share/..." subscribed by this session as a 3.1.x client, now as a 5.0 one (or back).
+      RemoveSubscription(s, key, old->second.shared);
+      existed = false;
+    }
     // [MQTT-3.8.4-3]: a subscription to a filter already subscribed replaces the old one.
-    s.subscriptions[key] = granted;
+    s.subscriptions[key] = Session::Subscribed{granted, shared.has_value()};
     codes.push_back(static_cast<ReasonCode>(granted));
     if (shared) {
-      auto [it, created] = shared_groups_.try_emplace(key);
-      if (created) {
-        it->second = std::make_unique<SharedGroup>();
-        SharedGroup& g = *it->second;
-        g.id = kSharedBit | next_session_id_++;
-        g.key = key;
-        g.filter = std::string(filter);
-        shared_by_id_.emplace(g.id, &g);
-        mqtt::SubscriptionOptions group_options;
-        group_options.max_qos = QoS::k2;
-        index_.Subscribe(g.filter, Subscription{g.id, group_options, 0});
-      }
-      std::vector<Subscription>& members = it->second->members;
-      auto member = std::find_if(members.begin(), members.end(),
-                                 [&](const Subscription& m) { return m.subscriber == s.id; });
-      if (member == members.end()) {
-        members.push_back(Subscription{s.id, options, identifier});
+      const Subscription member{s.id, options, identifier};
+      const std::uint16_t home = HomeOf(key);
+      if (home == cluster_.index) {
+        JoinGroup(key, member);
       } else {
-        *member = Subscription{s.id, options, identifier};
+        Envelope e;
+        e.kind = Envelope::Kind::kSharedJoin;
+        e.member = member;
+        e.key = key;
+        Post(home, std::move(e));
       }
       continue;  // 5.0 §4.8.2: retained messages are not sent on a shared subscription
     }
@@ -1710,10 +1891,10 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       continue;
     }
     retained_scratch_.clear();
-    retained_.Match(filter, retained_scratch_);
+    retained_->Match(filter, retained_scratch_);
     for (MessageRef& m : retained_scratch_) {
       if (m->expired(last_now_)) {
-        retained_.Set(messages_.Make(m->topic, {}, m->qos, true));  // expired: forget it
+        retained_->Erase(m);  // expired: forget it
         continue;
       }
       Delivery d;
@@ -1726,6 +1907,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       retained.push_back(std::move(d));
     }
   }
+  UpdateSubscriptionCount();
   const mqtt::Suback plain{sub.packet_id, {}, mqtt::ReasonCodeList(codes)};
   if (v5 && !reason_text.empty() && c.problem_information) {
     // [MQTT-3.9.2-1]: the Reason String only if the SUBACK stays within the client's maximum.
@@ -1742,20 +1924,145 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
   }
 }
 
-void Broker::RemoveSubscription(Session& s, const std::string& key) {
-  auto group = key.starts_with(kSharePrefix) ? shared_groups_.find(key) : shared_groups_.end();
+void Broker::RemoveSubscription(Session& s, const std::string& key, bool shared) {
   // (A 3.1.x session's "$share/..." is an ordinary filter, even beside a 5.0 group of that name.)
-  if (group == shared_groups_.end() ||
-      std::erase_if(group->second->members,
-                    [&](const Subscription& m) { return m.subscriber == s.id; }) == 0) {
+  if (!shared) {
     index_.Unsubscribe(key, s.id);
     return;
   }
+  const std::uint16_t home = HomeOf(key);
+  if (home == cluster_.index) {
+    LeaveGroup(key, s.id);
+    return;
+  }
+  Envelope e;
+  e.kind = Envelope::Kind::kSharedLeave;
+  e.member.subscriber = s.id;
+  e.key = key;
+  Post(home, std::move(e));
+}
+
+void Broker::JoinGroup(const std::string& key, const Subscription& member) {
+  auto [it, created] = shared_groups_.try_emplace(key);
+  if (created) {
+    const auto parsed = mqtt::ParseSharedSubscription(key);
+    TINYMQ_CHECK(parsed.has_value() && parsed->has_value());  // the member's broker parsed it
+    it->second = std::make_unique<SharedGroup>();
+    SharedGroup& g = *it->second;
+    g.id = kSharedBit | next_session_id_++;
+    g.key = key;
+    g.filter = std::string((*parsed)->filter);
+    shared_by_id_.emplace(g.id, &g);
+    mqtt::SubscriptionOptions group_options;
+    group_options.max_qos = QoS::k2;
+    index_.Subscribe(g.filter, Subscription{g.id, group_options, 0});
+    UpdateSubscriptionCount();
+  }
+  SharedGroup& g = *it->second;
+  std::erase(g.offline, member.subscriber);  // it subscribes: it is online
+  auto m = std::find_if(g.members.begin(), g.members.end(),
+                        [&](const Subscription& x) { return x.subscriber == member.subscriber; });
+  if (m == g.members.end()) {
+    g.members.push_back(member);
+  } else {
+    *m = member;
+  }
+}
+
+void Broker::LeaveGroup(const std::string& key, SubscriberId member) {
+  auto group = shared_groups_.find(key);
+  if (group == shared_groups_.end()) {
+    return;
+  }
   SharedGroup& g = *group->second;
+  std::erase_if(g.members, [&](const Subscription& m) { return m.subscriber == member; });
+  std::erase(g.offline, member);
   if (g.members.empty()) {
     index_.Unsubscribe(g.filter, g.id);
     shared_by_id_.erase(g.id);
     shared_groups_.erase(group);
+    UpdateSubscriptionCount();
+  }
+}
+
+void Broker::SetMemberOnline(const std::string& key, SubscriberId member, bool online) {
+  auto group = shared_groups_.find(key);
+  if (group == shared_groups_.end() || WorkerOf(member) == cluster_.index) {
+    return;  // members here are looked up directly
+  }
+  std::vector<SubscriberId>& offline = group->second->offline;
+  std::erase(offline, member);
+  if (!online) {
+    offline.push_back(member);
+  }
+}
+
+void Broker::AnnounceOnline(const Session& s, bool online) {
+  if (cluster_.count == 1) {
+    return;
+  }
+  for (const auto& [key, subscribed] : s.subscriptions) {
+    const std::uint16_t home = subscribed.shared ? HomeOf(key) : cluster_.index;
+    if (home == cluster_.index) {
+      continue;
+    }
+    Envelope e;
+    e.kind = Envelope::Kind::kSharedOnline;
+    e.flag = online;
+    e.member.subscriber = s.id;
+    e.key = key;
+    Post(home, std::move(e));
+  }
+}
+
+void Broker::OnEnvelope(Envelope e, Instant now) {
+  last_now_ = now;
+  switch (e.kind) {
+    case Envelope::Kind::kPublish: Route(e.message, /*publisher=*/0, e.publisher_hash); return;
+    case Envelope::Kind::kSharedJoin: JoinGroup(e.key, e.member); return;
+    case Envelope::Kind::kSharedLeave: LeaveGroup(e.key, e.member.subscriber); return;
+    case Envelope::Kind::kSharedOnline: SetMemberOnline(e.key, e.member.subscriber, e.flag); return;
+    case Envelope::Kind::kSharedDeliver: {
+      auto it = sessions_by_id_.find(e.member.subscriber);
+      Delivery d;
+      d.message = std::move(e.message);
+      d.qos = MinQos(d.message->qos, e.member.options.max_qos);
+      d.retain = e.member.options.retain_as_published && d.message->retain;
+      d.group = e.group;
+      if (e.member.identifier != 0) {
+        d.ids.push_back(e.member.identifier);
+      }
+      if (it != sessions_by_id_.end()) {
+        Session& s = *it->second;
+        if (s.connection == nullptr && d.qos != QoS::k0 && !e.flag) {
+          // Went offline after the group's home picked it: another member may take it.
+          Envelope back;
+          back.kind = Envelope::Kind::kSharedReroute;
+          back.message = std::move(d.message);
+          back.member.subscriber = s.id;
+          back.group = d.group;
+          Post(WorkerOf(d.group), std::move(back));
+          return;
+        }
+        Deliver(s, std::move(d));
+      } else if (d.qos != QoS::k0) {
+        Envelope back;  // the session ended meanwhile
+        back.kind = Envelope::Kind::kSharedReroute;
+        back.flag = true;
+        back.message = std::move(d.message);
+        back.member.subscriber = e.member.subscriber;
+        back.group = d.group;
+        Post(WorkerOf(d.group), std::move(back));
+      }
+      return;
+    }
+    case Envelope::Kind::kSharedReroute: {
+      Delivery d;
+      d.message = std::move(e.message);
+      d.qos = d.message->qos;
+      Reroute(e.group, e.member.subscriber, e.flag, std::move(d));
+      return;
+    }
   }
 }
 
@@ -1767,11 +2074,13 @@ void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
     auto it = s.subscriptions.find(key);
     const bool existed = it != s.subscriptions.end();
     if (existed) {
+      const bool shared = it->second.shared;
       s.subscriptions.erase(it);
-      RemoveSubscription(s, key);
+      RemoveSubscription(s, key, shared);
     }
     codes.push_back(existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted);
   }
+  UpdateSubscriptionCount();
   // [MQTT-3.10.4-5]: UNSUBACK even when nothing was subscribed.
   Send(c, mqtt::Unsuback{unsub.packet_id, {}, mqtt::ReasonCodeList(codes)});
 }

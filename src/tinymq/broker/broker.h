@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -33,13 +34,66 @@
 //   for id in TakeDirty(): write the Output(id, chunks), call OnWritten(id, n, now) for what was
 //     written; when OutputSize(id) is 0 and ShouldClose(id): close the socket, then Release(id)
 //
-// Threading: Owned by one worker thread; not thread-safe.
+// Several workers: each worker thread has a Broker of its own (Cluster says which, and what they
+// share). A client's session lives on the worker its client identifier hashes to (HomeOf): a
+// CONNECT that arrives on another worker is handed over with its bytes (HandoffTarget,
+// TakeHandoff), so that session takeover never crosses workers. Each broker indexes the
+// subscriptions of its own sessions only; a PUBLISH is routed where it arrives and sent to every
+// other worker (an Envelope in TakeOutbox), which routes it to its own sessions. A shared
+// subscription group lives on the worker its "$share/{name}/{filter}" hashes to, which picks the
+// member of each message wherever that member's session is. Retained messages are in one store
+// that all workers share (ConcurrentRetainedStore).
+//
+// Threading: Owned by one worker thread; not thread-safe. Envelopes carry work between threads.
 // Lifetime:  ReadBuffer spans and Output chunks are valid until the next call into the broker.
 // Errors:    never throws on input; protocol violations close the offending connection only.
 
 namespace tinymq::broker {
 
 using ConnectionId = std::uint64_t;
+
+// A broker's place among the workers of one server, and what they share. The defaults are one
+// broker on its own (tests, tools).
+struct Cluster {
+  std::uint16_t index = 0;  // this broker's worker
+  std::uint16_t count = 1;  // workers in all
+  // Shared by all workers; null: the broker keeps its own.
+  ConcurrentRetainedStore* retained = nullptr;
+  // Where the broker makes its messages; it must outlive every broker of the cluster (messages go
+  // back to the pool of the broker that made them). Null: the broker's own.
+  MessagePool* pool = nullptr;
+  // `count` counters, one per worker: how many subscriptions its broker has (each broker writes
+  // its own). Lets a PUBLISH skip workers that subscribe to nothing, and say 0x10 No matching
+  // subscribers when no worker can have one. Null: unknown (every worker is sent every PUBLISH).
+  std::atomic<std::size_t>* subscription_counts = nullptr;
+};
+
+// Work one broker sends another (through the receiving worker's mailbox).
+struct Envelope {
+  enum class Kind : std::uint8_t {
+    kPublish,        // route `message` to this worker's sessions; `publisher_hash` for groups
+    kSharedJoin,     // to a group's home: `member` joins group `key` (or changes its options)
+    kSharedLeave,    // to a group's home: session `member.subscriber` leaves group `key`
+    kSharedOnline,   // to a group's home: session `member.subscriber` is online (`flag`) or not
+    kSharedDeliver,  // to a member's worker: `message` for `member` from group `group` (`flag`:
+                     // kept even if the member went offline, else given back to the group)
+    kSharedReroute,  // to a group's home: `message`, given to `member`, goes to another member
+                     // (`flag`: that member's session ended; else it went offline)
+  };
+  Kind kind = Kind::kPublish;
+  bool flag = false;
+  MessageRef message;
+  Subscription member;
+  SubscriberId group = 0;
+  std::uint64_t publisher_hash = 0;  // 0: none
+  std::string key;                   // "$share/{name}/{filter}"
+};
+
+// An envelope and the worker it goes to.
+struct Letter {
+  std::uint16_t to = 0;
+  Envelope envelope;
+};
 
 // How a message on a shared subscription picks the group member that gets it (5.0 §4.8.2).
 enum class SharedPolicy : std::uint8_t {
@@ -111,7 +165,7 @@ using LogFn = std::function<void(LogLevel, std::string_view)>;
 
 class Broker {
  public:
-  explicit Broker(Limits limits, LogFn log = {});
+  explicit Broker(Limits limits, LogFn log = {}, Cluster cluster = {});
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -149,6 +203,26 @@ class Broker {
   // the next call (connections that become dirty meanwhile go to the next one); no allocation.
   std::span<const ConnectionId> TakeDirty();
 
+  // Several workers. The worker whose broker keeps the session of `client_id` (or the shared
+  // subscription group `key`).
+  std::uint16_t HomeOf(std::string_view client_id) const;
+  // Set when the connection's CONNECT belongs to another worker's session: the net layer then
+  // calls TakeHandoff(id) and gives that worker the socket, the peer and the bytes, which it
+  // passes to its broker's Accept() and OnRead() as if they had just arrived.
+  std::optional<std::uint16_t> HandoffTarget(ConnectionId id) const;
+  struct Handoff {
+    std::string peer;
+    std::vector<std::uint8_t> input;  // every byte read from the connection, CONNECT first
+  };
+  // Forgets a connection HandoffTarget() names, without a trace (no will, no log) and returns what
+  // the receiving worker needs.
+  Handoff TakeHandoff(ConnectionId id);
+  // Work from another worker's broker.
+  void OnEnvelope(Envelope envelope, Instant now);
+  // Moves the envelopes for other workers made since the last call into `out` (appended, in
+  // order).
+  void TakeOutbox(std::vector<Letter>& out);
+
   // The earliest time OnTimer has work (keep-alive, CONNECT timeout, session expiry), if any.
   std::optional<Instant> NextDeadline() const;
   void OnTimer(Instant now);
@@ -159,7 +233,7 @@ class Broker {
   const Counters& counters() const { return counters_; }
   std::size_t connection_count() const;
   std::size_t session_count() const;
-  std::size_t retained_count() const { return retained_.size(); }
+  std::size_t retained_count() const { return retained_->size(); }
   std::size_t subscription_count() const { return index_.size(); }
 
  private:
@@ -204,9 +278,17 @@ class Broker {
   void HandleSubscribe(Connection& c, const mqtt::Subscribe& subscribe);
   void HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsubscribe);
 
-  // Routing and delivery. Route returns false when no subscription matched.
-  bool Route(const MessageRef& message, SubscriberId publisher, std::string_view publisher_id);
-  void RouteShared(SharedGroup& group, const MessageRef& message, std::string_view publisher_id);
+  // Routing and delivery. Publish keeps a retained message, routes `message` here and sends it
+  // to the other workers; false when no subscription can match (5.0: PUBACK 0x10).
+  bool Publish(const MessageRef& message, SubscriberId publisher, std::string_view publisher_id);
+  // Route returns false when no subscription here matched.
+  bool Route(const MessageRef& message, SubscriberId publisher, std::uint64_t publisher_hash);
+  void RouteShared(SharedGroup& group, const MessageRef& message, std::uint64_t publisher_hash);
+  // Gives `d` to `member` of `group`: delivered here, or sent to its worker. `keep`: the member
+  // keeps it even if it went offline meanwhile (nobody else could take it).
+  void GiveToMember(const SharedGroup& group, const Subscription& member, Delivery d,
+                    bool keep = false);
+  void Post(std::uint16_t to, Envelope envelope);
   void Deliver(Session& s, Delivery d);
   bool Enqueue(Session& s, Delivery d);
   void Pump(Session& s);  // sends queued messages while the window and the output allow
@@ -221,8 +303,9 @@ class Broker {
   // Adds `ref` to the output of `c` (after the bytes it has now).
   void AppendRef(Connection& c, PayloadRef ref);
   // SendPublish for a PUBLISH with nothing of the receiver's own (QoS 0, no identifier, alias or
-  // expiry): the header shared in the message is written, as the payload is.
-  bool SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p);
+  // expiry): the header shared in the message is written, as the payload is. nullopt when the
+  // shared header is not available (another worker is encoding it): SendPublish encodes one.
+  std::optional<bool> SendSharedHeader(Connection& c, const Delivery& d, const mqtt::Publish& p);
   void Resend(Session& s, Connection& c);
   std::uint16_t NextPacketId(Session& s);
   // How many QoS 1/2 PUBLISHes may be unacknowledged on `c`.
@@ -232,10 +315,21 @@ class Broker {
   void PublishWill(Will will, Instant now);
 
   // Subscriptions. `key` is the filter as subscribed ("$share/g/f" for a shared one).
-  void RemoveSubscription(Session& s, const std::string& key);
+  void RemoveSubscription(Session& s, const std::string& key, bool shared);
+  // At the home of group `key`: `member` joins it (or changes its options), leaves it, is online
+  // or not. The others send these as envelopes to the home.
+  void JoinGroup(const std::string& key, const Subscription& member);
+  void LeaveGroup(const std::string& key, SubscriberId member);
+  void SetMemberOnline(const std::string& key, SubscriberId member, bool online);
+  // Tells the homes of `s`'s groups that it is online or not.
+  void AnnounceOnline(const Session& s, bool online);
   // Picks the member of `group` to get a message, skipping `exclude`; nullptr when none can.
-  const Subscription* PickMember(SharedGroup& group, std::string_view publisher_id,
+  const Subscription* PickMember(SharedGroup& group, std::uint64_t publisher_hash,
                                  SubscriberId exclude, bool online_only);
+  // At a group's home: gives `message`, which `from` had, to another member (back to `from` to
+  // wait in its session when none can take it and `from` is still there).
+  void Reroute(SubscriberId group_id, SubscriberId from, bool session_ended, Delivery d);
+  void UpdateSubscriptionCount();
   // QoS 1/2 messages waiting for, or unacknowledged by, a shared subscription member that went
   // away go to another member of their group.
   void RehomeShared(Session& s, bool session_ends);
@@ -249,12 +343,16 @@ class Broker {
 
   Limits limits_;
   LogFn log_;
+  Cluster cluster_;
   // First, so that it outlives every message the members below hold.
-  MessagePool messages_;
+  MessagePool own_messages_;
+  MessagePool& messages_;
   Authenticator* authenticator_ = nullptr;
   Counters counters_;
   SubscriptionIndex index_;
-  RetainedStore retained_;
+  std::unique_ptr<ConcurrentRetainedStore> own_retained_;  // when the cluster has none
+  ConcurrentRetainedStore* retained_ = nullptr;
+  std::vector<Letter> outbox_;
   ConnectionId next_connection_id_ = 1;
   SubscriberId next_session_id_ = 1;
   std::uint64_t generated_ids_ = 0;
@@ -302,7 +400,7 @@ class Broker {
     std::uint8_t header = 0;
 
     mqtt::BinaryView header_view() const {
-      return header == 0 ? mqtt::BinaryView() : mqtt::BinaryView(message->headers[header - 1]);
+      return header == 0 ? mqtt::BinaryView() : mqtt::BinaryView(message->header(header - 1));
     }
     std::size_t size() const { return header_view().size() + message->payload.size(); }
   };

@@ -24,6 +24,14 @@ std::uint32_t Message::remaining_expiry_s(Instant now) const {
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, UINT32_MAX));
 }
 
+// A fresh or recycled message has no reference but its maker's: no other thread looks.
+void ResetHeaders(Message& m) {
+  for (std::size_t i = 0; i < Message::kHeaders; ++i) {
+    m.headers_[i].clear();
+    m.header_state_[i].store(Message::kEmpty, std::memory_order_relaxed);
+  }
+}
+
 namespace {
 
 // Fills `m` (fresh or recycled: its buffers keep their capacity) with a message's contents.
@@ -35,9 +43,7 @@ void Fill(Message& m, std::string_view topic, mqtt::BinaryView payload, mqtt::Qo
   m.retain = retain;
   m.expires_at = Instant::max();
   m.properties.clear();
-  for (std::vector<std::uint8_t>& header : m.headers) {
-    header.clear();
-  }
+  ResetHeaders(m);
   if (properties.empty()) {
     return;
   }
@@ -63,8 +69,8 @@ void Fill(Message& m, std::string_view topic, mqtt::BinaryView payload, mqtt::Qo
 
 std::size_t BufferBytes(const Message& m) {
   std::size_t bytes = m.topic.capacity() + m.payload.capacity() + m.properties.capacity();
-  for (const std::vector<std::uint8_t>& header : m.headers) {
-    bytes += header.capacity();
+  for (std::size_t i = 0; i < Message::kHeaders; ++i) {
+    bytes += m.header(i).capacity();
   }
   return bytes;
 }
@@ -81,7 +87,7 @@ MessageRef MakeMessage(std::string_view topic, mqtt::BinaryView payload, mqtt::Q
 void MessageRef::reset() {
   const Message* m = m_;
   m_ = nullptr;
-  if (m == nullptr || --m->refs_ != 0) {
+  if (m == nullptr || m->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
     return;
   }
   Message* owned = const_cast<Message*>(m);  // the last reference: no one else sees it
@@ -96,10 +102,27 @@ MessagePool::~MessagePool() {
   for (Message* m : free_) {
     delete m;
   }
+  Message* m = remote_.exchange(nullptr, std::memory_order_acquire);
+  while (m != nullptr) {
+    delete std::exchange(m, m->next_free_);
+  }
+}
+
+void MessagePool::TakeRemote() {
+  Message* m = remote_.exchange(nullptr, std::memory_order_acquire);
+  while (m != nullptr) {
+    Keep(std::exchange(m, m->next_free_));
+  }
 }
 
 MessageRef MessagePool::Make(std::string_view topic, mqtt::BinaryView payload, mqtt::QoS qos,
                              bool retain, const mqtt::Properties& properties, Instant now) {
+  if (owner_ == std::thread::id()) {
+    owner_ = std::this_thread::get_id();
+  }
+  if (free_.empty() && remote_.load(std::memory_order_relaxed) != nullptr) {
+    TakeRemote();
+  }
   Message* m = nullptr;
   if (free_.empty()) {
     m = new Message();
@@ -114,6 +137,17 @@ MessageRef MessagePool::Make(std::string_view topic, mqtt::BinaryView payload, m
 }
 
 void MessagePool::Return(Message* m) {
+  if (std::this_thread::get_id() == owner_) {
+    Keep(m);
+    return;
+  }
+  m->next_free_ = remote_.load(std::memory_order_relaxed);
+  while (!remote_.compare_exchange_weak(m->next_free_, m, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+  }
+}
+
+void MessagePool::Keep(Message* m) {
   const std::size_t bytes = BufferBytes(*m);
   if (free_.size() >= kMaxMessages || bytes_ + bytes > kMaxBytes) {
     delete m;

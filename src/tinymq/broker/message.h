@@ -1,12 +1,14 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -15,9 +17,11 @@
 
 // The broker's clock vocabulary and the immutable message that is routed to subscribers.
 //
-// Threading: Message is immutable after construction. MessageRef counts references without
-//            atomics, and a MessagePool is not locked: both belong to one worker thread (issue #5
-//            makes the count atomic when workers share messages).
+// Threading: Message is immutable after construction (its shared headers are filled once, by
+//            whichever thread comes first: SharedHeader). MessageRef counts references atomically,
+//            so workers share one Message; a single MessageRef object is not itself thread-safe.
+//            A MessagePool is used by one thread (its owner: the one that calls Make); a message
+//            whose last reference ends on another thread goes back through a lock-free list.
 // Lifetime:  a MessageRef keeps its Message alive; every subscriber's queue holds a reference, so
 //            the payload is copied once however many subscribers receive it. The last reference
 //            gives the Message back to its pool (or deletes it); a pool outlives its messages.
@@ -45,12 +49,19 @@ struct Message {
   // When the message stops being delivered (5.0 §3.3.2.3.3); Instant::max() when it never does.
   Instant expires_at = Instant::max();
   // PUBLISH headers (everything but the payload) encoded once for all the receivers that get the
-  // message as it is: QoS 0, no property of their own. Index HeaderIndex(); filled on first use by
-  // the thread that owns the message (issue #5 revisits this when workers share messages).
-  mutable std::array<std::vector<std::uint8_t>, 4> headers;
+  // message as it is: QoS 0, no property of their own; one per HeaderIndex().
+  static constexpr std::size_t kHeaders = 4;
   static constexpr std::size_t HeaderIndex(bool v5, bool retain) {
     return (v5 ? 2U : 0U) + (retain ? 1U : 0U);
   }
+  // The shared header `index`: encoded by `encode(std::vector<std::uint8_t>&)` (appending to an
+  // empty vector, returning false when it cannot) by the first caller, on any thread. nullptr when
+  // it could not be encoded, or while another thread is encoding it (the caller then encodes a
+  // header of its own).
+  template <typename Encode>
+  const std::vector<std::uint8_t>* SharedHeader(std::size_t index, Encode&& encode) const;
+  // REQUIRES: SharedHeader(index, ...) returned this header (so it is complete).
+  const std::vector<std::uint8_t>& header(std::size_t index) const { return headers_[index]; }
 
   bool expires() const { return expires_at != Instant::max(); }
   // True once the Message Expiry Interval has passed [MQTT-3.3.2-5].
@@ -68,9 +79,30 @@ struct Message {
  private:
   friend class MessageRef;
   friend class MessagePool;
-  mutable std::uint32_t refs_ = 0;
-  MessagePool* pool_ = nullptr;  // where it goes back when the last reference ends; null: deleted
+  friend void ResetHeaders(Message& m);
+  enum HeaderState : std::uint8_t { kEmpty, kEncoding, kReady, kFailed };
+  mutable std::array<std::vector<std::uint8_t>, kHeaders> headers_;
+  mutable std::array<std::atomic<std::uint8_t>, kHeaders> header_state_{};
+  mutable std::atomic<std::uint32_t> refs_{0};
+  MessagePool* pool_ = nullptr;   // where it goes back when the last reference ends; null: deleted
+  Message* next_free_ = nullptr;  // in a pool's list of messages returned by other threads
 };
+
+template <typename Encode>
+const std::vector<std::uint8_t>* Message::SharedHeader(std::size_t index, Encode&& encode) const {
+  std::atomic<std::uint8_t>& state = header_state_[index];
+  std::uint8_t seen = state.load(std::memory_order_acquire);
+  if (seen == kReady) {
+    return &headers_[index];
+  }
+  if (seen != kEmpty ||
+      !state.compare_exchange_strong(seen, kEncoding, std::memory_order_acquire)) {
+    return seen == kReady ? &headers_[index] : nullptr;
+  }
+  const bool ok = encode(headers_[index]);
+  state.store(ok ? kReady : kFailed, std::memory_order_release);
+  return ok ? &headers_[index] : nullptr;
+}
 
 // A counted reference to an immutable Message (like std::shared_ptr<const Message>, without the
 // separate control block and atomics).
@@ -101,7 +133,9 @@ class MessageRef {
   friend bool operator<(const MessageRef& a, const MessageRef& b) {
     return std::less<const Message*>()(a.m_, b.m_);
   }
-  std::uint32_t use_count() const { return m_ == nullptr ? 0 : m_->refs_; }
+  std::uint32_t use_count() const {
+    return m_ == nullptr ? 0 : m_->refs_.load(std::memory_order_relaxed);
+  }
 
   void reset();
 
@@ -112,7 +146,7 @@ class MessageRef {
   explicit MessageRef(Message* m) : m_(m) { Retain(); }
   void Retain() const {
     if (m_ != nullptr) {
-      ++m_->refs_;
+      m_->refs_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   const Message* m_ = nullptr;
@@ -120,7 +154,8 @@ class MessageRef {
 
 // Messages whose last reference ended, kept with their buffers for the next publish, so that a
 // steady flow of messages allocates nothing. Holds at most kMaxMessages messages and kMaxBytes of
-// their buffers.
+// their buffers. A message released on another thread than the pool's owner is pushed on a
+// lock-free list, which the owner takes whole when it runs out of free messages.
 class MessagePool {
  public:
   MessagePool() = default;
@@ -139,9 +174,15 @@ class MessagePool {
   static constexpr std::size_t kMaxMessages = 1024;
   static constexpr std::size_t kMaxBytes = std::size_t{4} << 20;
   void Return(Message* m);
+  // Keeps `m` in free_ if there is room, else deletes it. Owner thread only.
+  void Keep(Message* m);
+  // Moves the messages other threads returned into free_.
+  void TakeRemote();
 
   std::vector<Message*> free_;
   std::size_t bytes_ = 0;  // buffer capacity held by free_
+  std::thread::id owner_;  // the thread of the first Make()
+  std::atomic<Message*> remote_{nullptr};
 };
 
 // The one copy of a published payload. Of `properties` (a PUBLISH's or a will's) only those a

@@ -1,11 +1,13 @@
 #include "tinymq/broker/retained_store.h"
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
 #include "tinymq/broker/topic_levels.h"
+#include "tinymq/mqtt/wire.h"
 #include "tinymq/util/check.h"
 
 namespace tinymq::broker {
@@ -137,6 +139,48 @@ void RetainedStore::Match(std::string_view filter, std::vector<MessageRef>& out)
       subtree.push_back(child.get());
     }
   }
+}
+
+ConcurrentRetainedStore::Shard& ConcurrentRetainedStore::ShardOf(std::string_view topic) {
+  return shards_[std::hash<std::string_view>{}(topic) % kShards];
+}
+
+void ConcurrentRetainedStore::Set(const MessageRef& message) {
+  Shard& shard = ShardOf(message->topic);
+  const std::unique_lock lock(shard.mutex);
+  shard.store.Set(message);
+}
+
+void ConcurrentRetainedStore::Erase(const MessageRef& message) {
+  Shard& shard = ShardOf(message->topic);
+  const std::unique_lock lock(shard.mutex);
+  std::vector<MessageRef> current;
+  shard.store.Match(message->topic, current);  // a topic name is a filter matching only itself
+  if (current.size() == 1 && current.front() == message) {
+    shard.store.Set(MakeMessage(message->topic, {}, message->qos, true));
+  }
+}
+
+void ConcurrentRetainedStore::Match(std::string_view filter, std::vector<MessageRef>& out) const {
+  if (!mqtt::HasWildcard(filter)) {
+    const Shard& shard = shards_[std::hash<std::string_view>{}(filter) % kShards];
+    const std::shared_lock lock(shard.mutex);
+    shard.store.Match(filter, out);
+    return;
+  }
+  for (const Shard& shard : shards_) {
+    const std::shared_lock lock(shard.mutex);
+    shard.store.Match(filter, out);
+  }
+}
+
+std::size_t ConcurrentRetainedStore::size() const {
+  std::size_t n = 0;
+  for (const Shard& shard : shards_) {
+    const std::shared_lock lock(shard.mutex);
+    n += shard.store.size();
+  }
+  return n;
 }
 
 }  // namespace tinymq::broker

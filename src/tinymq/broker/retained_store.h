@@ -1,7 +1,9 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <memory>
+#include <shared_mutex>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +42,34 @@ class RetainedStore {
   // Level 0 of the trie: holds no message (a topic name has at least one level). Never null.
   std::unique_ptr<Node> root_;
   std::size_t size_ = 0;
+};
+
+// The retained messages of every worker: a RetainedStore per shard of topic names, each behind a
+// reader/writer lock. Setting a retained message locks one shard (never the whole store);
+// a subscription reads one shard (a filter without wildcards) or each in turn.
+//
+// Threading: Thread-safe.
+class ConcurrentRetainedStore {
+ public:
+  static constexpr std::size_t kShards = 16;
+
+  // As RetainedStore::Set.
+  void Set(const MessageRef& message);
+  // Deletes the retained message of message->topic if it is still `message` (an expired one
+  // that another worker may have replaced meanwhile).
+  void Erase(const MessageRef& message);
+  // As RetainedStore::Match.
+  void Match(std::string_view filter, std::vector<MessageRef>& out) const;
+  std::size_t size() const;
+
+ private:
+  struct Shard {
+    mutable std::shared_mutex mutex;
+    RetainedStore store;
+  };
+  Shard& ShardOf(std::string_view topic);
+
+  std::array<Shard, kShards> shards_;
 };
 
 }  // namespace tinymq::broker

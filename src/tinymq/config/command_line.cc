@@ -29,6 +29,17 @@ std::optional<std::uint16_t> ParsePort(std::string_view text) {
   return port;
 }
 
+// A worker count: 0 (one per core) to kMaxWorkers.
+std::optional<std::uint16_t> ParseWorkers(std::string_view text) {
+  std::uint16_t workers = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, workers);
+  if (text.empty() || ec != std::errc() || ptr != end || workers > kMaxWorkers) {
+    return std::nullopt;
+  }
+  return workers;
+}
+
 util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) {
   CLI::App app("tinymq: an MQTT broker for MQTT 3.1, 3.1.1 and 5.0.", "tinymq");
   // Unknown arguments are collected and reported by us, in the form the CLI checks expect.
@@ -37,6 +48,7 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   std::string bind;
   std::string port;
   std::string log_level;
+  std::string workers;
   bool version = false;
   app.add_option("-c,--config", config_file,
                  "TOML configuration file (see docs/configuration.md); the options below "
@@ -49,6 +61,9 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
       ->type_name("N");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn or error")
       ->type_name("LEVEL");
+  app.add_option("--workers", workers,
+                 "Worker threads, each with its own event loop (default 0: one per CPU core)")
+      ->type_name("N");
   app.add_flag("--version", version, "Print the version and exit");
 
   CommandLine result;
@@ -89,6 +104,13 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
                               log_level + "'");
     }
   }
+  if (app.count("--workers") > 0) {
+    result.workers = ParseWorkers(workers);
+    if (!result.workers) {
+      return util::Unexpected("--workers: must be a number between 0 and " +
+                              std::to_string(kMaxWorkers) + ", got '" + workers + "'");
+    }
+  }
   return result;
 }
 
@@ -116,6 +138,9 @@ Config ApplyCommandLine(Config config, const CommandLine& command_line) {
   }
   if (command_line.log_level) {
     config.log_level = *command_line.log_level;
+  }
+  if (command_line.workers) {
+    config.workers = *command_line.workers;
   }
   return config;
 }

@@ -9,7 +9,8 @@
 
 // tinymq's command line (CLI11): what it asks for, and how it overrides the configuration file.
 //
-//   tinymq [--config FILE] [--bind ADDR] [--port N] [--log-level LEVEL] [--version] [--help]
+//   tinymq [--config FILE] [--bind ADDR] [--port N] [--log-level LEVEL] [--workers N]
+//          [--version] [--help]
 //
 // Precedence: defaults < the file named by --config < the other options. --bind and --port
 // replace the file's listeners with a single one; the half not given is taken from the file's
@@ -33,6 +34,7 @@ struct CommandLine {
   std::optional<std::string> bind;
   std::optional<std::uint16_t> port;
   std::optional<LogLevel> log_level;
+  std::optional<std::uint16_t> workers;  // 0..kMaxWorkers
 };
 
 // Parses the options; argv[0] is the program name and is skipped. Values are validated here, so

@@ -88,12 +88,17 @@ inline constexpr std::uint32_t kMaxPacketSize = 268'435'460;  // 5 + 268,435,455
 // [MQTT-3.1.3-5]: a server MUST accept client ids of 1 to 23 bytes; strings end at 65,535 bytes.
 inline constexpr std::size_t kMinClientIdLength = 23;
 inline constexpr std::size_t kMaxClientIdLength = 65535;
+// More worker threads than this is a typo, not a machine (0 asks for one per core).
+inline constexpr std::uint16_t kMaxWorkers = 1024;
 
 struct Config {
   std::vector<ListenerConfig> listeners = {ListenerConfig{}};
   LimitsConfig limits;
   MqttConfig mqtt;
   LogLevel log_level = LogLevel::kInfo;
+  // Worker threads, each with its own epoll loop and listening sockets. 0: one per CPU core, which
+  // the server resolves at start-up (this layer does not ask the machine).
+  std::uint16_t workers = 0;
 
   bool operator==(const Config&) const = default;
 };

@@ -19,7 +19,7 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners", "limits", "mqtt", "log_level"};
+constexpr std::string_view kTopKeys[] = {"listeners", "limits", "mqtt", "log_level", "workers"};
 constexpr std::string_view kListenerKeys[] = {"bind", "port"};
 constexpr std::string_view kLimitKeys[] = {
     "connect_timeout_ms", "max_packet_size",   "max_inflight",        "max_queued_messages",
@@ -332,6 +332,7 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
     if (const toml::node* node = root.get("log_level"); node != nullptr && !reader.failed()) {
       reader.ReadLogLevel(*node, config.log_level);
     }
+    reader.Integer(root, "workers", "workers", 0, kMaxWorkers, config.workers);
     if (const toml::node* node = root.get("listeners"); node != nullptr && !reader.failed()) {
       reader.ReadListeners(*node, config.listeners);
     }

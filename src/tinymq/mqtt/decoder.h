@@ -58,6 +58,15 @@ class Decoder {
 
   // Bytes received and not yet returned as packets.
   std::size_t buffered() const { return end_ - begin_; }
+  // Makes the packets returned so far pending again, so that every byte received stays in the
+  // buffer (for a connection handed to another worker with its CONNECT). REQUIRES: no
+  // PrepareRead() or Feed() since the first packet was returned (the buffer still starts with it).
+  void Rewind() {
+    begin_ = 0;
+    pending_.reset();
+  }
+  // The bytes received and not yet returned as packets.
+  BinaryView pending_bytes() const { return {buf_.data() + begin_, buffered()}; }
   // Bytes of buffer memory held.
   std::size_t capacity() const { return buf_.capacity(); }
   // Frees the buffer when nothing is pending (an idle connection then holds no buffer).

@@ -8,8 +8,10 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "tinymq/net/errno_text.h"
+#include "tinymq/util/check.h"
 
 namespace tinymq::net {
 
@@ -45,24 +47,16 @@ std::string FormatSockaddr(const sockaddr_storage& addr) {
   return FormatAddress(text.data(), ntohs(a4.sin_port));
 }
 
-}  // namespace
+// A socket bound to an address, not yet listening.
+struct BoundSocket {
+  Fd fd;
+  std::uint16_t port = 0;  // the bound port: the kernel's pick when 0 was asked for
+};
 
-std::string FormatAddress(std::string_view ip, std::uint16_t port) {
-  std::string s;
-  const bool v6 = ip.find(':') != std::string_view::npos;
-  if (v6) {
-    s += '[';
-  }
-  s += ip;
-  if (v6) {
-    s += ']';
-  }
-  s += ':';
-  s += std::to_string(port);
-  return s;
-}
-
-util::Result<Listener, std::string> Listener::Bind(std::string_view ip, std::uint16_t port) {
+// Creates a non-blocking socket with SO_REUSEADDR (and IPV6_V6ONLY for IPv6, SO_REUSEPORT when
+// `reuse_port`) and binds it to ip:port. Errors name the address as asked for.
+util::Result<BoundSocket, std::string> BindSocket(std::string_view ip, std::uint16_t port,
+                                                  bool reuse_port) {
   const std::string where = FormatAddress(ip, port);
   const std::string ip_text(ip);
   sockaddr_storage addr{};
@@ -91,15 +85,15 @@ util::Result<Listener, std::string> Listener::Bind(std::string_view ip, std::uin
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
     return util::Unexpected(where + ": setsockopt(SO_REUSEADDR): " + ErrnoText(errno));
   }
+  if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    return util::Unexpected(where + ": setsockopt(SO_REUSEPORT): " + ErrnoText(errno));
+  }
   if (addr.ss_family == AF_INET6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) {
     return util::Unexpected(where + ": setsockopt(IPV6_V6ONLY): " + ErrnoText(errno));
   }
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0) {
     return util::Unexpected(where + ": " + BindErrorText(errno));
-  }
-  if (::listen(fd.get(), kBacklog) != 0) {
-    return util::Unexpected(where + ": listen: " + ErrnoText(errno));
   }
   sockaddr_storage bound{};
   socklen_t bound_len = sizeof bound;
@@ -114,7 +108,84 @@ util::Result<Listener, std::string> Listener::Bind(std::string_view ip, std::uin
     std::memcpy(&a4, &bound, sizeof a4);
     actual_port = ntohs(a4.sin_port);
   }
-  return Listener(std::move(fd), FormatAddress(ip, actual_port), actual_port);
+  return BoundSocket{std::move(fd), actual_port};
+}
+
+}  // namespace
+
+std::string FormatAddress(std::string_view ip, std::uint16_t port) {
+  std::string s;
+  const bool v6 = ip.find(':') != std::string_view::npos;
+  if (v6) {
+    s += '[';
+  }
+  s += ip;
+  if (v6) {
+    s += ']';
+  }
+  s += ':';
+  s += std::to_string(port);
+  return s;
+}
+
+util::Result<Listener, std::string> Listener::Bind(std::string_view ip, std::uint16_t port) {
+  auto bound = BindSocket(ip, port, /*reuse_port=*/false);
+  if (!bound) {
+    return util::Unexpected(bound.error());
+  }
+  if (::listen(bound->fd.get(), kBacklog) != 0) {
+    return util::Unexpected(FormatAddress(ip, port) + ": listen: " + ErrnoText(errno));
+  }
+  return Listener(std::move(bound->fd), FormatAddress(ip, bound->port), bound->port);
+}
+
+util::Result<std::vector<Listener>, std::string> Listener::BindGroup(std::string_view ip,
+                                                                     std::uint16_t port,
+                                                                     std::size_t count) {
+  TINYMQ_CHECK(count >= 1);
+  std::vector<Listener> group;
+  group.reserve(count);
+  if (count == 1) {
+    auto one = Bind(ip, port);
+    if (!one) {
+      return util::Unexpected(one.error());
+    }
+    group.push_back(std::move(*one));
+    return group;
+  }
+
+  // The first socket fixes the port (the kernel's pick for port 0: one nothing is bound to).
+  std::vector<BoundSocket> sockets;
+  sockets.reserve(count);
+  auto first = BindSocket(ip, port, /*reuse_port=*/true);
+  if (!first) {
+    return util::Unexpected(first.error());
+  }
+  const std::uint16_t actual_port = first->port;
+  sockets.push_back(std::move(*first));
+
+  // The probe (see the header). It must bind before any socket of the group listens: two
+  // SO_REUSEADDR sockets collide only when the one bound first is listening, so the probe sees
+  // past our own sockets and still collides with a listener of anyone else's.
+  if (auto probe = BindSocket(ip, actual_port, /*reuse_port=*/false); !probe) {
+    return util::Unexpected(probe.error());
+  }  // the probe is closed here
+
+  while (sockets.size() < count) {
+    auto next = BindSocket(ip, actual_port, /*reuse_port=*/true);
+    if (!next) {
+      return util::Unexpected(next.error());
+    }
+    sockets.push_back(std::move(*next));
+  }
+  const std::string address = FormatAddress(ip, actual_port);
+  for (BoundSocket& s : sockets) {
+    if (::listen(s.fd.get(), kBacklog) != 0) {
+      return util::Unexpected(address + ": listen: " + ErrnoText(errno));
+    }
+    group.push_back(Listener(std::move(s.fd), address, actual_port));
+  }
+  return group;
 }
 
 AcceptResult Listener::Accept() noexcept {

@@ -1,10 +1,20 @@
 #include "tinymq/server/server.h"
 
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <random>
+#include <thread>
 #include <utility>
 
+#include "tinymq/net/errno_text.h"
 #include "tinymq/net/listener.h"
 
 namespace tinymq::server {
@@ -35,6 +45,11 @@ static_assert(kMqttDefaults.outbound_topic_alias_maximum ==
 static_assert(kMqttDefaults.receive_maximum == kBrokerDefaults.receive_maximum);
 static_assert(kMqttDefaults.max_keep_alive_s == kBrokerDefaults.max_keep_alive_s);
 static_assert(kMqttDefaults.max_session_expiry_s == kBrokerDefaults.max_session_expiry_s);
+
+std::string SignalName(int signal) {
+  const char* abbrev = ::sigabbrev_np(signal);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
+}
 
 std::uint64_t RandomSeed() {
   std::random_device device;
@@ -76,24 +91,102 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
   if (!signals) {
     return util::Unexpected(signals.error());
   }
-  std::vector<net::Listener> listeners;
+  const std::uint16_t count = ResolveWorkerCount(config.workers);
+  // listeners[w]: worker w's socket of every configured listener.
+  std::vector<std::vector<net::Listener>> listeners(count);
   std::vector<std::string> addresses;
   for (const config::ListenerConfig& l : config.listeners) {
-    util::Result<net::Listener, std::string> listener = net::Listener::Bind(l.bind, l.port);
-    if (!listener) {
-      return util::Unexpected(listener.error());
+    util::Result<std::vector<net::Listener>, std::string> group =
+        net::Listener::BindGroup(l.bind, l.port, count);
+    if (!group) {
+      return util::Unexpected(group.error());
     }
-    addresses.push_back(listener->address());
-    listeners.push_back(std::move(*listener));
+    addresses.push_back(group->front().address());
+    for (std::uint16_t w = 0; w < count; ++w) {
+      listeners[w].push_back(std::move((*group)[w]));
+    }
   }
-  util::Result<std::unique_ptr<Worker>, std::string> worker = Worker::Create(
-      std::move(listeners), ToBrokerLimits(config.limits, config.mqtt, RandomSeed()));
-  if (!worker) {
-    return util::Unexpected(worker.error());
+  const int ended = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ended < 0) {
+    return util::Unexpected("eventfd: " + net::ErrnoText(errno));
   }
-  return Server(std::move(*signals), std::move(*worker), std::move(addresses));
+  net::Fd worker_ended(ended);
+  util::Result<std::unique_ptr<WorkerGroup>, std::string> group = WorkerGroup::Create(count);
+  if (!group) {
+    return util::Unexpected(group.error());
+  }
+  const broker::Limits limits = ToBrokerLimits(config.limits, config.mqtt, RandomSeed());
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::uint16_t w = 0; w < count; ++w) {
+    util::Result<std::unique_ptr<Worker>, std::string> worker =
+        Worker::Create(std::move(listeners[w]), limits, w, **group);
+    if (!worker) {
+      return util::Unexpected(worker.error());
+    }
+    workers.push_back(std::move(*worker));
+  }
+  return Server(std::move(*signals), std::move(worker_ended), std::move(*group), std::move(workers),
+                std::move(addresses));
 }
 
-util::Result<void, std::string> Server::Run() noexcept { return worker_->Run(signals_); }
+std::uint16_t ResolveWorkerCount(std::uint16_t configured) {
+  if (configured != 0) {
+    return configured;
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<std::uint16_t>(std::clamp(cores, 1U, unsigned{config::kMaxWorkers}));
+}
+
+util::Result<void, std::string> Server::Run() noexcept {
+  std::vector<util::Result<void, std::string>> results(workers_.size());
+  std::vector<std::thread> threads;
+  try {
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      threads.emplace_back([this, w, &results] {
+        results[w] = workers_[w]->Run();
+        const std::uint64_t one = 1;
+        (void)!::write(worker_ended_.get(), &one, sizeof one);
+      });
+    }
+  } catch (const std::system_error& e) {  // no thread: stop those that started
+    results.front() = util::Unexpected(std::string("cannot start a worker thread: ") + e.what());
+  }
+  spdlog::debug("{} worker(s) running", threads.size());
+  // Wait for a stop signal, or for a worker that ended on its own (its loop failed).
+  while (threads.size() == workers_.size()) {
+    std::array<pollfd, 2> fds{pollfd{signals_.fd(), POLLIN, 0},
+                              pollfd{worker_ended_.get(), POLLIN, 0}};
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      results.front() = util::Unexpected("poll: " + net::ErrnoText(errno));
+      break;
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+      break;
+    }
+    if (const std::optional<int> signal = signals_.Read()) {
+      spdlog::info("{} received: closing every connection and stopping", SignalName(*signal));
+      break;
+    }
+  }
+  for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
+    std::vector<Mail> stop(1);
+    stop.front().kind = Mail::Kind::kStop;
+    while (box->Post(stop) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
+    }
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  for (util::Result<void, std::string>& r : results) {
+    if (!r) {
+      return r;
+    }
+  }
+  return {};
+}
 
 }  // namespace tinymq::server

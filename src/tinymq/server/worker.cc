@@ -19,10 +19,12 @@ using broker::ConnectionId;
 using broker::Instant;
 
 // epoll tokens: a connection's token is its ConnectionId (never reused, so an event that arrives
-// for a connection closed earlier in the same turn finds nothing); listeners and the signal
-// descriptor use the top of the range.
+// for a connection closed earlier in the same turn finds nothing); listeners and the mailbox use
+// the top of the range.
 constexpr std::uint64_t kListenerTokenBase = std::uint64_t{1} << 63;
-constexpr std::uint64_t kSignalToken = ~std::uint64_t{0};
+constexpr std::uint64_t kMailToken = ~std::uint64_t{0};
+// How long a worker with mail that a full mailbox could not take waits before trying again.
+constexpr std::chrono::milliseconds kBacklogRetry{1};
 
 // More TakeDirty() rounds than this in one turn means output keeps regenerating; the rest waits
 // for the next turn (which then does not sleep).
@@ -37,20 +39,36 @@ spdlog::level::level_enum ToSpdlog(broker::LogLevel level) {
   return spdlog::level::info;
 }
 
-std::string SignalName(int signal) {
-  const char* abbrev = ::sigabbrev_np(signal);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
-}
-
 }  // namespace
 
+util::Result<std::unique_ptr<WorkerGroup>, std::string> WorkerGroup::Create(std::uint16_t workers) {
+  auto group = std::make_unique<WorkerGroup>();
+  group->subscription_counts = std::make_unique<std::atomic<std::size_t>[]>(workers);
+  for (std::uint16_t i = 0; i < workers; ++i) {
+    group->pools.push_back(std::make_unique<broker::MessagePool>());
+    util::Result<std::unique_ptr<Mailbox<Mail>>, std::string> box =
+        Mailbox<Mail>::Create(kMailboxCapacity);
+    if (!box) {
+      return util::Unexpected(box.error());
+    }
+    group->mailboxes.push_back(std::move(*box));
+  }
+  return group;
+}
+
 util::Result<std::unique_ptr<Worker>, std::string> Worker::Create(
-    std::vector<net::Listener> listeners, const broker::Limits& limits) {
+    std::vector<net::Listener> listeners, const broker::Limits& limits, std::uint16_t index,
+    WorkerGroup& group) {
   util::Result<net::EventLoop, std::string> loop = net::EventLoop::Create();
   if (!loop) {
     return util::Unexpected(loop.error());
   }
-  auto worker = std::make_unique<Worker>(Key(), std::move(*loop), std::move(listeners), limits);
+  auto worker =
+      std::make_unique<Worker>(Key(), std::move(*loop), std::move(listeners), limits, index, group);
+  if (auto added = worker->loop_.Add(group.mailboxes[index]->fd(), net::kReadable, kMailToken);
+      !added) {
+    return util::Unexpected("mailbox: " + added.error());
+  }
   for (std::size_t i = 0; i < worker->listeners_.size(); ++i) {
     const net::Listener& l = worker->listeners_[i];
     if (auto added = worker->loop_.Add(l.fd(), net::kReadable, kListenerTokenBase + i); !added) {
@@ -61,19 +79,23 @@ util::Result<std::unique_ptr<Worker>, std::string> Worker::Create(
 }
 
 Worker::Worker(Key /*only Create*/, net::EventLoop loop, std::vector<net::Listener> listeners,
-               const broker::Limits& limits)
-    : loop_(std::move(loop)),
+               const broker::Limits& limits, std::uint16_t index, WorkerGroup& group)
+    : index_(index),
+      group_(group),
+      loop_(std::move(loop)),
       listeners_(std::move(listeners)),
-      broker_(limits, [](broker::LogLevel level, std::string_view text) {
-        spdlog::log(ToSpdlog(level), "{}", text);
-      }) {}
+      broker_(
+          limits,
+          [](broker::LogLevel level, std::string_view text) {
+            spdlog::log(ToSpdlog(level), "{}", text);
+          },
+          broker::Cluster{index, group.size(), &group.retained, group.pools[index].get(),
+                          group.subscription_counts.get()}),
+      outgoing_(group.size()) {}
 
 Worker::~Worker() = default;
 
-util::Result<void, std::string> Worker::Run(net::SignalFd& stop) noexcept {
-  if (auto added = loop_.Add(stop.fd(), net::kReadable, kSignalToken); !added) {
-    return util::Unexpected("signalfd: " + added.error());
-  }
+util::Result<void, std::string> Worker::Run() noexcept {
   bool running = true;
   while (running) {
     const auto ready = loop_.Wait(Timeout(Clock::now()));
@@ -81,14 +103,14 @@ util::Result<void, std::string> Worker::Run(net::SignalFd& stop) noexcept {
       return util::Unexpected(ready.error());
     }
     Instant now = Clock::now();
+    // Mail first: whatever another worker posted before this turn's input was sent is handled
+    // before that input (a retained message, a subscription's first PUBLISH).
+    running = ReadMail(now);
     for (const net::Event& e : *ready) {
-      if (e.token == kSignalToken) {
-        while (const std::optional<int> signal = stop.Read()) {
-          spdlog::info("{} received: closing {} connection(s) and stopping", SignalName(*signal),
-                       connections_.size());
-          running = false;
-        }
-      } else if (e.token >= kListenerTokenBase) {
+      if (e.token == kMailToken) {
+        continue;
+      }
+      if (e.token >= kListenerTokenBase) {
         AcceptFrom(static_cast<std::size_t>(e.token - kListenerTokenBase), now);
       } else {
         OnConnectionEvent(e.token, e.events, now);
@@ -100,13 +122,92 @@ util::Result<void, std::string> Worker::Run(net::SignalFd& stop) noexcept {
       broker_.OnTimer(now);
     }
     FlushDirty(now);
+    SendMail();
     CloseExpiredLingerers(now);
     HousekeepAccepting(now);
   }
-  (void)loop_.Remove(stop.fd());
+  spdlog::debug("worker {}: closing {} connection(s)", index_, connections_.size());
   // The sockets close with the map; the broker forgets its connections when it is destroyed.
   connections_.clear();
   return {};
+}
+
+bool Worker::ReadMail(Instant now) noexcept {
+  Mailbox<Mail>& box = *group_.mailboxes[index_];
+  if (box.empty()) {
+    return true;
+  }
+  incoming_.clear();
+  box.Drain(incoming_);
+  bool running = true;
+  for (Mail& mail : incoming_) {
+    switch (mail.kind) {
+      case Mail::Kind::kEnvelope: broker_.OnEnvelope(std::move(mail.envelope), now); break;
+      case Mail::Kind::kConnection: {
+        const std::optional<ConnectionId> id = Adopt(std::move(mail.fd), std::move(mail.peer), now);
+        // The bytes it brought, as if just read here (the CONNECT first).
+        for (std::size_t at = 0; id && at < mail.input.size() && !broker_.ShouldClose(*id);) {
+          const std::span<std::uint8_t> buffer = broker_.ReadBuffer(*id);
+          const std::size_t n = std::min(buffer.size(), mail.input.size() - at);
+          std::memcpy(buffer.data(), mail.input.data() + at, n);
+          broker_.OnRead(*id, n, now);
+          at += n;
+        }
+        break;
+      }
+      case Mail::Kind::kStop: running = false; break;
+    }
+  }
+  incoming_.clear();
+  return running;
+}
+
+void Worker::SendMail() noexcept {
+  broker_.TakeOutbox(letters_);
+  for (broker::Letter& letter : letters_) {
+    Mail mail;
+    mail.envelope = std::move(letter.envelope);
+    outgoing_[letter.to].push_back(std::move(mail));
+  }
+  letters_.clear();
+  backlog_ = false;
+  for (std::size_t w = 0; w < outgoing_.size(); ++w) {
+    if (!outgoing_[w].empty()) {
+      group_.mailboxes[w]->Post(outgoing_[w]);
+      backlog_ = backlog_ || !outgoing_[w].empty();
+    }
+  }
+}
+
+bool Worker::HandOff(ConnectionId id) noexcept {
+  const std::optional<std::uint16_t> to = broker_.HandoffTarget(id);
+  auto it = connections_.find(id);
+  if (!to || it == connections_.end()) {
+    return false;
+  }
+  Mail mail;
+  mail.kind = Mail::Kind::kConnection;
+  (void)loop_.Remove(it->second.fd.get());
+  mail.fd = std::move(it->second.fd);
+  connections_.erase(it);
+  broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
+  mail.peer = std::move(handoff.peer);
+  mail.input = std::move(handoff.input);
+  outgoing_[*to].push_back(std::move(mail));
+  return true;
+}
+
+std::optional<ConnectionId> Worker::Adopt(net::Fd fd, std::string peer, Instant now) noexcept {
+  const ConnectionId id = broker_.Accept(std::move(peer), now);
+  TINYMQ_CHECK(id < kListenerTokenBase);
+  if (auto added = loop_.Add(fd.get(), net::kReadable, id); !added) {
+    spdlog::warn("cannot watch a new connection: {}", added.error());
+    broker_.OnPeerClosed(id, now);
+    broker_.Release(id);
+    return std::nullopt;  // `fd` closes
+  }
+  connections_.emplace(id, Connection{std::move(fd)});
+  return id;
 }
 
 void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
@@ -116,15 +217,7 @@ void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
     switch (r.status) {
       case net::AcceptStatus::kAccepted: {
         spdlog::debug("{}: new connection from {}", listener.address(), r.peer);
-        const ConnectionId id = broker_.Accept(std::move(r.peer), now);
-        TINYMQ_CHECK(id < kListenerTokenBase);
-        if (auto added = loop_.Add(r.fd.get(), net::kReadable, id); !added) {
-          spdlog::warn("{}: cannot watch a new connection: {}", listener.address(), added.error());
-          broker_.OnPeerClosed(id, now);
-          broker_.Release(id);
-          continue;
-        }
-        connections_.emplace(id, Connection{std::move(r.fd)});
+        (void)Adopt(std::move(r.fd), std::move(r.peer), now);
         continue;
       }
       case net::AcceptStatus::kWouldBlock: return;
@@ -156,8 +249,8 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
     Close(id);  // closing anyway, and its output can no longer be delivered
     return;
   }
-  if ((events & (net::kReadable | net::kHangup | net::kSocketError)) == 0) {
-    return;
+  if ((events & (net::kReadable | net::kHangup | net::kSocketError)) == 0 || backlog_) {
+    return;  // with a backlog of mail, input waits (level-triggered: it is still there)
   }
   const ReadEnd end = ReadFrom(id, it->second, now);
   if (end == ReadEnd::kDrained && (events & (net::kHangup | net::kSocketError)) != 0) {
@@ -268,7 +361,7 @@ void Worker::FlushDirty(Instant now) noexcept {
       return;
     }
     for (const ConnectionId id : dirty) {
-      if (auto it = connections_.find(id); it != connections_.end()) {
+      if (auto it = connections_.find(id); it != connections_.end() && !HandOff(id)) {
         (void)Flush(id, it->second, now);
       }
     }
@@ -277,6 +370,9 @@ void Worker::FlushDirty(Instant now) noexcept {
 }
 
 void Worker::PeerGone(ConnectionId id, std::string_view why, Instant now) noexcept {
+  if (HandOff(id)) {
+    return;  // its worker reads the end of the stream itself, after the bytes it brought
+  }
   spdlog::debug("connection {}: {}", id, why);
   broker_.OnPeerClosed(id, now);
   Close(id);
@@ -333,6 +429,9 @@ void Worker::HousekeepAccepting(Instant now) noexcept {
 std::optional<std::chrono::milliseconds> Worker::Timeout(Instant now) const noexcept {
   if (dirty_left_) {
     return std::chrono::milliseconds(0);
+  }
+  if (backlog_) {
+    return kBacklogRetry;
   }
   std::optional<Instant> next = broker_.NextDeadline();
   const auto consider = [&next](Instant t) {

@@ -12,37 +12,75 @@
 #include <vector>
 
 #include "tinymq/broker/broker.h"
+#include "tinymq/broker/message.h"
+#include "tinymq/broker/retained_store.h"
 #include "tinymq/net/event_loop.h"
 #include "tinymq/net/fd.h"
 #include "tinymq/net/listener.h"
-#include "tinymq/net/signal_fd.h"
+#include "tinymq/server/mailbox.h"
 #include "tinymq/util/result.h"
 
-// Worker: one event loop driving one broker core. It accepts connections from its listeners,
-// moves bytes between their sockets and the broker, and runs the broker's timers, until a stop
-// signal arrives.
+// Worker: one event loop driving one broker core, on a thread of its own. It accepts connections
+// from its listeners (its own sockets of SO_REUSEPORT groups), moves bytes between their sockets
+// and the broker, runs the broker's timers, and exchanges work with the other workers through
+// their mailboxes, until a stop arrives in its mailbox.
 //
 // One loop turn:
 //   1. epoll_wait, with the broker's NextDeadline() as the timeout;
-//   2. per ready socket: accept (listeners); read into ReadBuffer()/OnRead() until the socket is
+//   2. the mailbox, first (so that work another worker posted before this turn's input was sent
+//      is seen before that input): envelopes go to the broker, handed-over connections join
+//      this loop with the bytes they brought;
+//   3. per ready socket: accept (listeners); read into ReadBuffer()/OnRead() until the socket is
 //      drained; write pending output (writable); OnPeerClosed() on EOF, reset or hang-up;
-//   3. OnTimer() when the deadline has passed;
-//   4. flush every connection TakeDirty() names: write its Output() pieces (its own bytes and
-//      shared payloads, up to 64 per sendmsg) until none is left or the socket is full (then
-//      wait for writability, and stop waiting once it drained); a connection whose output is
-//      written and that ShouldClose() is half-closed (shutdown, input read and dropped until EOF
-//      or 5 s), then closed and Release()d.
+//   4. OnTimer() when the deadline has passed;
+//   5. flush every connection TakeDirty() names (a connection whose CONNECT belongs to another
+//      worker is handed over instead: out of this loop, into that worker's mailbox): write its
+//      Output() pieces (its own bytes and shared payloads, up to 64 per sendmsg) until none is left
+//      or the socket is full (then wait for writability, and stop waiting once it drained); a
+//      connection whose output is written and that ShouldClose() is half-closed (shutdown, input
+//      read and dropped until EOF or 5 s), then closed and Release()d;
+//   6. the broker's envelopes for other workers go to their mailboxes, one Post() per worker and
+//      turn. What a full mailbox cannot take waits here, in order, and is tried again every turn;
+//      meanwhile this worker reads no client input (the backlog stays bounded).
 //
-// Nothing is global: one Worker per core can run side by side, each with its own listeners
-// (SO_REUSEPORT) and broker.
-//
-// Threading: Owned by one worker thread; not thread-safe.
-// Lifetime:  owns its listeners, its connections' sockets and its broker. The SignalFd passed to
-//            Run() must outlive the call.
+// Threading: Run() on one thread; the rest of the class belongs to that thread. Workers meet only
+//            in the WorkerGroup (mailboxes, retained store, counters), which is thread-safe.
+// Lifetime:  owns its listeners, its connections' sockets and its broker. The WorkerGroup must
+//            outlive every worker.
 // Errors:    Create() and Run() return one line of text. Run() fails only when the loop itself
 //            does (epoll); a failing connection is closed and logged, and the loop goes on.
 
 namespace tinymq::server {
+
+// What one worker posts to another.
+struct Mail {
+  enum class Kind : std::uint8_t {
+    kEnvelope,    // broker work: `envelope`
+    kConnection,  // a connection handed over: its socket, peer and the bytes read so far
+    kStop,        // close every connection and return from Run()
+  };
+  Kind kind = Kind::kEnvelope;
+  broker::Envelope envelope;
+  net::Fd fd;
+  std::string peer;
+  std::vector<std::uint8_t> input;
+};
+
+// What the workers of one server share. Built before the workers and destroyed after them.
+struct WorkerGroup {
+  // Mail one worker may have waiting for another before the sender holds back.
+  static constexpr std::size_t kMailboxCapacity = 65536;
+
+  static util::Result<std::unique_ptr<WorkerGroup>, std::string> Create(std::uint16_t workers);
+
+  std::uint16_t size() const { return static_cast<std::uint16_t>(mailboxes.size()); }
+
+  // First, so that they outlive every message the rest holds.
+  std::vector<std::unique_ptr<broker::MessagePool>> pools;
+  broker::ConcurrentRetainedStore retained;
+  std::unique_ptr<std::atomic<std::size_t>[]> subscription_counts;
+  std::vector<std::unique_ptr<Mailbox<Mail>>> mailboxes;
+};
 
 class Worker {
  public:
@@ -55,8 +93,10 @@ class Worker {
   static constexpr std::size_t kMaxReadPerTurn = std::size_t{1} << 20;
   static constexpr int kMaxAcceptsPerTurn = 64;
 
+  // Worker `index` of `group`.
   static util::Result<std::unique_ptr<Worker>, std::string> Create(
-      std::vector<net::Listener> listeners, const broker::Limits& limits);
+      std::vector<net::Listener> listeners, const broker::Limits& limits, std::uint16_t index,
+      WorkerGroup& group);
 
  private:
   struct Key {
@@ -66,14 +106,14 @@ class Worker {
  public:
   // For Create() only (make_unique needs a public constructor; Key keeps it private in effect).
   Worker(Key, net::EventLoop loop, std::vector<net::Listener> listeners,
-         const broker::Limits& limits);
+         const broker::Limits& limits, std::uint16_t index, WorkerGroup& group);
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
 
-  // Runs loop turns until one of `stop`'s signals arrives; then closes every connection.
-  util::Result<void, std::string> Run(net::SignalFd& stop) noexcept;
+  // Runs loop turns until a kStop mail arrives; then closes every connection.
+  util::Result<void, std::string> Run() noexcept;
 
   const broker::Broker& broker() const { return broker_; }
   std::size_t connection_count() const { return connections_.size(); }
@@ -91,6 +131,16 @@ class Worker {
   enum class ReadEnd : std::uint8_t { kDrained, kMore, kGone };
 
   void AcceptFrom(std::size_t index, broker::Instant now) noexcept;
+  // Adds an accepted (or handed-over) socket to the loop and the broker; false when it cannot
+  // be watched (then it is closed).
+  std::optional<broker::ConnectionId> Adopt(net::Fd fd, std::string peer,
+                                            broker::Instant now) noexcept;
+  // Handles this turn's mail; false when it said stop.
+  bool ReadMail(broker::Instant now) noexcept;
+  // Gives connection `id` (HandoffTarget() says where) to its worker; true when it was one.
+  bool HandOff(broker::ConnectionId id) noexcept;
+  // Posts what the broker has for other workers; sets backlog_ when a mailbox was full.
+  void SendMail() noexcept;
   void OnConnectionEvent(broker::ConnectionId id, net::EventMask events,
                          broker::Instant now) noexcept;
   ReadEnd ReadFrom(broker::ConnectionId id, const Connection& c, broker::Instant now) noexcept;
@@ -111,6 +161,8 @@ class Worker {
   std::optional<std::chrono::milliseconds> Timeout(broker::Instant now) const noexcept;
 
   // Worker-owned.
+  std::uint16_t index_;
+  WorkerGroup& group_;
   net::EventLoop loop_;
   std::vector<net::Listener> listeners_;
   broker::Broker broker_;
@@ -118,6 +170,12 @@ class Worker {
   std::deque<std::pair<broker::Instant, broker::ConnectionId>> lingering_;  // by deadline
   std::optional<broker::Instant> accept_paused_until_;
   bool dirty_left_ = false;  // FlushDirty stopped early: do not sleep on the next wait
+  // Mail for each worker that its mailbox could not take yet, and the broker's envelopes of the
+  // turn; reused every turn.
+  std::vector<std::vector<Mail>> outgoing_;
+  std::vector<broker::Letter> letters_;
+  std::vector<Mail> incoming_;
+  bool backlog_ = false;  // some of outgoing_ is left: read no client input, retry soon
 };
 
 }  // namespace tinymq::server

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tinymq::config {
@@ -45,20 +46,33 @@ TEST(CommandLineTest, NoOptionsRunsWithDefaults) {
   const auto r = Parse({});
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->action, CommandLine::Action::kRun);
-  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level);
+  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level || r->workers);
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(*c, Config{});
 }
 
 TEST(CommandLineTest, ReadsEveryOption) {
-  const auto r =
-      Parse({"--config", "x.toml", "--bind", "::1", "--port", "1999", "--log-level", "warn"});
+  const auto r = Parse({"--config", "x.toml", "--bind", "::1", "--port", "1999", "--log-level",
+                        "warn", "--workers", "8"});
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->config_file, "x.toml");
   EXPECT_EQ(r->bind, "::1");
   EXPECT_EQ(r->port, 1999);
   EXPECT_EQ(r->log_level, LogLevel::kWarn);
+  EXPECT_EQ(r->workers, 8);
+}
+
+TEST(CommandLineTest, AcceptsEveryWorkerCountInRange) {
+  for (const auto& [text, expected] :
+       {std::pair{"0", 0}, std::pair{"1", 1}, std::pair{"64", 64}, std::pair{"1024", 1024}}) {
+    const auto r = Parse({"--workers", text});
+    ASSERT_TRUE(r) << text << ": " << r.error();
+    EXPECT_EQ(r->workers, expected) << text;
+  }
+  const auto r = Parse({"--workers=3"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->workers, 3);
 }
 
 TEST(CommandLineTest, AcceptsEqualsFormAndShortNames) {
@@ -73,7 +87,8 @@ TEST(CommandLineTest, VersionAndHelp) {
   const auto help = Parse({"--help"});
   ASSERT_TRUE(help);
   EXPECT_EQ(help->action, CommandLine::Action::kPrintHelp);
-  for (const char* option : {"--config", "--bind", "--port", "--log-level", "--version"}) {
+  for (const char* option :
+       {"--config", "--bind", "--port", "--log-level", "--workers", "--version"}) {
     EXPECT_NE(help->help.find(option), std::string::npos) << option;
   }
 }
@@ -91,21 +106,36 @@ TEST(CommandLineTest, ErrorsNameTheOption) {
   EXPECT_EQ(ErrorOf({"--log-level", "loud"}),
             "--log-level: must be one of trace, debug, info, warn, error, got 'loud'");
   EXPECT_EQ(ErrorOf({"--port"}).rfind("--port", 0), 0u);
+  EXPECT_EQ(ErrorOf({"--workers", "1025"}),
+            "--workers: must be a number between 0 and 1024, got '1025'");
+  EXPECT_EQ(ErrorOf({"--workers", "65536"}),
+            "--workers: must be a number between 0 and 1024, got '65536'");
+  EXPECT_EQ(ErrorOf({"--workers", "-1"}),
+            "--workers: must be a number between 0 and 1024, got '-1'");
+  EXPECT_EQ(ErrorOf({"--workers", "four"}),
+            "--workers: must be a number between 0 and 1024, got 'four'");
+  EXPECT_EQ(ErrorOf({"--workers", "4x"}),
+            "--workers: must be a number between 0 and 1024, got '4x'");
+  EXPECT_EQ(ErrorOf({"--workers", ""}), "--workers: must be a number between 0 and 1024, got ''");
+  EXPECT_EQ(ErrorOf({"--workers"}).rfind("--workers", 0), 0u);
 }
 
 TEST(CommandLineTest, OptionsOverrideTheFile) {
   const TempFile file(
       "log_level = 'error'\n"
+      "workers = 2\n"
       "[[listeners]]\nbind = '0.0.0.0'\nport = 1884\n"
       "[[listeners]]\nbind = '::'\nport = 1884\n"
       "[limits]\nmax_inflight = 3\n");
-  const auto r = Parse({"--config", file.path().c_str(), "--port", "2000", "--log-level", "debug"});
+  const auto r = Parse({"--config", file.path().c_str(), "--port", "2000", "--log-level", "debug",
+                        "--workers", "6"});
   ASSERT_TRUE(r) << r.error();
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
   // --port replaces the listeners with one, keeping the first one's address.
   EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"0.0.0.0", 2000}}));
   EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->workers, 6);
   EXPECT_EQ(c->limits.max_inflight, 3);  // not on the command line: the file's value
 }
 
@@ -117,6 +147,18 @@ TEST(CommandLineTest, BindAloneKeepsTheFilePort) {
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1884}}));
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
+}
+
+TEST(CommandLineTest, WorkersAloneKeepsTheFileWorkers) {
+  const TempFile file("workers = 3\n");
+  const auto from_file = Parse({"-c", file.path().c_str()});
+  ASSERT_TRUE(from_file) << from_file.error();
+  const auto c = ResolveConfig(*from_file);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->workers, 3);
+  CommandLine line;
+  line.workers = 0;
+  EXPECT_EQ(ApplyCommandLine(*c, line).workers, 0);  // an explicit 0 overrides the file too
 }
 
 TEST(CommandLineTest, WithoutAFileOptionsOverrideTheDefaults) {

@@ -42,6 +42,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.limits.output_high_water, 1u << 20);
   EXPECT_EQ(c.limits.max_client_id_length, 65535u);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
+  EXPECT_EQ(c.workers, 0);
 }
 
 TEST(ConfigTest, EmptyFileGivesDefaults) { EXPECT_EQ(Parsed(""), Config{}); }
@@ -55,6 +56,7 @@ TEST(ConfigTest, ExampleFileParsesToTheDefaults) {
 TEST(ConfigTest, ReadsEveryKey) {
   const Config c = Parsed(R"(
 log_level = "debug"
+workers = 4
 [[listeners]]
 bind = "0.0.0.0"
 port = 1884
@@ -71,6 +73,7 @@ output_high_water = 262144
 max_client_id_length = 128
 )");
   EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_EQ(c.workers, 4);
   ASSERT_EQ(c.listeners.size(), 2u);
   EXPECT_EQ(c.listeners[0], (ListenerConfig{"0.0.0.0", 1884}));
   EXPECT_EQ(c.listeners[1], (ListenerConfig{"::1", 0}));
@@ -138,6 +141,16 @@ TEST(ConfigTest, AcceptsEveryLogLevel) {
   EXPECT_EQ(Parsed("log_level = 'info'").log_level, LogLevel::kInfo);
   EXPECT_EQ(Parsed("log_level = 'warn'").log_level, LogLevel::kWarn);
   EXPECT_EQ(Parsed("log_level = 'error'").log_level, LogLevel::kError);
+}
+
+TEST(ConfigTest, AcceptsEveryWorkerCountInRange) {
+  EXPECT_EQ(Parsed("workers = 0").workers, 0);  // one per core, resolved by the server
+  EXPECT_EQ(Parsed("workers = 1").workers, 1);
+  EXPECT_EQ(Parsed("workers = 16").workers, 16);
+  EXPECT_EQ(Parsed("workers = 1024").workers, kMaxWorkers);
+  const Config c = Parsed("workers = 2\n[limits]\nmax_inflight = 5\n");
+  EXPECT_EQ(c.workers, 2);
+  EXPECT_EQ(c.limits.max_inflight, 5);
 }
 
 TEST(ConfigTest, AcceptsTheRangeEnds) {
@@ -218,6 +231,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"log_level = 'INFO'",
                  "t.toml: log_level: must be one of trace, debug, info, warn, error, got 'INFO'"},
         BadValue{"log_level = 3", "t.toml: log_level: must be a string, got an integer"},
+        BadValue{"workers = 1025", "t.toml: workers: must be between 0 and 1024, got 1025"},
+        BadValue{"workers = 65536", "t.toml: workers: must be between 0 and 1024, got 65536"},
+        BadValue{"workers = -1", "t.toml: workers: must be between 0 and 1024, got -1"},
+        BadValue{"workers = '4'", "t.toml: workers: must be an integer, got a string"},
+        BadValue{"workers = 4.0", "t.toml: workers: must be an integer, got a float"},
+        BadValue{"workers = true", "t.toml: workers: must be an integer, got a boolean"},
         BadValue{"[[listeners]]\nport = 65536",
                  "t.toml: listeners[0].port: must be between 0 and 65535, got 65536"},
         BadValue{"[[listeners]]\nport = -1",
@@ -250,6 +269,9 @@ INSTANTIATE_TEST_SUITE_P(
                  "t.toml: limits.max_infligt: unknown key (did you mean 'max_inflight'?)"},
         BadValue{"[limits]\nfrobnicate = 5", "t.toml: limits.frobnicate: unknown key"},
         BadValue{"loglevel = 'info'", "t.toml: loglevel: unknown key (did you mean 'log_level'?)"},
+        BadValue{"worker = 4", "t.toml: worker: unknown key (did you mean 'workers'?)"},
+        // Written after a table header, a top-level key belongs to that table.
+        BadValue{"[limits]\nworkers = 4", "t.toml: limits.workers: unknown key"},
         BadValue{"[listener]\nport = 1",
                  "t.toml: listener: unknown key (did you mean 'listeners'?)"},
         BadValue{"max_inflight = 5",
