@@ -32,7 +32,6 @@ constexpr SubscriberId kWorkerMask = 0x7FFF;
 std::uint16_t WorkerOf(SubscriberId id) {
   return static_cast<std::uint16_t>((id >> kWorkerShift) & kWorkerMask);
 }
-constexpr std::string_view kSharePrefix = "$share/";
 
 QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
 QoS MaxQos(QoS a, QoS b) { return static_cast<unsigned>(a) > static_cast<unsigned>(b) ? a : b; }
