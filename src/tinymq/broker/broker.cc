@@ -1149,9 +1149,6 @@ void Broker::DestroySession(Session& s) {
   for (const auto& [key, subscribed] : s.subscriptions) {
     RemoveSubscription(s, key, subscribed.shared);
   }
-  if (!s.subscriptions.empty()) {
-    UpdateSubscriptionCount();
-  }
   std::unique_ptr<Will> will = std::move(s.delayed_will);
   sessions_by_id_.erase(s.id);
   sessions_.erase(s.client_id);  // destroys `s`
@@ -1340,12 +1337,10 @@ bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
     if (w == cluster_.index) {
       continue;
     }
-    if (cluster_.subscription_counts != nullptr &&
-        cluster_.subscription_counts[w].load(std::memory_order_acquire) == 0) {
-      continue;  // nothing there to match
+    if (cluster_.summary != nullptr && !cluster_.summary->MayMatch(w, message->topic)) {
+      continue;  // nothing there can match
     }
-    matched = matched || cluster_.subscription_counts == nullptr ||
-              cluster_.subscription_counts[w].load(std::memory_order_relaxed) != 0;
+    matched = true;  // may match there: 0x00, not 0x10
     Envelope e;
     e.kind = Envelope::Kind::kPublish;
     e.message = message;
@@ -1370,9 +1365,15 @@ void Broker::TakeOutbox(std::vector<Letter>& out) {
   outbox_.clear();
 }
 
-void Broker::UpdateSubscriptionCount() {
-  if (cluster_.subscription_counts != nullptr) {
-    cluster_.subscription_counts[cluster_.index].store(index_.size(), std::memory_order_release);
+void Broker::IndexAdd(std::string_view filter, const Subscription& subscription) {
+  if (index_.Subscribe(filter, subscription) && cluster_.summary != nullptr) {
+    cluster_.summary->Add(cluster_.index, filter);
+  }
+}
+
+void Broker::IndexRemove(std::string_view filter, SubscriberId subscriber) {
+  if (index_.Unsubscribe(filter, subscriber) && cluster_.summary != nullptr) {
+    cluster_.summary->Remove(cluster_.index, filter);
   }
 }
 
@@ -1883,7 +1884,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       }
       continue;  // 5.0 §4.8.2: retained messages are not sent on a shared subscription
     }
-    index_.Subscribe(filter, Subscription{s.id, options, identifier});
+    IndexAdd(filter, Subscription{s.id, options, identifier});
     // 5.0 §3.8.3.1: Retain Handling 0 sends the retained messages, 1 only for a new subscription
     // [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
     if (options.retain_handling == 2 || (options.retain_handling == 1 && existed)) {
@@ -1906,7 +1907,6 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       retained.push_back(std::move(d));
     }
   }
-  UpdateSubscriptionCount();
   const mqtt::Suback plain{sub.packet_id, {}, mqtt::ReasonCodeList(codes)};
   if (v5 && !reason_text.empty() && c.problem_information) {
     // [MQTT-3.9.2-1]: the Reason String only if the SUBACK stays within the client's maximum.
@@ -1926,7 +1926,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
 void Broker::RemoveSubscription(Session& s, const std::string& key, bool shared) {
   // (A 3.1.x session's "$share/..." is an ordinary filter, even beside a 5.0 group of that name.)
   if (!shared) {
-    index_.Unsubscribe(key, s.id);
+    IndexRemove(key, s.id);
     return;
   }
   const std::uint16_t home = HomeOf(key);
@@ -1954,8 +1954,7 @@ void Broker::JoinGroup(const std::string& key, const Subscription& member) {
     shared_by_id_.emplace(g.id, &g);
     mqtt::SubscriptionOptions group_options;
     group_options.max_qos = QoS::k2;
-    index_.Subscribe(g.filter, Subscription{g.id, group_options, 0});
-    UpdateSubscriptionCount();
+    IndexAdd(g.filter, Subscription{g.id, group_options, 0});
   }
   SharedGroup& g = *it->second;
   std::erase(g.offline, member.subscriber);  // it subscribes: it is online
@@ -1977,10 +1976,9 @@ void Broker::LeaveGroup(const std::string& key, SubscriberId member) {
   std::erase_if(g.members, [&](const Subscription& m) { return m.subscriber == member; });
   std::erase(g.offline, member);
   if (g.members.empty()) {
-    index_.Unsubscribe(g.filter, g.id);
+    IndexRemove(g.filter, g.id);
     shared_by_id_.erase(g.id);
     shared_groups_.erase(group);
-    UpdateSubscriptionCount();
   }
 }
 
@@ -2079,7 +2077,6 @@ void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
     }
     codes.push_back(existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted);
   }
-  UpdateSubscriptionCount();
   // [MQTT-3.10.4-5]: UNSUBACK even when nothing was subscribed.
   Send(c, mqtt::Unsuback{unsub.packet_id, {}, mqtt::ReasonCodeList(codes)});
 }

@@ -16,6 +16,7 @@
 #include "tinymq/broker/message.h"
 #include "tinymq/broker/retained_store.h"
 #include "tinymq/broker/subscription_index.h"
+#include "tinymq/broker/subscription_summary.h"
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/packet.h"
 #include "tinymq/mqtt/types.h"
@@ -62,10 +63,10 @@ struct Cluster {
   // Where the broker makes its messages; it must outlive every broker of the cluster (messages go
   // back to the pool of the broker that made them). Null: the broker's own.
   MessagePool* pool = nullptr;
-  // `count` counters, one per worker: how many subscriptions its broker has (each broker writes
-  // its own). Lets a PUBLISH skip workers that subscribe to nothing, and say 0x10 No matching
-  // subscribers when no worker can have one. Null: unknown (every worker is sent every PUBLISH).
-  std::atomic<std::size_t>* subscription_counts = nullptr;
+  // What each worker subscribes to (each broker keeps its own part up to date): a PUBLISH goes
+  // only to the workers where it may match, and gets 0x10 No matching subscribers only when it
+  // can match nowhere. Null: unknown (every worker is sent every PUBLISH).
+  SubscriptionSummary* summary = nullptr;
 };
 
 // Work one broker sends another (through the receiving worker's mailbox).
@@ -329,7 +330,9 @@ class Broker {
   // At a group's home: gives `message`, which `from` had, to another member (back to `from` to
   // wait in its session when none can take it and `from` is still there).
   void Reroute(SubscriberId group_id, SubscriberId from, bool session_ended, Delivery d);
-  void UpdateSubscriptionCount();
+  // index_ changes, told to the cluster's summary.
+  void IndexAdd(std::string_view filter, const Subscription& subscription);
+  void IndexRemove(std::string_view filter, SubscriberId subscriber);
   // QoS 1/2 messages waiting for, or unacknowledged by, a shared subscription member that went
   // away go to another member of their group.
   void RehomeShared(Session& s, bool session_ends);

@@ -43,7 +43,7 @@ spdlog::level::level_enum ToSpdlog(broker::LogLevel level) {
 
 util::Result<std::unique_ptr<WorkerGroup>, std::string> WorkerGroup::Create(std::uint16_t workers) {
   auto group = std::make_unique<WorkerGroup>();
-  group->subscription_counts = std::make_unique<std::atomic<std::size_t>[]>(workers);
+  group->summary = std::make_unique<broker::SubscriptionSummary>(workers);
   for (std::uint16_t i = 0; i < workers; ++i) {
     group->pools.push_back(std::make_unique<broker::MessagePool>());
     util::Result<std::unique_ptr<Mailbox<Mail>>, std::string> box =
@@ -90,7 +90,7 @@ Worker::Worker(Key /*only Create*/, net::EventLoop loop, std::vector<net::Listen
             spdlog::log(ToSpdlog(level), "{}", text);
           },
           broker::Cluster{index, group.size(), &group.retained, group.pools[index].get(),
-                          group.subscription_counts.get()}),
+                          group.summary.get()}),
       outgoing_(group.size()) {}
 
 Worker::~Worker() = default;

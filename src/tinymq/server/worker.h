@@ -78,7 +78,7 @@ struct WorkerGroup {
   // First, so that they outlive every message the rest holds.
   std::vector<std::unique_ptr<broker::MessagePool>> pools;
   broker::ConcurrentRetainedStore retained;
-  std::unique_ptr<std::atomic<std::size_t>[]> subscription_counts;
+  std::unique_ptr<broker::SubscriptionSummary> summary;
   std::vector<std::unique_ptr<Mailbox<Mail>>> mailboxes;
 };
 
