@@ -154,7 +154,9 @@ struct Broker::Session {
     QoS qos = QoS::k0;    // granted
     bool shared = false;  // a 5.0 "$share/{name}/{filter}" (to a 3.1.x client, a plain filter)
   };
-  std::unordered_map<std::string, Subscribed> subscriptions;  // by the filter as subscribed
+  // By the filter as subscribed; allocated with the first (a session without any holds nothing).
+  using Subscriptions = std::unordered_map<std::string, Subscribed>;
+  std::unique_ptr<Subscriptions> subscriptions;
   std::list<InFlight> inflight;
   // Packet id -> entry of `inflight`; allocated with the first message in flight.
   using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
@@ -328,23 +330,44 @@ Broker::Broker(Limits limits, LogFn log, Cluster cluster)
 Broker::~Broker() = default;
 
 Broker::Connection* Broker::Find(ConnectionId id) const {
-  auto it = connections_.find(id);
-  return it == connections_.end() ? nullptr : it->second.get();
+  const std::uint32_t slot = SlotOf(id);
+  if (slot >= connections_.size()) {
+    return nullptr;
+  }
+  Connection* c = connections_[slot].get();
+  return c != nullptr && c->id == id ? c : nullptr;
 }
 
-std::size_t Broker::connection_count() const { return connections_.size(); }
+void Broker::Forget(ConnectionId id) {
+  const std::uint32_t slot = SlotOf(id);
+  connections_[slot].reset();
+  free_slots_.push_back(slot);
+  --connection_count_;
+}
+
+std::size_t Broker::connection_count() const { return connection_count_; }
 
 std::size_t Broker::session_count() const { return sessions_.size(); }
 
 ConnectionId Broker::Accept(std::string peer, Instant now) {
   last_now_ = now;
   auto c = std::make_unique<Connection>();
-  c->id = next_connection_id_++;
+  std::uint32_t slot = 0;
+  if (free_slots_.empty()) {
+    slot = static_cast<std::uint32_t>(connections_.size());
+    connections_.emplace_back();
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  // A slot is reused, its id never: the sequence number above the slot is new every time.
+  c->id = (next_connection_id_++ << 32) | slot;
   c->peer = std::move(peer);
   c->decoder.set_max_packet_size(limits_.max_packet_size);
   c->deadline = now + limits_.connect_timeout;
   Connection& ref = *c;
-  connections_.emplace(ref.id, std::move(c));
+  connections_[slot] = std::move(c);
+  ++connection_count_;
   ++counters_.connections_accepted;
   ArmTimer(ref);
   return ref.id;
@@ -493,15 +516,14 @@ std::optional<std::uint16_t> Broker::HandoffTarget(ConnectionId id) const {
 
 Broker::Handoff Broker::TakeHandoff(ConnectionId id) {
   Handoff out;
-  auto it = connections_.find(id);
-  if (it == connections_.end() || it->second->state != Connection::State::kHandedOff) {
+  Connection* c = Find(id);
+  if (c == nullptr || c->state != Connection::State::kHandedOff) {
     return out;
   }
-  Connection& c = *it->second;
-  out.peer = std::move(c.peer);
-  const mqtt::BinaryView input = c.decoder.pending_bytes();
+  out.peer = std::move(c->peer);
+  const mqtt::BinaryView input = c->decoder.pending_bytes();
   out.input.assign(input.begin(), input.end());
-  connections_.erase(it);  // a stale timer entry or dirty mark finds nothing
+  Forget(id);  // a stale timer entry or dirty mark finds nothing
   return out;
 }
 
@@ -514,7 +536,7 @@ void Broker::Release(ConnectionId id) {
     // The net layer dropped a socket it had not reported: treat it as a lost connection.
     Close(*c, "connection released", /*publish_will=*/true, last_now_);
   }
-  connections_.erase(id);
+  Forget(id);
 }
 
 std::span<const ConnectionId> Broker::TakeDirty() {
@@ -1146,8 +1168,10 @@ Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_w
 void Broker::DestroySession(Session& s) {
   TINYMQ_CHECK(s.connection == nullptr);
   RehomeShared(s, /*session_ends=*/true);
-  for (const auto& [key, subscribed] : s.subscriptions) {
-    RemoveSubscription(s, key, subscribed.shared);
+  if (s.subscriptions != nullptr) {
+    for (const auto& [key, subscribed] : *s.subscriptions) {
+      RemoveSubscription(s, key, subscribed.shared);
+    }
   }
   std::unique_ptr<Will> will = std::move(s.delayed_will);
   sessions_by_id_.erase(s.id);
@@ -1860,15 +1884,18 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     mqtt::SubscriptionOptions options = t.options;
     options.max_qos = granted;
     const std::string key(t.filter);
-    auto old = s.subscriptions.find(key);
-    bool existed = old != s.subscriptions.end();
+    if (s.subscriptions == nullptr) {
+      s.subscriptions = std::make_unique<Session::Subscriptions>();
+    }
+    auto old = s.subscriptions->find(key);
+    bool existed = old != s.subscriptions->end();
     if (existed && old->second.shared != shared.has_value()) {
       // "$share/..." subscribed by this session as a 3.1.x client, now as a 5.0 one (or back).
       RemoveSubscription(s, key, old->second.shared);
       existed = false;
     }
     // [MQTT-3.8.4-3]: a subscription to a filter already subscribed replaces the old one.
-    s.subscriptions[key] = Session::Subscribed{granted, shared.has_value()};
+    (*s.subscriptions)[key] = Session::Subscribed{granted, shared.has_value()};
     codes.push_back(static_cast<ReasonCode>(granted));
     if (shared) {
       const Subscription member{s.id, options, identifier};
@@ -1995,10 +2022,10 @@ void Broker::SetMemberOnline(const std::string& key, SubscriberId member, bool o
 }
 
 void Broker::AnnounceOnline(const Session& s, bool online) {
-  if (cluster_.count == 1) {
+  if (cluster_.count == 1 || s.subscriptions == nullptr) {
     return;
   }
-  for (const auto& [key, subscribed] : s.subscriptions) {
+  for (const auto& [key, subscribed] : *s.subscriptions) {
     const std::uint16_t home = subscribed.shared ? HomeOf(key) : cluster_.index;
     if (home == cluster_.index) {
       continue;
@@ -2068,11 +2095,12 @@ void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
   std::vector<ReasonCode> codes;
   for (std::string_view filter : unsub.filters) {
     const std::string key(filter);
-    auto it = s.subscriptions.find(key);
-    const bool existed = it != s.subscriptions.end();
+    auto it = s.subscriptions != nullptr ? s.subscriptions->find(key)
+                                         : Session::Subscriptions::iterator();
+    const bool existed = s.subscriptions != nullptr && it != s.subscriptions->end();
     if (existed) {
       const bool shared = it->second.shared;
-      s.subscriptions.erase(it);
+      s.subscriptions->erase(it);
       RemoveSubscription(s, key, shared);
     }
     codes.push_back(existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted);

@@ -51,7 +51,12 @@
 
 namespace tinymq::broker {
 
+// A connection's id: a sequence number (never reused) above a slot (reused) in its low 32 bits.
 using ConnectionId = std::uint64_t;
+
+// The slot of a connection: a small number, below the most connections the broker had at once,
+// unique among the connections it has now (for tables the net layer keeps by connection).
+constexpr std::uint32_t SlotOf(ConnectionId id) { return static_cast<std::uint32_t>(id); }
 
 // A broker's place among the workers of one server, and what they share. The defaults are one
 // broker on its own (tests, tools).
@@ -247,6 +252,8 @@ class Broker {
   struct PayloadRef;
 
   Connection* Find(ConnectionId id) const;
+  // Frees the connection's slot (and the connection).
+  void Forget(ConnectionId id);
   void MarkDirty(Connection& c);
   // Gives `c` a write buffer from the pool when it has none.
   void AcquireOut(Connection& c);
@@ -356,10 +363,14 @@ class Broker {
   std::unique_ptr<ConcurrentRetainedStore> own_retained_;  // when the cluster has none
   ConcurrentRetainedStore* retained_ = nullptr;
   std::vector<Letter> outbox_;
-  ConnectionId next_connection_id_ = 1;
+  std::uint64_t next_connection_id_ = 1;  // the sequence number of ids (above the slot)
   SubscriberId next_session_id_ = 1;
   std::uint64_t generated_ids_ = 0;
-  std::unordered_map<ConnectionId, std::unique_ptr<Connection>> connections_;
+  // Connections by slot (SlotOf their id); a released slot is reused (free_slots_), so the table
+  // is as long as the most connections there were at once: 8 bytes each, no hash node.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<std::uint32_t> free_slots_;
+  std::size_t connection_count_ = 0;
   // Keyed by a view of the session's own client_id.
   std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
   std::unordered_map<SubscriberId, Session*> sessions_by_id_;

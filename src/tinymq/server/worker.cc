@@ -128,7 +128,7 @@ util::Result<void, std::string> Worker::Run() noexcept {
   }
   spdlog::debug("worker {}: closing {} connection(s)", index_, connections_.size());
   // The sockets close with the map; the broker forgets its connections when it is destroyed.
-  connections_.clear();
+  connections_.Clear();
   return {};
 }
 
@@ -181,15 +181,15 @@ void Worker::SendMail() noexcept {
 
 bool Worker::HandOff(ConnectionId id) noexcept {
   const std::optional<std::uint16_t> to = broker_.HandoffTarget(id);
-  auto it = connections_.find(id);
-  if (!to || it == connections_.end()) {
+  Connection* c = connections_.Find(id);
+  if (!to || c == nullptr) {
     return false;
   }
   Mail mail;
   mail.kind = Mail::Kind::kConnection;
-  (void)loop_.Remove(it->second.fd.get());
-  mail.fd = std::move(it->second.fd);
-  connections_.erase(it);
+  (void)loop_.Remove(c->fd.get());
+  mail.fd = std::move(c->fd);
+  connections_.Erase(id);
   broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
   mail.peer = std::move(handoff.peer);
   mail.input = std::move(handoff.input);
@@ -206,7 +206,10 @@ std::optional<ConnectionId> Worker::Adopt(net::Fd fd, std::string peer, Instant 
     broker_.Release(id);
     return std::nullopt;  // `fd` closes
   }
-  connections_.emplace(id, Connection{std::move(fd)});
+  Connection c;
+  c.id = id;
+  c.fd = std::move(fd);
+  connections_.Insert(std::move(c));
   return id;
 }
 
@@ -234,15 +237,15 @@ void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
 }
 
 void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant now) noexcept {
-  auto it = connections_.find(id);
-  if (it == connections_.end()) {
+  Connection* c = connections_.Find(id);
+  if (c == nullptr) {
     return;  // closed earlier in this turn
   }
-  if (it->second.half_closed) {
-    Discard(id, it->second);
+  if (c->half_closed) {
+    Discard(id, *c);
     return;
   }
-  if ((events & net::kWritable) != 0 && !Flush(id, it->second, now)) {
+  if ((events & net::kWritable) != 0 && !Flush(id, *c, now)) {
     return;
   }
   if ((events & (net::kHangup | net::kSocketError)) != 0 && broker_.ShouldClose(id)) {
@@ -252,7 +255,7 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
   if ((events & (net::kReadable | net::kHangup | net::kSocketError)) == 0 || backlog_) {
     return;  // with a backlog of mail, input waits (level-triggered: it is still there)
   }
-  const ReadEnd end = ReadFrom(id, it->second, now);
+  const ReadEnd end = ReadFrom(id, *c, now);
   if (end == ReadEnd::kDrained && (events & (net::kHangup | net::kSocketError)) != 0) {
     // Hang-up or error with nothing left to read (recv() reported neither): the peer is gone.
     PeerGone(id, (events & net::kSocketError) != 0 ? "socket error" : "hang-up", now);
@@ -361,8 +364,8 @@ void Worker::FlushDirty(Instant now) noexcept {
       return;
     }
     for (const ConnectionId id : dirty) {
-      if (auto it = connections_.find(id); it != connections_.end() && !HandOff(id)) {
-        (void)Flush(id, it->second, now);
+      if (Connection* c = connections_.Find(id); c != nullptr && !HandOff(id)) {
+        (void)Flush(id, *c, now);
       }
     }
   }
@@ -379,10 +382,13 @@ void Worker::PeerGone(ConnectionId id, std::string_view why, Instant now) noexce
 }
 
 void Worker::Close(ConnectionId id) noexcept {
-  auto it = connections_.find(id);
-  TINYMQ_DCHECK(it != connections_.end());
-  (void)loop_.Remove(it->second.fd.get());
-  connections_.erase(it);  // closes the socket
+  Connection* c = connections_.Find(id);
+  if (c == nullptr) {
+    TINYMQ_DCHECK(false);  // closed twice: a bug
+    return;
+  }
+  (void)loop_.Remove(c->fd.get());
+  connections_.Erase(id);  // closes the socket
   broker_.Release(id);
 }
 
@@ -401,7 +407,7 @@ void Worker::CloseExpiredLingerers(Instant now) noexcept {
   while (!lingering_.empty() && lingering_.front().first <= now) {
     const ConnectionId id = lingering_.front().second;
     lingering_.pop_front();
-    if (connections_.contains(id)) {
+    if (connections_.Find(id) != nullptr) {
       spdlog::debug("connection {}: output not drained {} ms after close; dropping it", id,
                     kCloseLinger.count());
       Close(id);  // ShouldClose(id) holds, so Release is allowed

@@ -120,6 +120,7 @@ class Worker {
 
  private:
   struct Connection {
+    broker::ConnectionId id = 0;  // 0: a free slot
     net::Fd fd;
     net::EventMask interest = net::kReadable;
     bool lingering = false;  // ShouldClose() with output still to write, or half closed
@@ -127,6 +128,41 @@ class Worker {
     // and dropped until its EOF (or the linger time), so that closing does not reset the
     // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
     bool half_closed = false;
+  };
+  // The connections by their broker slot (broker::SlotOf), so that each costs its 24 bytes and no
+  // hash node.
+  class ConnectionTable {
+   public:
+    // The connection `id`; nullptr when it is gone (its slot may be another connection's now).
+    Connection* Find(broker::ConnectionId id) {
+      const std::uint32_t slot = broker::SlotOf(id);
+      return slot < slots_.size() && slots_[slot].id == id ? &slots_[slot] : nullptr;
+    }
+    // REQUIRES: `c.id` is not 0 and its slot is free. References to other entries may move.
+    void Insert(Connection c) {
+      const std::uint32_t slot = broker::SlotOf(c.id);
+      if (slot >= slots_.size()) {
+        slots_.resize(std::size_t{slot} + 1);
+      }
+      slots_[slot] = std::move(c);
+      ++size_;
+    }
+    // Frees the slot of `id` (closing its socket if it still holds one).
+    void Erase(broker::ConnectionId id) {
+      if (Connection* c = Find(id)) {
+        *c = Connection{};
+        --size_;
+      }
+    }
+    std::size_t size() const { return size_; }
+    void Clear() {
+      slots_.clear();
+      size_ = 0;
+    }
+
+   private:
+    std::vector<Connection> slots_;
+    std::size_t size_ = 0;
   };
   enum class ReadEnd : std::uint8_t { kDrained, kMore, kGone };
 
@@ -166,7 +202,7 @@ class Worker {
   net::EventLoop loop_;
   std::vector<net::Listener> listeners_;
   broker::Broker broker_;
-  std::unordered_map<broker::ConnectionId, Connection> connections_;
+  ConnectionTable connections_;
   std::deque<std::pair<broker::Instant, broker::ConnectionId>> lingering_;  // by deadline
   std::optional<broker::Instant> accept_paused_until_;
   bool dirty_left_ = false;  // FlushDirty stopped early: do not sleep on the next wait
