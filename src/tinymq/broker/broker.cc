@@ -32,6 +32,11 @@ constexpr SubscriberId kWorkerMask = 0x7FFF;
 std::uint16_t WorkerOf(SubscriberId id) {
   return static_cast<std::uint16_t>((id >> kWorkerShift) & kWorkerMask);
 }
+// Below the worker: a session id's sequence number (bits 24-47, never 0) and slot (bits 0-23).
+constexpr int kSessionSeqShift = 24;
+constexpr SubscriberId kSessionSlotMask = (SubscriberId{1} << kSessionSeqShift) - 1;
+constexpr SubscriberId kSessionSeqModulus =
+    (SubscriberId{1} << (kWorkerShift - kSessionSeqShift)) - 1;
 
 QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
 QoS MaxQos(QoS a, QoS b) { return static_cast<unsigned>(a) > static_cast<unsigned>(b) ? a : b; }
@@ -61,15 +66,6 @@ bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
 
 // Buffer pools (read, write, payload references): at most kPoolMax buffers each.
 constexpr std::size_t kPoolMax = 256;
-
-// Gives `buffer` one from `pool` when it holds none.
-template <typename T>
-void TakeFromPool(std::vector<std::vector<T>>& pool, std::vector<T>& buffer) {
-  if (buffer.capacity() == 0 && !pool.empty()) {
-    buffer = std::move(pool.back());
-    pool.pop_back();
-  }
-}
 
 // Takes `buffer` away (it then holds no memory) and keeps it, contents as they are, in `pool`
 // for the next connection that needs one, unless it is larger than `max_capacity` elements or the
@@ -148,7 +144,6 @@ struct Broker::Session {
 
   SubscriberId id = 0;
   std::string client_id;
-  std::uint64_t generation = 0;  // bumped on every attach: older session timers are stale
   Connection* connection = nullptr;
   struct Subscribed {
     QoS qos = QoS::k0;    // granted
@@ -161,15 +156,17 @@ struct Broker::Session {
   // Packet id -> entry of `inflight`; allocated with the first message in flight.
   using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
   std::unique_ptr<InFlightIndex> inflight_by_id;
-  std::size_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
-  util::Fifo<Delivery> queue;       // waiting for the client, the in-flight window or the output
+  util::Fifo<Delivery> queue;  // waiting for the client, the in-flight window or the output
   std::size_t queued_bytes = 0;
   // Packet ids of QoS 2 PUBLISHes received whose PUBREL is awaited, sorted (at most the broker's
-  // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size).
-  std::vector<std::uint16_t> incoming_qos2;
+  // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size),
+  // allocated with the first.
+  std::unique_ptr<std::vector<std::uint16_t>> incoming_qos2;
   // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
   std::unique_ptr<Will> delayed_will;
   // The small fields together, so that padding does not grow every session.
+  std::uint32_t generation = 0;       // bumped on every attach: older session timers are stale
+  std::uint32_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
   // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
   // 3.1.x persistent session and for 0xFFFFFFFF.
   std::uint32_t expiry_s = 0;
@@ -203,19 +200,26 @@ struct Broker::Session {
   }
 
   bool AwaitsPubrel(std::uint16_t packet_id) const {
-    return std::binary_search(incoming_qos2.begin(), incoming_qos2.end(), packet_id);
+    return incoming_qos2 != nullptr &&
+           std::binary_search(incoming_qos2->begin(), incoming_qos2->end(), packet_id);
   }
   void AwaitPubrel(std::uint16_t packet_id) {
-    incoming_qos2.insert(std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id),
-                         packet_id);
+    if (incoming_qos2 == nullptr) {
+      incoming_qos2 = std::make_unique<std::vector<std::uint16_t>>();
+    }
+    incoming_qos2->insert(std::lower_bound(incoming_qos2->begin(), incoming_qos2->end(), packet_id),
+                          packet_id);
   }
   // False when `packet_id` was not awaited.
   bool TakePubrel(std::uint16_t packet_id) {
-    auto it = std::lower_bound(incoming_qos2.begin(), incoming_qos2.end(), packet_id);
-    if (it == incoming_qos2.end() || *it != packet_id) {
+    if (incoming_qos2 == nullptr) {
       return false;
     }
-    incoming_qos2.erase(it);
+    auto it = std::lower_bound(incoming_qos2->begin(), incoming_qos2->end(), packet_id);
+    if (it == incoming_qos2->end() || *it != packet_id) {
+      return false;
+    }
+    incoming_qos2->erase(it);
     return true;
   }
 };
@@ -232,50 +236,11 @@ struct Broker::OutboundAliases {
   std::unordered_map<std::string_view, std::list<Entry>::iterator> by_topic;  // keys: lru topics
 };
 
-struct Broker::Connection {
-  // kHandedOff: the CONNECT belongs to another worker's session; input is kept, not decoded.
-  enum class State : std::uint8_t {
-    kAwaitConnect,
-    kAuthenticating,
-    kConnected,
-    kClosing,
-    kHandedOff
-  };
-
-  ConnectionId id = 0;
-  std::string peer;
-  mqtt::Decoder decoder;
+// A connection's pending output: its own bytes (packets, PUBLISH headers) and the payloads it
+// sends by reference.
+struct Broker::PendingOutput {
   std::vector<std::uint8_t> out;
   std::size_t out_begin = 0;  // bytes of `out` already written
-  Session* session = nullptr;
-  Instant deadline = kNever;       // CONNECT timeout, then keep-alive
-  Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
-  std::unique_ptr<Will> will;      // rare enough to live apart: idle connections stay small
-  // The small fields together, so that padding does not grow every connection.
-  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
-  std::uint32_t client_max_packet_size = UINT32_MAX;
-  std::uint16_t client_receive_maximum = 65535;
-  std::uint16_t keep_alive = 0;
-  std::uint16_t handoff_to = 0;  // the worker, in kHandedOff
-  State state = State::kAwaitConnect;
-  ProtocolVersion version = ProtocolVersion::kV311;
-  bool in_timer_heap = false;
-  bool dirty = false;
-  // 5.0 Request Problem Information: 0 forbids Reason Strings outside CONNACK, DISCONNECT and
-  // PUBLISH [MQTT-3.1.2-29].
-  bool problem_information = true;
-  // Inbound topic aliases: the topic of alias i at index i - 1 (allocated on first use).
-  std::unique_ptr<std::string[]> aliases_in;
-  std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
-  // Enhanced authentication (5.0 §4.12), for a connection that asked for it: the method, the
-  // exchange in progress, and the CONNECT (re-encoded) that waits for it to succeed.
-  struct AuthState {
-    std::string method;
-    std::unique_ptr<AuthExchange> exchange;
-    std::vector<std::uint8_t> pending_connect;
-  };
-  std::unique_ptr<AuthState> auth;
-
   // Payloads sent by reference (copy-free fan-out: one copy of a payload, in its Message, goes to
   // every subscriber): the payload of `message` goes out right after out[0, at). In order of `at`.
   std::vector<PayloadRef> refs;
@@ -312,6 +277,76 @@ struct Broker::Connection {
   }
 };
 
+struct Broker::Connection {
+  // kHandedOff: the CONNECT belongs to another worker's session; input is kept, not decoded.
+  enum class State : std::uint8_t {
+    kAwaitConnect,
+    kAuthenticating,
+    kConnected,
+    kClosing,
+    kHandedOff
+  };
+
+  ConnectionId id = 0;
+  std::string peer;
+  mqtt::Decoder decoder;
+  // What is waiting to be written; from the broker's pool while there is some (an idle
+  // connection holds none).
+  std::unique_ptr<PendingOutput> io;
+  Session* session = nullptr;
+  Instant deadline = kNever;       // CONNECT timeout, then keep-alive
+  Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
+  // The small fields together, so that padding does not grow every connection.
+  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
+  std::uint32_t client_max_packet_size = UINT32_MAX;
+  std::uint16_t client_receive_maximum = 65535;
+  std::uint16_t keep_alive = 0;
+  std::uint16_t handoff_to = 0;  // the worker, in kHandedOff
+  State state = State::kAwaitConnect;
+  ProtocolVersion version = ProtocolVersion::kV311;
+  bool in_timer_heap = false;
+  bool dirty = false;
+  // 5.0 Request Problem Information: 0 forbids Reason Strings outside CONNACK, DISCONNECT and
+  // PUBLISH [MQTT-3.1.2-29].
+  bool problem_information = true;
+  // Enhanced authentication (5.0 §4.12), for a connection that asked for it: the method, the
+  // exchange in progress, and the CONNECT (re-encoded) that waits for it to succeed.
+  struct AuthState {
+    std::string method;
+    std::unique_ptr<AuthExchange> exchange;
+    std::vector<std::uint8_t> pending_connect;
+  };
+  // What few connections use, in one allocation made with the first of it (Extra()), so that an
+  // idle connection pays one pointer for all of it.
+  struct Extras {
+    std::unique_ptr<Will> will;
+    // Inbound topic aliases: the topic of alias i at index i - 1 (allocated on first use).
+    std::unique_ptr<std::string[]> aliases_in;
+    std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
+    std::unique_ptr<AuthState> auth;
+  };
+  std::unique_ptr<Extras> extras;
+
+  Extras& Extra() {
+    if (extras == nullptr) {
+      extras = std::make_unique<Extras>();
+    }
+    return *extras;
+  }
+  AuthState* auth() const { return extras == nullptr ? nullptr : extras->auth.get(); }
+  OutboundAliases* aliases_out() const {
+    return extras == nullptr ? nullptr : extras->aliases_out.get();
+  }
+
+  std::size_t pending() const { return io == nullptr ? 0 : io->pending(); }
+  template <typename F>
+  void ForEachPending(F f) const {
+    if (io != nullptr) {
+      io->ForEachPending(f);
+    }
+  }
+};
+
 Broker::Broker(Limits limits, LogFn log, Cluster cluster)
     : limits_(limits),
       log_(std::move(log)),
@@ -324,23 +359,36 @@ Broker::Broker(Limits limits, LogFn log, Cluster cluster)
     own_retained_ = std::make_unique<ConcurrentRetainedStore>();
     retained_ = own_retained_.get();
   }
-  next_session_id_ = (SubscriberId{cluster_.index} << kWorkerShift) | 1;
 }
 
 Broker::~Broker() = default;
 
-Broker::Connection* Broker::Find(ConnectionId id) const {
-  const std::uint32_t slot = SlotOf(id);
-  if (slot >= connections_.size()) {
+Broker::Session* Broker::FindSession(SubscriberId id) const {
+  if ((id & kSharedBit) != 0 || WorkerOf(id) != cluster_.index) {
     return nullptr;
   }
-  Connection* c = connections_[slot].get();
-  return c != nullptr && c->id == id ? c : nullptr;
+  const SubscriberId slot = id & kSessionSlotMask;
+  if (slot >= session_slots_.size()) {
+    return nullptr;
+  }
+  Session& s = session_slots_[slot];
+  return s.id == id ? &s : nullptr;
+}
+
+Broker::Connection* Broker::Find(ConnectionId id) const {
+  const std::uint32_t slot = SlotOf(id);
+  if (id == 0 || slot >= connections_.size()) {
+    return nullptr;
+  }
+  Connection& c = connections_[slot];
+  return c.id == id ? &c : nullptr;
 }
 
 void Broker::Forget(ConnectionId id) {
   const std::uint32_t slot = SlotOf(id);
-  connections_[slot].reset();
+  Connection& c = connections_[slot];
+  std::destroy_at(&c);  // frees what it holds; the slot is a fresh, unused (id 0) Connection
+  std::construct_at(&c);
   free_slots_.push_back(slot);
   --connection_count_;
 }
@@ -351,22 +399,22 @@ std::size_t Broker::session_count() const { return sessions_.size(); }
 
 ConnectionId Broker::Accept(std::string peer, Instant now) {
   last_now_ = now;
-  auto c = std::make_unique<Connection>();
   std::uint32_t slot = 0;
   if (free_slots_.empty()) {
     slot = static_cast<std::uint32_t>(connections_.size());
-    connections_.emplace_back();
+    connections_.grow();
   } else {
     slot = free_slots_.back();
     free_slots_.pop_back();
   }
+  Connection& ref = connections_[slot];
   // A slot is reused, its id never: the sequence number above the slot is new every time.
-  c->id = (next_connection_id_++ << 32) | slot;
-  c->peer = std::move(peer);
-  c->decoder.set_max_packet_size(limits_.max_packet_size);
-  c->deadline = now + limits_.connect_timeout;
-  Connection& ref = *c;
-  connections_[slot] = std::move(c);
+  // (1 to 2^32 - 1: an id is never 0, and its sequence fits the net layer's 32-bit check.)
+  const std::uint64_t sequence = next_connection_id_++ % 0xFFFFFFFFU + 1;
+  ref.id = (sequence << 32) | slot;
+  ref.peer = std::move(peer);
+  ref.decoder.set_max_packet_size(limits_.max_packet_size);
+  ref.deadline = now + limits_.connect_timeout;
   ++connection_count_;
   ++counters_.connections_accepted;
   ArmTimer(ref);
@@ -457,35 +505,31 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
     return;
   }
   TINYMQ_CHECK(n <= c->pending());
+  PendingOutput* o = c->io.get();
   while (n > 0) {
     const std::size_t owned_end =
-        c->ref_begin < c->refs.size() ? c->refs[c->ref_begin].at : c->out.size();
-    if (c->out_begin < owned_end) {
-      const std::size_t k = std::min(n, owned_end - c->out_begin);
-      c->out_begin += k;
+        o->ref_begin < o->refs.size() ? o->refs[o->ref_begin].at : o->out.size();
+    if (o->out_begin < owned_end) {
+      const std::size_t k = std::min(n, owned_end - o->out_begin);
+      o->out_begin += k;
       n -= k;
       continue;
     }
-    PayloadRef& ref = c->refs[c->ref_begin];
+    PayloadRef& ref = o->refs[o->ref_begin];
     const std::size_t size = ref.size();
-    const std::size_t k = std::min(n, size - c->ref_offset);
-    c->ref_offset += k;
-    c->refs_pending -= k;
+    const std::size_t k = std::min(n, size - o->ref_offset);
+    o->ref_offset += k;
+    o->refs_pending -= k;
     n -= k;
-    if (c->ref_offset == size) {
+    if (o->ref_offset == size) {
       ref.message.reset();  // written: the connection no longer holds the message
-      ++c->ref_begin;
-      c->ref_offset = 0;
+      ++o->ref_begin;
+      o->ref_offset = 0;
     }
   }
-  if (c->pending() == 0) {
-    // All written: the buffers go back to their pools, so an idle connection holds none.
-    c->out.clear();
-    c->refs.clear();  // (drops the connection's references to the messages)
-    ReturnToPool(write_pool_, c->out, kPooledBufferMax);
-    ReturnToPool(ref_pool_, c->refs, kPooledRefsMax);
-    c->out_begin = 0;
-    c->ref_begin = 0;
+  if (o != nullptr && o->pending() == 0) {
+    // All written: the output goes back to the pool, so an idle connection holds none.
+    ReleaseOutput(*c);
   }
   // Below half the high-water mark, messages held back for this connection may go out.
   if (c->session != nullptr && !c->session->queue.empty() &&
@@ -557,14 +601,40 @@ void Broker::MarkDirty(Connection& c) {
   }
 }
 
-void Broker::AcquireOut(Connection& c) { TakeFromPool(write_pool_, c.out); }
+Broker::PendingOutput& Broker::AcquireOut(Connection& c) {
+  if (c.io == nullptr) {
+    if (output_pool_.empty()) {
+      c.io = std::make_unique<PendingOutput>();
+    } else {
+      c.io = std::move(output_pool_.back());
+      output_pool_.pop_back();
+    }
+  }
+  return *c.io;
+}
+
+void Broker::ReleaseOutput(Connection& c) {
+  std::unique_ptr<PendingOutput> o = std::move(c.io);
+  o->out.clear();
+  o->refs.clear();  // (drops the connection's references to the messages)
+  o->out_begin = o->ref_begin = o->ref_offset = o->refs_pending = 0;
+  // Kept with its buffers unless they grew large (one big burst must not pin its memory).
+  if (o->out.capacity() > kPooledBufferMax) {
+    std::vector<std::uint8_t>().swap(o->out);
+  }
+  if (o->refs.capacity() > kPooledRefsMax) {
+    std::vector<PayloadRef>().swap(o->refs);
+  }
+  if (output_pool_.size() < kPoolMax) {
+    output_pool_.push_back(std::move(o));
+  }
+}
 
 void Broker::Send(Connection& c, const mqtt::Packet& packet) {
   if (c.state == Connection::State::kClosing) {
     return;
   }
-  AcquireOut(c);
-  if (auto r = mqtt::Encode(packet, c.version, c.out); !r) {
+  if (auto r = mqtt::Encode(packet, c.version, AcquireOut(c).out); !r) {
     // Only a bug can get here (every field came through the decoder or from the broker itself).
     if (log_) {
       log_(LogLevel::kWarning,
@@ -579,11 +649,15 @@ void Broker::Send(Connection& c, const mqtt::Packet& packet) {
 
 void Broker::SendFitting(Connection& c, const mqtt::Packet& with, const mqtt::Packet& without,
                          std::uint32_t max_packet_size) {
-  const std::size_t before = c.out.size();
+  if (c.state == Connection::State::kClosing) {
+    return;
+  }
+  std::vector<std::uint8_t>& out = AcquireOut(c).out;
+  const std::size_t before = out.size();
   Send(c, with);
-  const std::size_t written = c.out.size() - before;
+  const std::size_t written = out.size() - before;
   if (written == 0 || written > max_packet_size) {
-    c.out.resize(before);
+    out.resize(before);
     Send(c, without);
   }
 }
@@ -608,8 +682,11 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
     return;
   }
   const bool was_connected = c.state == Connection::State::kConnected;
-  std::unique_ptr<Will> will = std::move(c.will);
-  c.auth.reset();
+  std::unique_ptr<Will> will;
+  if (c.extras != nullptr) {
+    will = std::move(c.extras->will);
+    c.extras->auth.reset();
+  }
   c.state = Connection::State::kClosing;
   MarkDirty(c);
   Session* s = c.session;
@@ -691,12 +768,11 @@ void Broker::OnTimer(Instant now) {
     std::pop_heap(session_timers_.begin(), session_timers_.end(), session_later);
     const SessionTimer t = session_timers_.back();
     session_timers_.pop_back();
-    auto it = sessions_by_id_.find(t.session);
-    if (it == sessions_by_id_.end() || it->second->generation != t.generation ||
-        it->second->connection != nullptr) {
+    Session* found = FindSession(t.session);
+    if (found == nullptr || found->generation != t.generation || found->connection != nullptr) {
       continue;  // gone, resumed or rescheduled since
     }
-    Session& s = *it->second;
+    Session& s = *found;
     if (t.will) {
       if (s.delayed_will) {  // [MQTT-3.1.3-9]: the delay passed and no connection came back
         Will will = std::move(*s.delayed_will);
@@ -856,11 +932,11 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
     }
   };
   // [MQTT-4.12.0-5] / [MQTT-4.12.1-1]: AUTH only within an exchange, with the method it began.
-  if (c.auth == nullptr || method != c.auth->method) {
+  if (c.auth() == nullptr || method != c.auth()->method) {
     fail(ReasonCode::kProtocolError, "protocol error: AUTH without enhanced authentication");
     return;
   }
-  std::unique_ptr<AuthExchange>& exchange = c.auth->exchange;
+  std::unique_ptr<AuthExchange>& exchange = c.auth()->exchange;
   if (auth.reason == ReasonCode::kReAuthenticate && exchange == nullptr && !connecting) {
     exchange =
         authenticator_ != nullptr ? authenticator_->Begin(method, c.session->client_id) : nullptr;
@@ -874,7 +950,7 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
   }
   AuthStep step = exchange->Next(data);
   mqtt::PropertiesBuilder props;
-  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth()->method);
   if (!step.data.empty()) {
     props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
   }
@@ -900,8 +976,8 @@ void Broker::HandleAuth(Connection& c, const mqtt::Auth& auth, Instant now) {
     return;
   }
   // The CONNECT that waited for the exchange goes on (it decoded once, so it decodes again).
-  const std::vector<std::uint8_t> bytes = std::move(c.auth->pending_connect);
-  c.auth->pending_connect.clear();
+  const std::vector<std::uint8_t> bytes = std::move(c.auth()->pending_connect);
+  c.auth()->pending_connect.clear();
   auto header = mqtt::ParseFixedHeader(mqtt::BinaryView(bytes), mqtt::kMaxRemainingLength + 5);
   TINYMQ_CHECK(header && header->has_value());
   const std::size_t at = (*header)->size;
@@ -995,8 +1071,10 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   AuthStep step = exchange->Next(connect.properties.Binary(mqtt::PropertyId::kAuthenticationData)
                                      .value_or(mqtt::BinaryView{}));
-  c.auth = std::make_unique<Connection::AuthState>();
-  c.auth->method = *method;
+  auto state = std::make_unique<Connection::AuthState>();
+  Connection::AuthState& auth = *state;
+  auth.method = *method;
+  c.Extra().auth = std::move(state);
   switch (step.outcome) {
     case AuthStep::Outcome::kFail: refuse(step.reason, "authentication failed"); return;
     case AuthStep::Outcome::kSuccess:
@@ -1004,11 +1082,11 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
       return;
     case AuthStep::Outcome::kContinue: break;
   }
-  c.auth->exchange = std::move(exchange);
+  auth.exchange = std::move(exchange);
   c.state = Connection::State::kAuthenticating;
-  TINYMQ_CHECK(mqtt::Encode(mqtt::Packet(connect), c.version, c.auth->pending_connect).has_value());
+  TINYMQ_CHECK(mqtt::Encode(mqtt::Packet(connect), c.version, auth.pending_connect).has_value());
   mqtt::PropertiesBuilder props;
-  props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
+  props.Add(mqtt::PropertyId::kAuthenticationMethod, auth.method);
   if (!step.data.empty()) {
     props.AddBinary(mqtt::PropertyId::kAuthenticationData, mqtt::BinaryView(step.data));
   }
@@ -1042,13 +1120,14 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
         connect.properties.Number(mqtt::PropertyId::kTopicAliasMaximum).value_or(0),
         limits_.outbound_topic_alias_maximum));
     if (alias_max != 0) {
-      c.aliases_out = std::make_unique<OutboundAliases>();
-      c.aliases_out->capacity = alias_max;
+      auto aliases = std::make_unique<OutboundAliases>();
+      aliases->capacity = alias_max;
+      c.Extra().aliases_out = std::move(aliases);
     }
   }
   if (connect.will) {
     const mqtt::BinaryView will_props = connect.will->properties.bytes();
-    c.will =
+    c.Extra().will =
         std::make_unique<Will>(Will{std::string(connect.will->topic),
                                     {connect.will->payload.begin(), connect.will->payload.end()},
                                     connect.will->qos,
@@ -1078,7 +1157,7 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   if (existing != sessions_.end() && connect.clean_start) {
     DestroySession(*existing->second);  // a delayed will goes out now: its session ended
   } else if (existing != sessions_.end()) {
-    session = existing->second.get();
+    session = existing->second;
     session_present = true;         // [MQTT-3.2.2-2]
     session->delayed_will.reset();  // [MQTT-3.1.3-9]: back before the delay passed
   }
@@ -1135,8 +1214,8 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
     if (keep_alive_changed) {
       props.Add(mqtt::PropertyId::kServerKeepAlive, c.keep_alive);
     }
-    if (c.auth != nullptr) {
-      props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth->method);
+    if (c.auth() != nullptr) {
+      props.Add(mqtt::PropertyId::kAuthenticationMethod, c.auth()->method);
       if (!auth_data.empty()) {
         props.AddBinary(mqtt::PropertyId::kAuthenticationData, auth_data);
       }
@@ -1155,13 +1234,22 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
 }
 
 Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_with_connection) {
-  auto s = std::make_unique<Session>();
-  s->id = next_session_id_++;  // the worker's index in its high bits
-  s->client_id = client_id;
-  s->ends_with_connection = ends_with_connection;
-  Session& ref = *s;
-  sessions_by_id_.emplace(ref.id, &ref);
-  sessions_.emplace(std::string_view(ref.client_id), std::move(s));
+  std::uint32_t slot = 0;
+  if (free_session_slots_.empty()) {
+    TINYMQ_CHECK(session_slots_.size() <= kSessionSlotMask);  // 16.7 million sessions a worker
+    slot = static_cast<std::uint32_t>(session_slots_.size());
+    session_slots_.grow();
+  } else {
+    slot = free_session_slots_.back();
+    free_session_slots_.pop_back();
+  }
+  Session& ref = session_slots_[slot];
+  // The worker's index, a sequence number (so that an id outlives its slot's reuse), the slot.
+  const SubscriberId seq = next_session_seq_++ % kSessionSeqModulus + 1;
+  ref.id = (SubscriberId{cluster_.index} << kWorkerShift) | (seq << kSessionSeqShift) | slot;
+  ref.client_id = client_id;
+  ref.ends_with_connection = ends_with_connection;
+  sessions_.emplace(std::string_view(ref.client_id), &ref);
   return ref;
 }
 
@@ -1174,8 +1262,11 @@ void Broker::DestroySession(Session& s) {
     }
   }
   std::unique_ptr<Will> will = std::move(s.delayed_will);
-  sessions_by_id_.erase(s.id);
-  sessions_.erase(s.client_id);  // destroys `s`
+  sessions_.erase(s.client_id);
+  const auto slot = static_cast<std::uint32_t>(s.id & kSessionSlotMask);
+  std::destroy_at(&s);  // frees what it holds; the slot is a fresh, unused (id 0) Session
+  std::construct_at(&s);
+  free_session_slots_.push_back(slot);
   if (will) {
     PublishWill(std::move(*will), last_now_);  // 5.0 §3.1.3.2.2: the session ended first
   }
@@ -1279,9 +1370,8 @@ void Broker::GiveToMember(const SharedGroup& group, const Subscription& member, 
     Post(worker, std::move(e));
     return;
   }
-  auto it = sessions_by_id_.find(member.subscriber);
-  if (it != sessions_by_id_.end()) {
-    Deliver(*it->second, std::move(d));
+  if (Session* s = FindSession(member.subscriber)) {
+    Deliver(*s, std::move(d));
   }
 }
 
@@ -1297,10 +1387,11 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
         Reject(c, ReasonCode::kTopicAliasInvalid, "topic alias out of range", now);
         return;
       }
-      if (c.aliases_in == nullptr) {
-        c.aliases_in = std::make_unique<std::string[]>(limits_.topic_alias_maximum);
+      std::unique_ptr<std::string[]>& aliases_in = c.Extra().aliases_in;
+      if (aliases_in == nullptr) {
+        aliases_in = std::make_unique<std::string[]>(limits_.topic_alias_maximum);
       }
-      std::string& known = c.aliases_in[*alias - 1];
+      std::string& known = aliases_in[*alias - 1];
       if (!topic.empty()) {
         known.assign(topic);  // [MQTT-3.3.2-12]: a name with an alias sets (or resets) it
       } else if (known.empty()) {
@@ -1330,7 +1421,8 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
     return;
   }
-  if (v5 && p.qos == QoS::k2 && s.incoming_qos2.size() >= limits_.receive_maximum) {
+  if (v5 && p.qos == QoS::k2 && s.incoming_qos2 != nullptr &&
+      s.incoming_qos2->size() >= limits_.receive_maximum) {
     // [MQTT-3.3.4-8]: more unfinished QoS 2 PUBLISHes than the CONNACK's Receive Maximum.
     Reject(c, ReasonCode::kReceiveMaximumExceeded, "receive maximum exceeded", now);
     return;
@@ -1440,10 +1532,10 @@ bool Broker::Route(const MessageRef& message, SubscriberId publisher,
         d.ids.push_back(sub.identifier);  // [MQTT-3.3.4-3]
       }
     }
-    auto it = sessions_by_id_.find(id);
-    if (any && it != sessions_by_id_.end()) {
+    Session* s = any ? FindSession(id) : nullptr;
+    if (s != nullptr) {
       d.qos = MinQos(message->qos, granted);
-      Deliver(*it->second, std::move(d));
+      Deliver(*s, std::move(d));
     }
   }
   return true;
@@ -1492,11 +1584,11 @@ const Subscription* Broker::PickMember(SharedGroup& group, std::uint64_t publish
                  group.offline.end();
         ready = online;
       } else {
-        auto it = sessions_by_id_.find(m.subscriber);
-        if (it == sessions_by_id_.end()) {
+        const Session* found = FindSession(m.subscriber);
+        if (found == nullptr) {
           continue;
         }
-        const Session& s = *it->second;
+        const Session& s = *found;
         online = s.connection != nullptr && s.connection->state == Connection::State::kConnected;
         ready = Ready(s);
       }
@@ -1633,7 +1725,7 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
   p.packet_id = packet_id;
   p.payload = m.payload_view();
   p.properties = m.properties_view();  // dropped by the 3.1.x encoder
-  OutboundAliases* aliases = c.version == ProtocolVersion::kV5 ? c.aliases_out.get() : nullptr;
+  OutboundAliases* aliases = c.version == ProtocolVersion::kV5 ? c.aliases_out() : nullptr;
   std::uint16_t alias = 0;
   auto known = aliases != nullptr ? aliases->by_topic.find(m.topic)
                                   : decltype(aliases->by_topic)::iterator{};
@@ -1675,20 +1767,20 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
   }
   // The header goes into the connection's buffer; the payload stays in the message and is
   // written from there (Output chunks, one writev per connection).
-  AcquireOut(c);
-  const std::size_t before = c.out.size();
-  if (!EncodeHeader(p, c.version, c.out)) {
+  std::vector<std::uint8_t>& out = AcquireOut(c).out;
+  const std::size_t before = out.size();
+  if (!EncodeHeader(p, c.version, out)) {
     return false;
   }
-  const std::size_t written = c.out.size() - before + m.payload.size();
+  const std::size_t written = out.size() - before + m.payload.size();
   if (written > c.client_max_packet_size) {
     // [MQTT-3.1.2-25]: not sent to a client that cannot take it; as if it had been delivered.
-    c.out.resize(before);
+    out.resize(before);
     ++counters_.dropped_too_large;
     return false;
   }
   if (!m.payload.empty()) {
-    AppendRef(c, PayloadRef{c.out.size(), d.message, 0});
+    AppendRef(c, PayloadRef{out.size(), d.message, 0});
   }
   MarkDirty(c);
   if (aliases != nullptr) {
@@ -1726,7 +1818,8 @@ std::optional<bool> Broker::SendSharedHeader(Connection& c, const Delivery& d,
   if (c.state == Connection::State::kClosing) {
     return false;
   }
-  AppendRef(c, PayloadRef{c.out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
+  AppendRef(c,
+            PayloadRef{AcquireOut(c).out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
   MarkDirty(c);
   ++counters_.messages_sent;
   return true;
@@ -1746,9 +1839,9 @@ bool Broker::EncodeHeader(const mqtt::Publish& p, ProtocolVersion version,
 }
 
 void Broker::AppendRef(Connection& c, PayloadRef ref) {
-  TakeFromPool(ref_pool_, c.refs);
-  c.refs_pending += ref.size();
-  c.refs.push_back(std::move(ref));
+  PendingOutput& o = AcquireOut(c);
+  o.refs_pending += ref.size();
+  o.refs.push_back(std::move(ref));
 }
 
 void Broker::Resend(Session& s, Connection& c) {
@@ -1975,7 +2068,7 @@ void Broker::JoinGroup(const std::string& key, const Subscription& member) {
     TINYMQ_CHECK(parsed.has_value() && parsed->has_value());  // the member's broker parsed it
     it->second = std::make_unique<SharedGroup>();
     SharedGroup& g = *it->second;
-    g.id = kSharedBit | next_session_id_++;
+    g.id = kSharedBit | (SubscriberId{cluster_.index} << kWorkerShift) | next_group_id_++;
     g.key = key;
     g.filter = std::string((*parsed)->filter);
     shared_by_id_.emplace(g.id, &g);
@@ -2047,7 +2140,7 @@ void Broker::OnEnvelope(Envelope e, Instant now) {
     case Envelope::Kind::kSharedLeave: LeaveGroup(e.key, e.member.subscriber); return;
     case Envelope::Kind::kSharedOnline: SetMemberOnline(e.key, e.member.subscriber, e.flag); return;
     case Envelope::Kind::kSharedDeliver: {
-      auto it = sessions_by_id_.find(e.member.subscriber);
+      Session* found = FindSession(e.member.subscriber);
       Delivery d;
       d.message = std::move(e.message);
       d.qos = MinQos(d.message->qos, e.member.options.max_qos);
@@ -2056,8 +2149,8 @@ void Broker::OnEnvelope(Envelope e, Instant now) {
       if (e.member.identifier != 0) {
         d.ids.push_back(e.member.identifier);
       }
-      if (it != sessions_by_id_.end()) {
-        Session& s = *it->second;
+      if (found != nullptr) {
+        Session& s = *found;
         if (s.connection == nullptr && d.qos != QoS::k0 && !e.flag) {
           // Went offline after the group's home picked it: another member may take it.
           Envelope back;

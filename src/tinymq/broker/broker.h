@@ -20,6 +20,7 @@
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/packet.h"
 #include "tinymq/mqtt/types.h"
+#include "tinymq/util/stable_slots.h"
 
 // The broker core: every MQTT rule between bytes-in and bytes-out, with no I/O. The net layer
 // owns sockets and calls in with what happened (a connection accepted, bytes read, bytes written,
@@ -51,7 +52,8 @@
 
 namespace tinymq::broker {
 
-// A connection's id: a sequence number (never reused) above a slot (reused) in its low 32 bits.
+// A connection's id: a sequence number (1 to 2^32 - 1, reused only after 4 billion connections)
+// above a slot (reused) in its low 32 bits.
 using ConnectionId = std::uint64_t;
 
 // The slot of a connection: a small number, below the most connections the broker had at once,
@@ -250,13 +252,18 @@ class Broker {
   struct SharedGroup;
   struct OutboundAliases;
   struct PayloadRef;
+  struct PendingOutput;
 
   Connection* Find(ConnectionId id) const;
+  // The session with id `id` on this worker, or nullptr.
+  Session* FindSession(SubscriberId id) const;
   // Frees the connection's slot (and the connection).
   void Forget(ConnectionId id);
   void MarkDirty(Connection& c);
-  // Gives `c` a write buffer from the pool when it has none.
-  void AcquireOut(Connection& c);
+  // Gives `c` a PendingOutput from the pool when it has none; returns it.
+  PendingOutput& AcquireOut(Connection& c);
+  // All of `c`'s output is written: its PendingOutput goes back to the pool.
+  void ReleaseOutput(Connection& c);
   void Send(Connection& c, const mqtt::Packet& packet);
   // Sends `with` if it encodes to at most `max_packet_size` bytes, else `without` (5.0: optional
   // properties such as a Reason String go only when the packet stays within the client's
@@ -363,17 +370,21 @@ class Broker {
   std::unique_ptr<ConcurrentRetainedStore> own_retained_;  // when the cluster has none
   ConcurrentRetainedStore* retained_ = nullptr;
   std::vector<Letter> outbox_;
-  std::uint64_t next_connection_id_ = 1;  // the sequence number of ids (above the slot)
-  SubscriberId next_session_id_ = 1;
+  std::uint64_t next_connection_id_ = 0;  // counts connections: ids' sequence numbers
+  std::uint64_t next_session_seq_ = 0;    // see CreateSession
+  std::uint64_t next_group_id_ = 1;
   std::uint64_t generated_ids_ = 0;
-  // Connections by slot (SlotOf their id); a released slot is reused (free_slots_), so the table
-  // is as long as the most connections there were at once: 8 bytes each, no hash node.
-  std::vector<std::unique_ptr<Connection>> connections_;
+  // Connections by slot (SlotOf their id), in place: no allocation, pointer or hash node of their
+  // own. A released slot is reset and reused (free_slots_), so the table is as long as the most
+  // connections there were at once. (Mutable: Find() is const and returns a usable pointer.)
+  mutable util::StableSlots<Connection> connections_;
   std::vector<std::uint32_t> free_slots_;
   std::size_t connection_count_ = 0;
   // Keyed by a view of the session's own client_id.
-  std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
-  std::unordered_map<SubscriberId, Session*> sessions_by_id_;
+  std::unordered_map<std::string_view, Session*> sessions_;
+  // Sessions in place, by the slot in their id's low bits (FindSession); like connections_.
+  mutable util::StableSlots<Session> session_slots_;
+  std::vector<std::uint32_t> free_session_slots_;
   // Shared subscription groups by "$share/{group}/{filter}", and by the id they have in index_.
   std::unordered_map<std::string, std::unique_ptr<SharedGroup>> shared_groups_;
   std::unordered_map<SubscriberId, SharedGroup*> shared_by_id_;
@@ -393,19 +404,19 @@ class Broker {
   struct SessionTimer {
     Instant when;
     SubscriberId session;
-    std::uint64_t generation;
+    std::uint32_t generation;
     bool will;  // publish the delayed will, rather than end the session
   };
   std::vector<SessionTimer> session_timers_;
   // The latest time any call brought, for the few paths that have no `now` of their own.
   Instant last_now_{};
-  // Read and write buffers of connections that have nothing pending, for the next connection
-  // that has (an idle connection holds neither). At most 256 of each (kPoolMax in broker.cc), of
-  // at most kPooledBufferMax bytes.
+  // Read buffers and PendingOutputs (with their buffers) of connections that have nothing pending,
+  // for the next connection that has (an idle connection holds neither). At most 256 of each
+  // (kPoolMax in broker.cc); buffers of at most kPooledBufferMax bytes and kPooledRefsMax
+  // payload references are kept.
   static constexpr std::size_t kPooledBufferMax = std::size_t{64} << 10;
   std::vector<std::vector<std::uint8_t>> read_pool_;
-  std::vector<std::vector<std::uint8_t>> write_pool_;
-  // The same for the lists of payloads a connection's output refers to.
+  std::vector<std::unique_ptr<PendingOutput>> output_pool_;
   struct PayloadRef {
     std::size_t at = 0;  // follows the connection's own bytes [0, at)
     MessageRef message;
@@ -419,7 +430,6 @@ class Broker {
     std::size_t size() const { return header_view().size() + message->payload.size(); }
   };
   static constexpr std::size_t kPooledRefsMax = 4096;
-  std::vector<std::vector<PayloadRef>> ref_pool_;
   // Scratch reused by Route so that a publish does not allocate.
   std::vector<const Subscription*> matches_;
   std::vector<MessageRef> retained_scratch_;

@@ -207,9 +207,8 @@ std::optional<ConnectionId> Worker::Adopt(net::Fd fd, std::string peer, Instant 
     return std::nullopt;  // `fd` closes
   }
   Connection c;
-  c.id = id;
   c.fd = std::move(fd);
-  connections_.Insert(std::move(c));
+  connections_.Insert(id, std::move(c));
   return id;
 }
 

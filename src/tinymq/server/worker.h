@@ -120,7 +120,8 @@ class Worker {
 
  private:
   struct Connection {
-    broker::ConnectionId id = 0;  // 0: a free slot
+    // The broker id's sequence number (the bits above its slot; never 0); 0: a free slot.
+    std::uint32_t sequence = 0;
     net::Fd fd;
     net::EventMask interest = net::kReadable;
     bool lingering = false;  // ShouldClose() with output still to write, or half closed
@@ -129,21 +130,23 @@ class Worker {
     // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
     bool half_closed = false;
   };
-  // The connections by their broker slot (broker::SlotOf), so that each costs its 24 bytes and no
+  // The connections by their broker slot (broker::SlotOf), so that each costs its 16 bytes and no
   // hash node.
   class ConnectionTable {
    public:
     // The connection `id`; nullptr when it is gone (its slot may be another connection's now).
     Connection* Find(broker::ConnectionId id) {
       const std::uint32_t slot = broker::SlotOf(id);
-      return slot < slots_.size() && slots_[slot].id == id ? &slots_[slot] : nullptr;
+      return slot < slots_.size() && slots_[slot].sequence == Sequence(id) ? &slots_[slot]
+                                                                           : nullptr;
     }
-    // REQUIRES: `c.id` is not 0 and its slot is free. References to other entries may move.
-    void Insert(Connection c) {
-      const std::uint32_t slot = broker::SlotOf(c.id);
+    // REQUIRES: the slot of `id` is free. References to other entries may move.
+    void Insert(broker::ConnectionId id, Connection c) {
+      const std::uint32_t slot = broker::SlotOf(id);
       if (slot >= slots_.size()) {
         slots_.resize(std::size_t{slot} + 1);
       }
+      c.sequence = Sequence(id);
       slots_[slot] = std::move(c);
       ++size_;
     }
@@ -161,6 +164,9 @@ class Worker {
     }
 
    private:
+    static std::uint32_t Sequence(broker::ConnectionId id) {
+      return static_cast<std::uint32_t>(id >> 32);
+    }
     std::vector<Connection> slots_;
     std::size_t size_ = 0;
   };

@@ -1,8 +1,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <utility>
-#include <vector>
 
 #include "tinymq/util/check.h"
 
@@ -26,10 +27,10 @@ class Fifo {
   std::size_t size() const { return size_; }
 
   void push_back(T value) {
-    if (size_ == slots_.size()) {
+    if (size_ == capacity_) {
       Grow();
     }
-    slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(value);
+    slots_[(head_ + size_) & (capacity_ - 1)] = std::move(value);
     ++size_;
   }
 
@@ -41,10 +42,9 @@ class Fifo {
   void pop_front() {
     TINYMQ_CHECK(size_ != 0);
     slots_[head_] = T();
-    head_ = (head_ + 1) & (slots_.size() - 1);
+    head_ = (head_ + 1) & (capacity_ - 1);
     if (--size_ == 0) {
-      std::vector<T>().swap(slots_);  // nothing waits: hold no memory
-      head_ = 0;
+      Free();  // nothing waits: hold no memory
     }
   }
 
@@ -52,15 +52,15 @@ class Fifo {
   // others keep their order.
   template <typename Pred, typename Sink>
   void remove_if(Pred pred, Sink sink) {
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < size_; ++i) {
-      T& item = slots_[(head_ + i) & (slots_.size() - 1)];
+    std::uint32_t kept = 0;
+    for (std::uint32_t i = 0; i < size_; ++i) {
+      T& item = slots_[(head_ + i) & (capacity_ - 1)];
       if (pred(item)) {
         sink(std::move(item));
         item = T();
       } else {
         if (kept != i) {
-          slots_[(head_ + kept) & (slots_.size() - 1)] = std::move(item);
+          slots_[(head_ + kept) & (capacity_ - 1)] = std::move(item);
           item = T();
         }
         ++kept;
@@ -68,24 +68,33 @@ class Fifo {
     }
     size_ = kept;
     if (size_ == 0) {
-      std::vector<T>().swap(slots_);
-      head_ = 0;
+      Free();
     }
   }
 
  private:
   void Grow() {
-    std::vector<T> bigger(slots_.empty() ? 4 : slots_.size() * 2);  // a power of two
-    for (std::size_t i = 0; i < size_; ++i) {
-      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    TINYMQ_CHECK(capacity_ <= UINT32_MAX / 2);
+    const std::uint32_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;  // a power of two
+    auto bigger = std::make_unique<T[]>(capacity);
+    for (std::uint32_t i = 0; i < size_; ++i) {
+      bigger[i] = std::move(slots_[(head_ + i) & (capacity_ - 1)]);
     }
-    slots_.swap(bigger);
+    slots_ = std::move(bigger);
+    capacity_ = capacity;
+    head_ = 0;
+  }
+  void Free() {
+    slots_.reset();
+    capacity_ = 0;
     head_ = 0;
   }
 
-  std::vector<T> slots_;  // size() is a power of two, or 0
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
+  // 24 bytes in all (a session has one, usually empty).
+  std::unique_ptr<T[]> slots_;
+  std::uint32_t capacity_ = 0;  // a power of two, or 0
+  std::uint32_t head_ = 0;
+  std::uint32_t size_ = 0;
 };
 
 }  // namespace tinymq::util
