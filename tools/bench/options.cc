@@ -51,7 +51,7 @@ std::string CountOptionNotFor(const CLI::App& app, Scenario scenario) {
       {"--publishers", scenario == Scenario::kFanIn},
       {"--subscribers", scenario == Scenario::kFanIn || scenario == Scenario::kFanOut},
       {"--pairs", scenario == Scenario::kPairs},
-      {"--idle-topics", scenario == Scenario::kPairs},
+      {"--idle-topics", scenario != Scenario::kConn},
       {"--connections", scenario == Scenario::kConn},
   };
   for (const Rule& r : rules) {
@@ -108,7 +108,8 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv,
       ->type_name("N")
       ->check(CLI::Range(std::uint32_t{1}, kMaxConnections / 2));
   app.add_option("--idle-topics", o.idle_topics,
-                 "pairs: extra subscriptions on as many other topics, held by idle subscribers "
+                 "fanin, fanout, pairs: extra subscriptions on as many other topics, held by "
+                 "idle subscribers "
                  "(1000 per connection); default 0")
       ->type_name("N")
       ->check(CLI::Range(std::uint32_t{0}, kMaxIdleTopics));

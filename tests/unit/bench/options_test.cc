@@ -55,6 +55,11 @@ TEST(BenchOptionsTest, ScenarioDefaultsAndCounts) {
   EXPECT_EQ(pairs.IdleSubscriberConnections(), 3u);
   EXPECT_EQ(pairs.TotalConnections(), 203u);
 
+  // Fan-in with a large index beside it (issue #5): 4 publishers, 1 subscriber, 2 idle ones.
+  const Options fanin = Ok({"--idle-topics", "1001"});
+  EXPECT_EQ(fanin.IdleSubscriberConnections(), 2u);
+  EXPECT_EQ(fanin.TotalConnections(), 7u);
+
   const Options conn = Ok({"--scenario", "conn", "--connections", "200", "--mqtt", "5"});
   EXPECT_EQ(conn.connections, 200u);
   EXPECT_EQ(conn.TotalConnections(), 200u);
@@ -78,6 +83,7 @@ TEST(BenchOptionsTest, BadValuesNameTheOption) {
       {{"--threads", "65"}, "--threads"},
       {{"--pairs", "3"}, "--pairs"},  // not a fanin option
       {{"--scenario", "conn", "--publishers", "3"}, "--publishers"},
+      {{"--scenario", "conn", "--idle-topics", "3"}, "--idle-topics"},
       {{"--topic-prefix", "a/#"}, "--topic-prefix"},
       {{"--no-such-option"}, "--no-such-option"},
   };
