@@ -269,7 +269,7 @@ std::string_view VersionName(mqtt::ProtocolVersion version) {
 }
 
 std::uint32_t Options::IdleSubscriberConnections() const {
-  if (scenario != Scenario::kPairs) {
+  if (scenario == Scenario::kConn) {
     return 0;
   }
   return (idle_topics + kIdleTopicsPerConnection - 1) / kIdleTopicsPerConnection;

@@ -41,7 +41,7 @@ struct Options {
 
   std::uint32_t publishers = 0;   // fanin: P; fanout: 1; pairs: the pairs; conn: 0
   std::uint32_t subscribers = 0;  // fanin, fanout: S; pairs: the pairs; conn: 0
-  std::uint32_t idle_topics = 0;  // pairs only
+  std::uint32_t idle_topics = 0;  // fanin, fanout, pairs
   std::uint32_t connections = 0;  // conn only
 
   double duration_s = 10;
