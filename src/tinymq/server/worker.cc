@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <span>
@@ -105,7 +106,9 @@ util::Result<void, std::string> Worker::Run() noexcept {
     Instant now = Clock::now();
     // Mail first: whatever another worker posted before this turn's input was sent is handled
     // before that input (a retained message, a subscription's first PUBLISH).
-    running = ReadMail(now);
+    const bool signaled = std::any_of(ready->begin(), ready->end(),
+                                      [](const net::Event& e) { return e.token == kMailToken; });
+    running = ReadMail(now, signaled);
     for (const net::Event& e : *ready) {
       if (e.token == kMailToken) {
         continue;
@@ -132,9 +135,12 @@ util::Result<void, std::string> Worker::Run() noexcept {
   return {};
 }
 
-bool Worker::ReadMail(Instant now) noexcept {
+bool Worker::ReadMail(Instant now, bool signaled) noexcept {
   Mailbox<Mail>& box = *group_.mailboxes[index_];
-  if (box.empty()) {
+  // Drained when its eventfd says so even if it looks empty: a sender writes the eventfd after
+  // its items went in, so a drain in between leaves the eventfd set with nothing queued, and
+  // (level-triggered) it would wake every wait until reset.
+  if (box.empty() && !signaled) {
     return true;
   }
   incoming_.clear();

@@ -177,8 +177,9 @@ class Worker {
   // be watched (then it is closed).
   std::optional<broker::ConnectionId> Adopt(net::Fd fd, std::string peer,
                                             broker::Instant now) noexcept;
-  // Handles this turn's mail; false when it said stop.
-  bool ReadMail(broker::Instant now) noexcept;
+  // Handles this turn's mail (`signaled`: the mailbox's eventfd was readable); false when it
+  // said stop.
+  bool ReadMail(broker::Instant now, bool signaled) noexcept;
   // Gives connection `id` (HandoffTarget() says where) to its worker; true when it was one.
   bool HandOff(broker::ConnectionId id) noexcept;
   // Posts what the broker has for other workers; sets backlog_ when a mailbox was full.
