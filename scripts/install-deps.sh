@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev  # config file, command line, logs
+  librocksdb-dev  # the store (src/tinymq/store)
   mosquitto mosquitto-clients python3-paho-mqtt python3  # integration tests (tests/integration)
 )
 

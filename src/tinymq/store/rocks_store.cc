@@ -1,0 +1,155 @@
+#include "tinymq/store/rocks_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <charconv>
+#include <vector>
+
+namespace tinymq::store {
+namespace {
+
+constexpr std::string_view kFormatKey = "tinymq-store-format";
+constexpr std::string_view kWayOut =
+    "move the directory aside to start empty, or start with --repair";
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+class RocksStore final : public Store {
+ public:
+  RocksStore(std::string dir, std::unique_ptr<rocksdb::DB> db,
+             std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : dir_(std::move(dir)), db_(std::move(db)), handles_(std::move(handles)) {}
+
+  ~RocksStore() override {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      (void)db_->DestroyColumnFamilyHandle(h);
+    }
+    (void)db_->Close();
+  }
+
+  util::Result<void, std::string> Write(const Batch& batch, bool sync) override {
+    rocksdb::WriteBatch wb;
+    for (const Batch::Op& op : batch.ops()) {
+      rocksdb::ColumnFamilyHandle* cf = Handle(op.kind);
+      const rocksdb::Status s = op.erase ? wb.Delete(cf, ToSlice(op.key))
+                                         : wb.Put(cf, ToSlice(op.key), ToSlice(op.value));
+      if (!s.ok()) {
+        return Fail("cannot prepare a write", s);
+      }
+    }
+    rocksdb::WriteOptions options;
+    options.sync = sync;
+    if (const rocksdb::Status s = db_->Write(options, &wb); !s.ok()) {
+      return Fail("cannot write", s);
+    }
+    return {};
+  }
+
+  util::Result<std::optional<std::string>, std::string> Get(Kind kind,
+                                                            std::string_view key) override {
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Handle(kind), ToSlice(key), &value);
+    if (s.IsNotFound()) {
+      return std::optional<std::string>();
+    }
+    if (!s.ok()) {
+      return util::Unexpected(Message("cannot read", s));
+    }
+    return std::optional<std::string>(std::move(value));
+  }
+
+  util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
+                                       const Visitor& f) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(kind)));
+    for (it->Seek(ToSlice(prefix)); it->Valid() && ToView(it->key()).starts_with(prefix);
+         it->Next()) {
+      if (!f(ToView(it->key()), ToView(it->value()))) {
+        break;
+      }
+    }
+    if (!it->status().ok()) {
+      return util::Unexpected(Message("cannot read", it->status()));
+    }
+    return {};
+  }
+
+ private:
+  // handles_[0] is the default column family; the kinds follow in kKinds order.
+  rocksdb::ColumnFamilyHandle* Handle(Kind kind) const {
+    return handles_[1 + static_cast<std::size_t>(kind)];
+  }
+  std::string Message(std::string_view what, const rocksdb::Status& s) const {
+    return dir_ + ": " + std::string(what) + " (" + s.ToString() + ")";
+  }
+  util::Result<void, std::string> Fail(std::string_view what, const rocksdb::Status& s) const {
+    return util::Unexpected(Message(what, s));
+  }
+
+  std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+}  // namespace
+
+util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::string& dir,
+                                                                 const RocksOptions& options) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (Kind kind : kKinds) {
+    families.emplace_back(std::string(KindName(kind)), rocksdb::ColumnFamilyOptions());
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create;
+  db_options.create_missing_column_families = options.create;
+  if (options.repair) {
+    if (const rocksdb::Status s = rocksdb::RepairDB(dir, db_options, families); !s.ok()) {
+      return util::Unexpected(dir + ": repair failed (" + s.ToString() + "); move the " +
+                              "directory aside to start empty");
+    }
+  }
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  const rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
+  if (!s.ok()) {
+    return util::Unexpected(dir + ": cannot open the store (" + s.ToString() + "); " +
+                            std::string(kWayOut));
+  }
+  auto store = std::make_unique<RocksStore>(dir, std::unique_ptr<rocksdb::DB>(raw), handles);
+  // The format: written by the first open, checked by every later one.
+  std::string format;
+  const rocksdb::Status got =
+      raw->Get(rocksdb::ReadOptions(), handles[0], ToSlice(kFormatKey), &format);
+  if (got.IsNotFound()) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    const std::string mine = std::to_string(kStoreFormat);
+    if (const rocksdb::Status w = raw->Put(sync, handles[0], ToSlice(kFormatKey), mine); !w.ok()) {
+      return util::Unexpected(dir + ": cannot write to the store (" + w.ToString() + ")");
+    }
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  if (!got.ok()) {
+    return util::Unexpected(dir + ": cannot read the store (" + got.ToString() + "); " +
+                            std::string(kWayOut));
+  }
+  int version = 0;
+  const auto [end, ec] = std::from_chars(format.data(), format.data() + format.size(), version);
+  if (ec != std::errc() || end != format.data() + format.size() || version < 1) {
+    return util::Unexpected(dir + ": not a tinymq store, or a damaged one (format '" + format +
+                            "'); " + std::string(kWayOut));
+  }
+  if (version > kStoreFormat) {
+    return util::Unexpected(dir + ": written by a newer tinymq (store format " +
+                            std::to_string(version) + "; this one reads up to " +
+                            std::to_string(kStoreFormat) +
+                            "); use that version, or move the directory aside to start empty");
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace tinymq::store

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tinymq/util/result.h"
+
+// The store: what must survive a restart, as keys and values in one keyspace per kind of record
+// (a RocksDB column family each), written in atomic batches. Issue #6 builds on it: the broker
+// turns sessions, subscriptions, queued and in-flight messages, incoming QoS 2 ids, retained
+// messages and pending wills into records (their encoding is the broker's); this layer only keeps
+// bytes, durably and in key order.
+//
+// Two backends: memory (tests, and a broker without a data directory) and RocksDB
+// (rocks_store.h).
+//
+// Threading: a Store is thread-safe (workers write their own batches); a Batch is not.
+// Lifetime:  Scan's views are valid during the callback only.
+// Errors:    every call returns one line naming what failed (for RocksDB: the directory and the
+//            library's status); nothing throws.
+
+namespace tinymq::store {
+
+// One keyspace per kind of record.
+enum class Kind : std::uint8_t {
+  kSessions,       // client id -> session state (expiry, ...)
+  kSubscriptions,  // client id, filter -> options
+  kMessages,       // message id -> topic, payload, properties
+  kQueues,         // client id, sequence -> queued or in-flight delivery
+  kIncoming,       // client id, packet id: QoS 2 PUBLISHes whose PUBREL is awaited
+  kRetained,       // topic -> message
+  kWills,          // client id -> will and when it is due
+};
+inline constexpr std::array<Kind, 7> kKinds = {
+    Kind::kSessions, Kind::kSubscriptions, Kind::kMessages, Kind::kQueues,
+    Kind::kIncoming, Kind::kRetained,      Kind::kWills};
+// "sessions", "subscriptions", ...: the column family names.
+std::string_view KindName(Kind kind);
+
+// Writes applied together, all or none.
+class Batch {
+ public:
+  struct Op {
+    Kind kind;
+    bool erase;
+    std::string key;
+    std::string value;
+  };
+
+  void Put(Kind kind, std::string_view key, std::string_view value) {
+    ops_.push_back(Op{kind, false, std::string(key), std::string(value)});
+  }
+  void Delete(Kind kind, std::string_view key) {
+    ops_.push_back(Op{kind, true, std::string(key), {}});
+  }
+  bool empty() const { return ops_.empty(); }
+  std::size_t size() const { return ops_.size(); }
+  void Clear() { ops_.clear(); }
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies `batch` atomically. `sync`: on return it is on stable storage (the write-ahead log is
+  // synced), else it survives a crash of the process but maybe not of the machine.
+  virtual util::Result<void, std::string> Write(const Batch& batch, bool sync) = 0;
+  virtual util::Result<std::optional<std::string>, std::string> Get(Kind kind,
+                                                                    std::string_view key) = 0;
+  // Calls f(key, value) for every record of `kind` whose key starts with `prefix`, in key order
+  // (bytewise), until f returns false.
+  using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
+  virtual util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
+                                               const Visitor& f) = 0;
+};
+
+// A store that keeps everything in memory (gone with the process).
+std::unique_ptr<Store> MakeMemoryStore();
+
+}  // namespace tinymq::store
