@@ -10,7 +10,9 @@ and everything MQTT promises must hold across them:
 * a persistent session's queue follows the client to the worker of its next connection;
 * a shared subscription's members on different workers get each message exactly once between them;
 * retained messages set through one worker are sent to new subscribers on every worker;
-* a will is published when its client's connection is lost, to subscribers on any worker.
+* a will is published when its client's connection is lost, to subscribers on any worker;
+* a client that writes CONNECT, PUBLISH and DISCONNECT at once and closes is heard, whatever
+  worker accepted it.
 
 The kernel picks the worker of each connection, so a single pair of connections may share one;
 the tests use many connections so that crossing workers is all but certain.
@@ -21,6 +23,7 @@ room for a binary several times slower than the ASan one.
 """
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -238,6 +241,30 @@ class WorkersTest(mqtt5.V5TestCase):
         got = watcher.receive_messages(len(wills), timeout=COLLECT)
         self.assertEqual(sorted(p.payload.decode() for p in got),
                          sorted(f"gone-{i}" for i in range(len(wills))))
+        watcher.expect_silence(0.3)
+
+    def test_a_client_that_sends_everything_and_closes_at_once_is_heard(self):
+        # CONNECT, PUBLISH and DISCONNECT in one write, then the socket is closed: when the client
+        # id belongs to another worker, the accepting worker may read the end of the stream in
+        # the same turn as the CONNECT, and must still hand the connection over with its bytes
+        # (its home worker reads the PUBLISH, then the end itself).
+        watcher = self.raw_connected("it-w-burst-watcher")
+        self.assertEqual(watcher.subscribe([("w/burst", 0)]), [0])
+        count = 40
+        for i in range(count):
+            data = (harness.encode_connect(f"it-w-burst{i}")
+                    + harness.encode_publish("w/burst", f"burst-{i}".encode())
+                    + harness.encode_disconnect())
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                # Drain what the broker answers (the CONNACK) until it closes too.
+                sock.settimeout(5)
+                while sock.recv(4096):
+                    pass
+        got = watcher.receive_messages(count, timeout=COLLECT)
+        self.assertEqual(sorted(p.payload.decode() for p in got),
+                         sorted(f"burst-{i}" for i in range(count)))
         watcher.expect_silence(0.3)
 
 
