@@ -48,7 +48,8 @@ class RetainedStore {
 // reader/writer lock. Setting a retained message locks one shard (never the whole store);
 // a subscription reads one shard (a filter without wildcards) or each in turn.
 //
-// Threading: Thread-safe.
+// Threading: Thread-safe. Match() copies the MessageRefs out, so nothing it returns depends on a
+//            lock still being held.
 class ConcurrentRetainedStore {
  public:
   static constexpr std::size_t kShards = 16;

@@ -16,7 +16,8 @@
 // level with '+' and '#' children, plus a hash map for filters without wildcards (the common
 // case, answered with one lookup).
 //
-// Threading: Thread-compatible (owned by one worker for now; issue #5 decides how workers share).
+// Threading: Thread-compatible. Each worker's broker has its own, holding its own sessions'
+//            subscriptions only (broker.h, "Several workers"): none is shared between threads.
 // Lifetime:  keeps copies of the filters; Match() fills `out` with pointers into the index, valid
 //            until the next Subscribe/Unsubscribe.
 // Errors:    none; REQUIRES a filter that mqtt::ValidateTopicFilter accepted and a topic name that

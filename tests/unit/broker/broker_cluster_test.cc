@@ -35,18 +35,9 @@ using mqtt::QoS;
 using mqtt::ReasonCode;
 using testing::FakeClock;
 using testing::MakePublish;
+using testing::V5Connect;
 
 constexpr ProtocolVersion kV5 = ProtocolVersion::kV5;
-
-mqtt::Connect V5Connect(std::string_view client_id, const mqtt::PropertiesBuilder& props = {},
-                        bool clean_start = true) {
-  mqtt::Connect c;
-  c.version = kV5;
-  c.client_id = client_id;
-  c.clean_start = clean_start;
-  c.properties = props.view();
-  return c;
-}
 
 mqtt::PropertiesBuilder SessionExpiry(std::uint32_t seconds) {
   mqtt::PropertiesBuilder props;
@@ -80,29 +71,6 @@ std::vector<std::uint8_t> Encoded(std::initializer_list<mqtt::Packet> packets,
     EXPECT_TRUE(mqtt::Encode(p, version, bytes).has_value());
   }
   return bytes;
-}
-
-// Decodes what a broker wrote; the packets point into `bytes`.
-std::vector<mqtt::Packet> Decode(const std::vector<std::uint8_t>& bytes, ProtocolVersion version) {
-  std::vector<mqtt::Packet> out;
-  std::size_t at = 0;
-  while (at < bytes.size()) {
-    const mqtt::BinaryView rest(bytes.data() + at, bytes.size() - at);
-    auto header = mqtt::ParseFixedHeader(rest, mqtt::kMaxRemainingLength + 5);
-    if (!header || !*header) {
-      ADD_FAILURE() << "broker wrote a broken packet";
-      break;
-    }
-    const mqtt::BinaryView body(bytes.data() + at + (*header)->size, (*header)->remaining_length);
-    auto packet = mqtt::DecodePacket(**header, body, version);
-    if (!packet) {
-      ADD_FAILURE() << "broker wrote an undecodable packet: " << mqtt::Describe(packet.error());
-      break;
-    }
-    out.push_back(std::move(*packet));
-    at += (*header)->packet_size();
-  }
-  return out;
 }
 
 // Hands `bytes` to connection `id` of `broker` in reads of at most `chunk` bytes; returns how many
@@ -222,7 +190,7 @@ class BrokerClusterTest : public ::testing::Test {
       }
       broker().OnWritten(id_, pending.size(), cluster_.clock_.Now());
       chunks_.push_back(std::move(pending));
-      return Decode(chunks_.back(), version_);
+      return testing::DecodePackets(chunks_.back(), version_);
     }
 
     // Receives and requires exactly one packet, of type T.
@@ -454,7 +422,7 @@ TEST_F(BrokerClusterTest, ConnectForAnotherWorkerIsHandedOffWithEveryByteRead) {
   Feed(broker(1), c1, handoff.input, clock_.Now());
   EXPECT_FALSE(broker(1).HandoffTarget(c1));
   const std::vector<std::uint8_t> out = broker(1).CopyOutput(c1);
-  const std::vector<mqtt::Packet> got = Decode(out, kV5);
+  const std::vector<mqtt::Packet> got = testing::DecodePackets(out, kV5);
   ASSERT_EQ(got.size(), 2U);
   ASSERT_TRUE(std::holds_alternative<mqtt::Connack>(got[0]));
   EXPECT_EQ(std::get<mqtt::Connack>(got[0]).reason, ReasonCode::kSuccess);
@@ -477,7 +445,7 @@ TEST_F(BrokerClusterTest, ConnectForThisWorkerIsNotHandedOff) {
     Feed(broker(w), c, Encoded({V5Connect(id)}), clock_.Now());
     EXPECT_FALSE(broker(w).HandoffTarget(c));
     const std::vector<std::uint8_t> out = broker(w).CopyOutput(c);
-    const std::vector<mqtt::Packet> got = Decode(out, kV5);
+    const std::vector<mqtt::Packet> got = testing::DecodePackets(out, kV5);
     ASSERT_EQ(got.size(), 1U);
     ASSERT_TRUE(std::holds_alternative<mqtt::Connack>(got[0]));
     EXPECT_EQ(std::get<mqtt::Connack>(got[0]).reason, ReasonCode::kSuccess);
@@ -521,7 +489,7 @@ TEST_F(BrokerClusterTest, HandoffKeepsAConnectReadInPiecesAndWhatFollowsIt) {
   const ConnectionId c1 = broker(1).Accept(handoff.peer, clock_.Now());
   Feed(broker(1), c1, handoff.input, clock_.Now());
   const std::vector<std::uint8_t> out = broker(1).CopyOutput(c1);
-  const std::vector<mqtt::Packet> got = Decode(out, kV5);
+  const std::vector<mqtt::Packet> got = testing::DecodePackets(out, kV5);
   ASSERT_EQ(got.size(), 2U);
   EXPECT_TRUE(std::holds_alternative<mqtt::Connack>(got[0]));
   EXPECT_TRUE(std::holds_alternative<mqtt::Pingresp>(got[1]));

@@ -23,6 +23,42 @@
 
 namespace tinymq::broker::testing {
 
+// Decodes what a broker wrote (whole packets, one after the other); the packets point into
+// `bytes`. A broken or undecodable packet fails the test.
+inline std::vector<mqtt::Packet> DecodePackets(const std::vector<std::uint8_t>& bytes,
+                                               mqtt::ProtocolVersion version) {
+  std::vector<mqtt::Packet> out;
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const mqtt::BinaryView rest(bytes.data() + at, bytes.size() - at);
+    auto header = mqtt::ParseFixedHeader(rest, mqtt::kMaxRemainingLength + 5);
+    if (!header || !*header) {
+      ADD_FAILURE() << "broker wrote a broken packet";
+      break;
+    }
+    const mqtt::BinaryView body(bytes.data() + at + (*header)->size, (*header)->remaining_length);
+    auto packet = mqtt::DecodePacket(**header, body, version);
+    if (!packet) {
+      ADD_FAILURE() << "broker wrote an undecodable packet: " << mqtt::Describe(packet.error());
+      break;
+    }
+    out.push_back(std::move(*packet));
+    at += (*header)->packet_size();
+  }
+  return out;
+}
+
+// A 5.0 CONNECT with `props`.
+inline mqtt::Connect V5Connect(std::string_view client_id,
+                               const mqtt::PropertiesBuilder& props = {}, bool clean_start = true) {
+  mqtt::Connect c;
+  c.version = mqtt::ProtocolVersion::kV5;
+  c.client_id = client_id;
+  c.clean_start = clean_start;
+  c.properties = props.view();
+  return c;
+}
+
 class FakeClock {
  public:
   Instant Now() const { return now_; }
@@ -77,32 +113,13 @@ class TestClient {
 
   // Drains what the broker wrote and decodes it.
   std::vector<mqtt::Packet> Receive() {
-    std::vector<mqtt::Packet> out;
     std::vector<std::uint8_t> pending = broker_.CopyOutput(id_);
     if (pending.empty()) {
-      return out;
+      return {};
     }
     broker_.OnWritten(id_, pending.size(), clock_.Now());
     chunks_.push_back(std::move(pending));
-    const std::vector<std::uint8_t>& bytes = chunks_.back();
-    std::size_t at = 0;
-    while (at < bytes.size()) {
-      const mqtt::BinaryView rest(bytes.data() + at, bytes.size() - at);
-      auto header = mqtt::ParseFixedHeader(rest, mqtt::kMaxRemainingLength + 5);
-      if (!header || !*header) {
-        ADD_FAILURE() << "broker wrote a broken packet";
-        break;
-      }
-      const mqtt::BinaryView body(bytes.data() + at + (*header)->size, (*header)->remaining_length);
-      auto packet = mqtt::DecodePacket(**header, body, version_);
-      if (!packet) {
-        ADD_FAILURE() << "broker wrote an undecodable packet: " << mqtt::Describe(packet.error());
-        break;
-      }
-      out.push_back(std::move(*packet));
-      at += (*header)->packet_size();
-    }
-    return out;
+    return DecodePackets(chunks_.back(), version_);
   }
 
   // Receives and requires exactly one packet, of type T.

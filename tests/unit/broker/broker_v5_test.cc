@@ -27,18 +27,9 @@ using std::chrono::seconds;
 using testing::FakeClock;
 using testing::MakePublish;
 using testing::TestClient;
+using testing::V5Connect;
 
 constexpr ProtocolVersion kV5 = ProtocolVersion::kV5;
-
-mqtt::Connect V5Connect(std::string_view client_id, const mqtt::PropertiesBuilder& props = {},
-                        bool clean_start = true) {
-  mqtt::Connect c;
-  c.version = kV5;
-  c.client_id = client_id;
-  c.clean_start = clean_start;
-  c.properties = props.view();
-  return c;
-}
 
 std::vector<std::uint32_t> SubscriptionIds(const mqtt::Publish& p) {
   std::vector<std::uint32_t> ids;
