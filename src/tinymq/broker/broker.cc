@@ -1446,8 +1446,11 @@ bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
   if (message->retain) {
     retained_->Set(message);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
   }
+  // Only the publisher_hash policy looks at it (and 0 means none, so a hash is never 0).
   const std::uint64_t publisher_hash =
-      publisher_id.empty() ? 0 : std::hash<std::string_view>{}(publisher_id) | 1;
+      limits_.shared_policy != SharedPolicy::kPublisherHash || publisher_id.empty()
+          ? 0
+          : std::hash<std::string_view>{}(publisher_id) | 1;
   bool matched = Route(message, publisher, publisher_hash);
   for (std::uint16_t w = 0; w < cluster_.count; ++w) {
     if (w == cluster_.index) {
