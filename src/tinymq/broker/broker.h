@@ -20,6 +20,8 @@
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/packet.h"
 #include "tinymq/mqtt/types.h"
+#include "tinymq/store/store.h"
+#include "tinymq/util/result.h"
 #include "tinymq/util/stable_slots.h"
 
 // The broker core: every MQTT rule between bytes-in and bytes-out, with no I/O. The net layer
@@ -45,6 +47,15 @@
 // subscription group lives on the worker its "$share/{name}/{filter}" hashes to, which picks the
 // member of each message wherever that member's session is. Retained messages are in one store
 // that all workers share (ConcurrentRetainedStore).
+//
+// Persistence (AttachStore): with a store, the broker turns every change to what must survive a
+// restart (persistent sessions, their subscriptions, queued and in-flight QoS 1/2 messages and
+// incoming QoS 2 ids, retained messages, wills of persistent sessions) into writes, which the net
+// layer takes once per loop turn (TakeWrites) as one batch and reports durable (OnDurable). An
+// acknowledgement that promises something is kept (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK,
+// PUBREL, a QoS 2 PUBLISH to a persistent session) is written to the connection only once the
+// writes before it are durable, here and on every worker it sent work to (Envelope::kConfirm);
+// output before it goes out at once. Restore() rebuilds this worker's sessions from the store.
 //
 // Threading: Owned by one worker thread; not thread-safe. Envelopes carry work between threads.
 // Lifetime:  ReadBuffer spans and Output chunks are valid until the next call into the broker.
@@ -87,9 +98,14 @@ struct Envelope {
                      // kept even if the member went offline, else given back to the group)
     kSharedReroute,  // to a group's home: `message`, given to `member`, goes to another member
                      // (`flag`: that member's session ended; else it went offline)
+    kConfirm,        // to `from`: what it sent here numbered up to `confirm` is durable here
   };
   Kind kind = Kind::kPublish;
   bool flag = false;
+  std::uint16_t from = 0;  // the sending worker (set by the sender)
+  // kPublish, kSharedDeliver: nonzero when the sender waits for this work to be durable here
+  // (numbered per sender and receiver, from 1); kConfirm: the highest such number now durable.
+  std::uint64_t confirm = 0;
   MessageRef message;
   Subscription member;
   SubscriberId group = 0;
@@ -155,6 +171,39 @@ struct Limits {
   std::uint32_t max_session_expiry_s = 0;
 };
 
+// How the broker keeps its state (AttachStore).
+struct Durability {
+  // Where writes go and spilled queues are read back from. Null: nothing is kept.
+  store::Store* store = nullptr;
+  // True (durability = always | batch): acknowledgements wait for OnDurable. False (none): they
+  // go at once, and OnDurable is only needed to read back spilled queue entries.
+  bool acks_wait = true;
+  // Wall-clock milliseconds since the Unix epoch at Instant{} (steady clock origin), so that
+  // deadlines that outlive the process (session expiry, will delay, message expiry) are stored as
+  // wall-clock times: wall(now) = wall_offset_ms + ms since Instant{}.
+  std::int64_t wall_offset_ms = 0;
+  // Set (by whoever writes the batches) while the store cannot write, a full disk say: QoS 1/2
+  // PUBLISHes are then refused (5.0: PUBACK/PUBREC 0x97 Quota exceeded; 3.1.x: not
+  // acknowledged) and nothing new is promised. Null: never.
+  const std::atomic<bool>* failed = nullptr;
+  // Queued messages of a persistent session kept in memory; the rest wait in the store only and
+  // are read back as the head drains (an offline session costs memory for its head only).
+  std::size_t queue_head = 32;
+};
+
+// What Restore() found.
+struct RestoreCounts {
+  std::size_t sessions = 0;
+  std::size_t subscriptions = 0;
+  std::size_t queued = 0;     // messages waiting in sessions' queues
+  std::size_t inflight = 0;   // QoS 1/2 messages sent and not yet acknowledged, PUBRELs
+  std::size_t incoming = 0;   // QoS 2 PUBLISHes received whose PUBREL is awaited
+  std::size_t wills = 0;      // delayed wills pending (published on restore when due)
+  std::size_t retained = 0;
+  std::size_t expired_sessions = 0;  // dropped: their expiry passed while the broker was down
+  std::size_t expired_messages = 0;  // dropped: their Message Expiry Interval passed
+};
+
 // Counters an operator cares about; monotonic.
 struct Counters {
   std::uint64_t connections_accepted = 0;
@@ -166,6 +215,7 @@ struct Counters {
   std::uint64_t dropped_too_large = 0;     // larger than the client's Maximum Packet Size (5.0)
   std::uint64_t dropped_expired = 0;       // Message Expiry Interval passed before sending (5.0)
   std::uint64_t protocol_errors = 0;       // connections closed for a protocol violation
+  std::uint64_t refused_store_failed = 0;  // QoS 1/2 PUBLISHes refused: the store cannot write
 };
 
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning };
@@ -234,6 +284,25 @@ class Broker {
   // The earliest time OnTimer has work (keep-alive, CONNECT timeout, session expiry), if any.
   std::optional<Instant> NextDeadline() const;
   void OnTimer(Instant now);
+
+  // Persistence. AttachStore first (before any connection or Restore).
+  void AttachStore(const Durability& durability);
+  // Rebuilds the sessions homed on this worker (HomeOf) from the store, with their subscriptions,
+  // in-flight messages, incoming QoS 2 ids and delayed wills, and (when `retained`; one worker
+  // does it for all) the retained messages. Sessions and messages that expired meanwhile are
+  // dropped (and deleted from the store by the next writes); wills due meanwhile are published.
+  // Restored sessions are offline until their clients return. Errors name the damaged record.
+  util::Result<RestoreCounts, std::string> Restore(Instant now, bool retained);
+  // Moves the writes made since the last call into `batch` (appended, in order) and returns their
+  // epoch (1, 2, ... in order), to be passed to OnDurable once the batch is written (and synced,
+  // for always and batch). 0 when there was nothing to write (then work that waited only for
+  // writes before this call may be released at once). Call once per loop turn, after the turn's
+  // work and before posting TakeOutbox()'s envelopes, so that what this turn sent another worker
+  // is written before anything that worker writes about it.
+  std::uint64_t TakeWrites(store::Batch& batch);
+  // Every batch up to `epoch` is written and durable: held acknowledgements go out, confirmations
+  // go to the workers that wait for them, spilled queue entries can be read back.
+  void OnDurable(std::uint64_t epoch, Instant now);
 
   // MQTT 5 enhanced authentication; nullptr (the default): every method is refused with 0x8C.
   void set_authenticator(Authenticator* authenticator) { authenticator_ = authenticator; }

@@ -117,12 +117,6 @@ std::string IncomingKey(std::string_view client_id, std::uint16_t packet_id) {
   return key;
 }
 
-std::string MessageKey(std::uint64_t message_id) {
-  std::string key;
-  Writer(key).U64(message_id);
-  return key;
-}
-
 std::optional<SplitKey> SplitClientKey(std::string_view key) {
   Reader rd(key);
   const std::uint16_t n = rd.U16();
@@ -169,7 +163,7 @@ std::string Encode(const SubscriptionRecord& r) {
 std::string Encode(const QueueRecord& r) {
   std::string out = Begin();
   Writer w(out);
-  w.U64(r.message_id);
+  Put(w, r.message);
   w.U8(r.qos);
   w.U8(r.retain ? 1 : 0);
   w.U8(static_cast<std::uint8_t>(r.state));
@@ -237,7 +231,9 @@ std::optional<QueueRecord> DecodeQueue(std::string_view bytes) {
   if (!Versioned(rd)) {
     return std::nullopt;
   }
-  r.message_id = rd.U64();
+  if (!Get(rd, r.message)) {
+    return std::nullopt;
+  }
   r.qos = rd.U8();
   const std::uint8_t retain = rd.U8();
   const std::uint8_t state = rd.U8();

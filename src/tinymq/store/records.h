@@ -62,9 +62,12 @@ enum class DeliveryState : std::uint8_t {
   kReleased = 2,  // QoS 2: PUBREC received, PUBREL sent, PUBCOMP awaited
 };
 
+// A message for one session. It holds its message (a message queued for several sessions is
+// stored with each: no record shared between sessions needs counting or collecting); once
+// released (QoS 2, PUBREL sent) the message is no longer needed and is empty.
 struct QueueRecord {
-  std::uint64_t message_id = 0;  // MessageKey(message_id) in Kind::kMessages
-  std::uint8_t qos = 0;
+  MessageRecord message;
+  std::uint8_t qos = 0;  // as delivered to this session
   bool retain = false;
   DeliveryState state = DeliveryState::kQueued;
   std::uint16_t packet_id = 0;     // when sent
@@ -86,7 +89,6 @@ std::string ClientKey(std::string_view client_id);
 std::string SubscriptionKey(std::string_view client_id, std::string_view filter);
 std::string QueueKey(std::string_view client_id, std::uint64_t sequence);
 std::string IncomingKey(std::string_view client_id, std::uint16_t packet_id);
-std::string MessageKey(std::uint64_t message_id);
 // The client id a key starts with, and what follows it; nullopt for a key too short for its own
 // length prefix.
 struct SplitKey {
@@ -94,7 +96,7 @@ struct SplitKey {
   std::string_view rest;
 };
 std::optional<SplitKey> SplitClientKey(std::string_view key);
-// The number QueueKey / MessageKey / IncomingKey put after the client (8 or 2 bytes).
+// The number QueueKey / IncomingKey put after the client (8 or 2 bytes).
 std::optional<std::uint64_t> KeyNumber(std::string_view rest);
 
 std::string Encode(const MessageRecord& r);

@@ -5,6 +5,7 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -35,8 +36,14 @@ class RocksStore final : public Store {
     rocksdb::WriteBatch wb;
     for (const Batch::Op& op : batch.ops()) {
       rocksdb::ColumnFamilyHandle* cf = Handle(op.kind);
-      const rocksdb::Status s = op.erase ? wb.Delete(cf, ToSlice(op.key))
-                                         : wb.Put(cf, ToSlice(op.key), ToSlice(op.value));
+      rocksdb::Status s;
+      switch (op.type) {
+        case Batch::Type::kPut: s = wb.Put(cf, ToSlice(op.key), ToSlice(op.value)); break;
+        case Batch::Type::kDelete: s = wb.Delete(cf, ToSlice(op.key)); break;
+        case Batch::Type::kDeleteRange:
+          s = wb.DeleteRange(cf, ToSlice(op.key), ToSlice(op.value));
+          break;
+      }
       if (!s.ok()) {
         return Fail("cannot prepare a write", s);
       }
@@ -62,10 +69,10 @@ class RocksStore final : public Store {
     return std::optional<std::string>(std::move(value));
   }
 
-  util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
-                                       const Visitor& f) override {
+  util::Result<void, std::string> Scan(Kind kind, std::string_view prefix, const Visitor& f,
+                                       std::string_view from) override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(kind)));
-    for (it->Seek(ToSlice(prefix)); it->Valid() && ToView(it->key()).starts_with(prefix);
+    for (it->Seek(ToSlice(std::max(prefix, from))); it->Valid() && ToView(it->key()).starts_with(prefix);
          it->Next()) {
       if (!f(ToView(it->key()), ToView(it->value()))) {
         break;
@@ -73,6 +80,20 @@ class RocksStore final : public Store {
     }
     if (!it->status().ok()) {
       return util::Unexpected(Message("cannot read", it->status()));
+    }
+    return {};
+  }
+
+  util::Result<void, std::string> Sync() override {
+    if (const rocksdb::Status s = db_->SyncWAL(); !s.ok()) {
+      return Fail("cannot sync", s);
+    }
+    return {};
+  }
+
+  util::Result<void, std::string> Resume() override {
+    if (const rocksdb::Status s = db_->Resume(); !s.ok()) {
+      return Fail("cannot resume writing", s);
     }
     return {};
   }

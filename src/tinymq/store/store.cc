@@ -1,5 +1,6 @@
 #include "tinymq/store/store.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -9,13 +10,23 @@ std::string_view KindName(Kind kind) {
   switch (kind) {
     case Kind::kSessions: return "sessions";
     case Kind::kSubscriptions: return "subscriptions";
-    case Kind::kMessages: return "messages";
     case Kind::kQueues: return "queues";
     case Kind::kIncoming: return "incoming";
     case Kind::kRetained: return "retained";
     case Kind::kWills: return "wills";
   }
   return "?";
+}
+
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xFF) {
+    end.pop_back();
+  }
+  if (!end.empty()) {
+    end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  }
+  return end;
 }
 
 namespace {
@@ -26,10 +37,13 @@ class MemoryStore final : public Store {
     const std::lock_guard lock(mu_);
     for (const Batch::Op& op : batch.ops()) {
       auto& table = tables_[static_cast<std::size_t>(op.kind)];
-      if (op.erase) {
-        table.erase(op.key);
-      } else {
-        table.insert_or_assign(op.key, op.value);
+      switch (op.type) {
+        case Batch::Type::kPut: table.insert_or_assign(op.key, op.value); break;
+        case Batch::Type::kDelete: table.erase(op.key); break;
+        case Batch::Type::kDeleteRange:
+          table.erase(table.lower_bound(op.key), op.value.empty() ? table.end()
+                                                                  : table.lower_bound(op.value));
+          break;
       }
     }
     return {};
@@ -46,18 +60,21 @@ class MemoryStore final : public Store {
     return std::optional<std::string>(it->second);
   }
 
-  util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
-                                       const Visitor& f) override {
+  util::Result<void, std::string> Scan(Kind kind, std::string_view prefix, const Visitor& f,
+                                       std::string_view from) override {
     const std::lock_guard lock(mu_);
     const auto& table = tables_[static_cast<std::size_t>(kind)];
-    for (auto it = table.lower_bound(prefix); it != table.end() && it->first.starts_with(prefix);
-         ++it) {
+    for (auto it = table.lower_bound(std::max(prefix, from));
+         it != table.end() && it->first.starts_with(prefix); ++it) {
       if (!f(it->first, it->second)) {
         break;
       }
     }
     return {};
   }
+
+  util::Result<void, std::string> Sync() override { return {}; }
+  util::Result<void, std::string> Resume() override { return {}; }
 
  private:
   std::mutex mu_;

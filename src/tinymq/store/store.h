@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tinymq/util/result.h"
@@ -31,34 +32,43 @@ namespace tinymq::store {
 enum class Kind : std::uint8_t {
   kSessions,       // client id -> session state (expiry, ...)
   kSubscriptions,  // client id, filter -> options
-  kMessages,       // message id -> topic, payload, properties
-  kQueues,         // client id, sequence -> queued or in-flight delivery
+  kQueues,         // client id, sequence -> queued or in-flight delivery (with its message)
   kIncoming,       // client id, packet id: QoS 2 PUBLISHes whose PUBREL is awaited
   kRetained,       // topic -> message
   kWills,          // client id -> will and when it is due
 };
-inline constexpr std::array<Kind, 7> kKinds = {
-    Kind::kSessions, Kind::kSubscriptions, Kind::kMessages, Kind::kQueues,
-    Kind::kIncoming, Kind::kRetained,      Kind::kWills};
+inline constexpr std::array<Kind, 6> kKinds = {Kind::kSessions, Kind::kSubscriptions,
+                                               Kind::kQueues,   Kind::kIncoming,
+                                               Kind::kRetained, Kind::kWills};
 // "sessions", "subscriptions", ...: the column family names.
 std::string_view KindName(Kind kind);
 
 // Writes applied together, all or none.
 class Batch {
  public:
+  enum class Type : std::uint8_t {
+    kPut,
+    kDelete,
+    kDeleteRange,  // every key in [key, value)
+  };
   struct Op {
     Kind kind;
-    bool erase;
+    Type type;
     std::string key;
     std::string value;
   };
 
   void Put(Kind kind, std::string_view key, std::string_view value) {
-    ops_.push_back(Op{kind, false, std::string(key), std::string(value)});
+    ops_.push_back(Op{kind, Type::kPut, std::string(key), std::string(value)});
   }
   void Delete(Kind kind, std::string_view key) {
-    ops_.push_back(Op{kind, true, std::string(key), {}});
+    ops_.push_back(Op{kind, Type::kDelete, std::string(key), {}});
   }
+  // Deletes every key of `kind` from `begin` (included) to `end` (excluded).
+  void DeleteRange(Kind kind, std::string_view begin, std::string_view end) {
+    ops_.push_back(Op{kind, Type::kDeleteRange, std::string(begin), std::string(end)});
+  }
+  void Add(Op op) { ops_.push_back(std::move(op)); }
   bool empty() const { return ops_.empty(); }
   std::size_t size() const { return ops_.size(); }
   void Clear() { ops_.clear(); }
@@ -77,12 +87,22 @@ class Store {
   virtual util::Result<void, std::string> Write(const Batch& batch, bool sync) = 0;
   virtual util::Result<std::optional<std::string>, std::string> Get(Kind kind,
                                                                     std::string_view key) = 0;
-  // Calls f(key, value) for every record of `kind` whose key starts with `prefix`, in key order
-  // (bytewise), until f returns false.
+  // Calls f(key, value) for every record of `kind` whose key starts with `prefix` (and is not
+  // below `from`), in key order (bytewise), until f returns false.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
   virtual util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
-                                               const Visitor& f) = 0;
+                                               const Visitor& f, std::string_view from = {}) = 0;
+  // Makes every write so far durable (Write(..., sync=false) followed by Sync() is as durable as
+  // Write(..., sync=true)).
+  virtual util::Result<void, std::string> Sync() = 0;
+  // After a failed write (a full disk, say): tries to make the store writable again. The failed
+  // batch must be written again.
+  virtual util::Result<void, std::string> Resume() = 0;
 };
+
+// The first key after every key that starts with `prefix` (for DeleteRange); empty when there is
+// none (a prefix of 0xFF bytes only).
+std::string PrefixEnd(std::string_view prefix);
 
 // A store that keeps everything in memory (gone with the process).
 std::unique_ptr<Store> MakeMemoryStore();

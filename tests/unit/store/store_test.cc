@@ -124,13 +124,13 @@ TEST(RocksStoreTest, WhatWasWrittenIsThereAfterReopening) {
     auto s = OpenRocksStore(path);
     ASSERT_TRUE(s.has_value()) << s.error();
     Batch b;
-    b.Put(Kind::kMessages, "m1", std::string("payload\0with nul", 16));
+    b.Put(Kind::kRetained, "m1", std::string("payload\0with nul", 16));
     b.Put(Kind::kWills, "c", "w");
     ASSERT_TRUE((*s)->Write(b, /*sync=*/true).has_value());
   }
   auto s = OpenRocksStore(path);
   ASSERT_TRUE(s.has_value()) << s.error();
-  EXPECT_EQ((*s)->Get(Kind::kMessages, "m1")->value_or("-"), std::string("payload\0with nul", 16));
+  EXPECT_EQ((*s)->Get(Kind::kRetained, "m1")->value_or("-"), std::string("payload\0with nul", 16));
   EXPECT_EQ((*s)->Get(Kind::kWills, "c")->value_or("-"), "w");
 }
 
