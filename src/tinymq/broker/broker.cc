@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "tinymq/broker/broker_internal.h"
 #include "tinymq/mqtt/decoder.h"
 #include "tinymq/mqtt/reason_code.h"
 #include "tinymq/mqtt/topic.h"
@@ -14,32 +15,6 @@
 
 namespace tinymq::broker {
 namespace {
-
-using mqtt::ProtocolVersion;
-using mqtt::QoS;
-using mqtt::ReasonCode;
-
-constexpr Instant kNever = Instant::max();
-constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;  // 5.0 §3.1.2.11.2
-// Shared subscription groups are subscribers in the index too; this bit keeps their ids apart from
-// the sessions'.
-constexpr SubscriberId kSharedBit = SubscriberId{1} << 63;
-// Session and group ids carry the index of their worker above this bit, so that any broker can
-// tell where a member's session or a group lives.
-constexpr int kWorkerShift = 48;
-constexpr SubscriberId kWorkerMask = 0x7FFF;
-
-std::uint16_t WorkerOf(SubscriberId id) {
-  return static_cast<std::uint16_t>((id >> kWorkerShift) & kWorkerMask);
-}
-// Below the worker: a session id's sequence number (bits 24-47, never 0) and slot (bits 0-23).
-constexpr int kSessionSeqShift = 24;
-constexpr SubscriberId kSessionSlotMask = (SubscriberId{1} << kSessionSeqShift) - 1;
-constexpr SubscriberId kSessionSeqModulus =
-    (SubscriberId{1} << (kWorkerShift - kSessionSeqShift)) - 1;
-
-QoS MinQos(QoS a, QoS b) { return static_cast<unsigned>(a) < static_cast<unsigned>(b) ? a : b; }
-QoS MaxQos(QoS a, QoS b) { return static_cast<unsigned>(a) > static_cast<unsigned>(b) ? a : b; }
 
 std::string_view VersionName(ProtocolVersion v) {
   switch (v) {
@@ -97,255 +72,6 @@ mqtt::PropertiesBuilder ReasonString(std::string_view text) {
 }
 
 }  // namespace
-
-// A will as the broker keeps it once its CONNECT buffer is gone.
-struct Broker::Will {
-  std::string topic;
-  std::vector<std::uint8_t> payload;
-  QoS qos = QoS::k0;
-  bool retain = false;
-  std::vector<std::uint8_t> properties;  // 5.0 will properties as received
-};
-
-// One message on its way to one session.
-struct Broker::Delivery {
-  MessageRef message;
-  QoS qos = QoS::k1;
-  bool retain = false;
-  // The shared subscription group it was given to this session through (0: none), so that it
-  // can go to another member if this one goes away.
-  SubscriberId group = 0;
-  // 5.0 Subscription Identifiers of the matching subscriptions (§3.3.2.3.8); usually none or one.
-  std::vector<std::uint32_t> ids;
-};
-
-// A shared subscription "$share/{name}/{filter}" (5.0 §4.8.2): one entry in the index, whose
-// matches go to one member each.
-struct Broker::SharedGroup {
-  SubscriberId id = 0;  // its subscriber id in index_ (kSharedBit set)
-  std::string key;      // "$share/{name}/{filter}"
-  std::string filter;
-  std::vector<Subscription> members;  // each member session's options and identifier
-  std::vector<SubscriberId> offline;  // members on other workers that are offline
-  std::size_t next = 0;               // round robin position
-};
-
-struct Broker::Session {
-  // A QoS 1/2 PUBLISH sent and not yet fully acknowledged. The list keeps PUBLISHes in the order
-  // first sent; an entry moves to the end when its PUBREC arrives (see HandlePubrec).
-  struct InFlight {
-    std::uint16_t packet_id = 0;
-    Delivery delivery;
-    bool released = false;  // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
-    // Not yet sent again on the current connection: on reconnection the client's Receive Maximum
-    // may be smaller than what was in flight, and the rest waits for acknowledgements.
-    bool awaiting_resend = false;
-  };
-
-  SubscriberId id = 0;
-  std::string client_id;
-  Connection* connection = nullptr;
-  struct Subscribed {
-    QoS qos = QoS::k0;    // granted
-    bool shared = false;  // a 5.0 "$share/{name}/{filter}" (to a 3.1.x client, a plain filter)
-  };
-  // By the filter as subscribed; allocated with the first (a session without any holds nothing).
-  using Subscriptions = std::unordered_map<std::string, Subscribed>;
-  std::unique_ptr<Subscriptions> subscriptions;
-  std::list<InFlight> inflight;
-  // Packet id -> entry of `inflight`; allocated with the first message in flight.
-  using InFlightIndex = std::unordered_map<std::uint16_t, std::list<InFlight>::iterator>;
-  std::unique_ptr<InFlightIndex> inflight_by_id;
-  util::Fifo<Delivery> queue;  // waiting for the client, the in-flight window or the output
-  std::size_t queued_bytes = 0;
-  // Packet ids of QoS 2 PUBLISHes received whose PUBREL is awaited, sorted (at most the broker's
-  // Receive Maximum for 5.0 clients; a vector is smaller than a hash set and fast at that size),
-  // allocated with the first.
-  std::unique_ptr<std::vector<std::uint16_t>> incoming_qos2;
-  // 5.0: the will of the last connection, waiting for its Will Delay Interval [MQTT-3.1.3-9].
-  std::unique_ptr<Will> delayed_will;
-  // The small fields together, so that padding does not grow every session.
-  std::uint32_t generation = 0;       // bumped on every attach: older session timers are stale
-  std::uint32_t awaiting_resend = 0;  // in-flight entries with awaiting_resend set
-  // 5.0 Session Expiry Interval in seconds once the connection has ended; kNeverExpires for a
-  // 3.1.x persistent session and for 0xFFFFFFFF.
-  std::uint32_t expiry_s = 0;
-  std::uint16_t last_packet_id = 0;
-  // Discarded when its connection ends (3.1.1 Clean Session 1; 5.0 Session Expiry 0).
-  bool ends_with_connection = true;
-  bool dropping = false;  // a drop was logged; cleared when the queue has room again
-
-  // The in-flight entry of `packet_id`, or inflight.end().
-  std::list<InFlight>::iterator FindInFlight(std::uint16_t packet_id) {
-    if (inflight_by_id == nullptr) {
-      return inflight.end();
-    }
-    auto it = inflight_by_id->find(packet_id);
-    return it == inflight_by_id->end() ? inflight.end() : it->second;
-  }
-  void AddInFlight(InFlight entry) {
-    if (inflight_by_id == nullptr) {
-      inflight_by_id = std::make_unique<InFlightIndex>();
-    }
-    inflight.push_back(std::move(entry));
-    inflight_by_id->emplace(inflight.back().packet_id, std::prev(inflight.end()));
-  }
-  // Forgets an in-flight entry; returns the one after it.
-  std::list<InFlight>::iterator EraseInFlight(std::list<InFlight>::iterator it) {
-    if (it->awaiting_resend) {
-      --awaiting_resend;
-    }
-    inflight_by_id->erase(it->packet_id);
-    return inflight.erase(it);
-  }
-
-  bool AwaitsPubrel(std::uint16_t packet_id) const {
-    return incoming_qos2 != nullptr &&
-           std::binary_search(incoming_qos2->begin(), incoming_qos2->end(), packet_id);
-  }
-  void AwaitPubrel(std::uint16_t packet_id) {
-    if (incoming_qos2 == nullptr) {
-      incoming_qos2 = std::make_unique<std::vector<std::uint16_t>>();
-    }
-    incoming_qos2->insert(std::lower_bound(incoming_qos2->begin(), incoming_qos2->end(), packet_id),
-                          packet_id);
-  }
-  // False when `packet_id` was not awaited.
-  bool TakePubrel(std::uint16_t packet_id) {
-    if (incoming_qos2 == nullptr) {
-      return false;
-    }
-    auto it = std::lower_bound(incoming_qos2->begin(), incoming_qos2->end(), packet_id);
-    if (it == incoming_qos2->end() || *it != packet_id) {
-      return false;
-    }
-    incoming_qos2->erase(it);
-    return true;
-  }
-};
-
-// The topic aliases the broker has set up towards one 5.0 client (5.0 §3.3.2.3.4): the most
-// recently used topics keep theirs; a new topic takes a free alias or the least recently used.
-struct Broker::OutboundAliases {
-  struct Entry {
-    std::string topic;
-    std::uint16_t alias = 0;
-  };
-  std::uint16_t capacity = 0;
-  std::list<Entry> lru;  // most recently used first
-  std::unordered_map<std::string_view, std::list<Entry>::iterator> by_topic;  // keys: lru topics
-};
-
-// A connection's pending output: its own bytes (packets, PUBLISH headers) and the payloads it
-// sends by reference.
-struct Broker::PendingOutput {
-  std::vector<std::uint8_t> out;
-  std::size_t out_begin = 0;  // bytes of `out` already written
-  // Payloads sent by reference (copy-free fan-out: one copy of a payload, in its Message, goes to
-  // every subscriber): the payload of `message` goes out right after out[0, at). In order of `at`.
-  std::vector<PayloadRef> refs;
-  std::size_t ref_begin = 0;     // refs already written
-  std::size_t ref_offset = 0;    // bytes of refs[ref_begin]'s payload already written
-  std::size_t refs_pending = 0;  // payload bytes of refs not yet written
-
-  std::size_t pending() const { return out.size() - out_begin + refs_pending; }
-
-  // Calls f(data, size) for each piece of the pending output, in order, until f returns false.
-  template <typename F>
-  void ForEachPending(F f) const {
-    std::size_t at = out_begin;
-    std::size_t offset = ref_offset;
-    for (std::size_t i = ref_begin; i < refs.size(); ++i) {
-      if (refs[i].at > at && !f(out.data() + at, refs[i].at - at)) {
-        return;
-      }
-      at = refs[i].at;
-      const mqtt::BinaryView header = refs[i].header_view();
-      if (offset < header.size() && !f(header.data() + offset, header.size() - offset)) {
-        return;
-      }
-      const mqtt::BinaryView payload = refs[i].message->payload_view();
-      const std::size_t into = offset > header.size() ? offset - header.size() : 0;
-      if (payload.size() > into && !f(payload.data() + into, payload.size() - into)) {
-        return;
-      }
-      offset = 0;
-    }
-    if (out.size() > at) {
-      f(out.data() + at, out.size() - at);
-    }
-  }
-};
-
-struct Broker::Connection {
-  // kHandedOff: the CONNECT belongs to another worker's session; input is kept, not decoded.
-  enum class State : std::uint8_t {
-    kAwaitConnect,
-    kAuthenticating,
-    kConnected,
-    kClosing,
-    kHandedOff
-  };
-
-  ConnectionId id = 0;
-  std::string peer;
-  mqtt::Decoder decoder;
-  // What is waiting to be written; from the broker's pool while there is some (an idle
-  // connection holds none).
-  std::unique_ptr<PendingOutput> io;
-  Session* session = nullptr;
-  Instant deadline = kNever;       // CONNECT timeout, then keep-alive
-  Instant heap_deadline = kNever;  // `when` of this connection's live entry in the timer heap
-  // The small fields together, so that padding does not grow every connection.
-  // What a 5.0 client said it can take (CONNECT properties); 3.1.x clients have no limits here.
-  std::uint32_t client_max_packet_size = UINT32_MAX;
-  std::uint16_t client_receive_maximum = 65535;
-  std::uint16_t keep_alive = 0;
-  std::uint16_t handoff_to = 0;  // the worker, in kHandedOff
-  State state = State::kAwaitConnect;
-  ProtocolVersion version = ProtocolVersion::kV311;
-  bool in_timer_heap = false;
-  bool dirty = false;
-  // 5.0 Request Problem Information: 0 forbids Reason Strings outside CONNACK, DISCONNECT and
-  // PUBLISH [MQTT-3.1.2-29].
-  bool problem_information = true;
-  // Enhanced authentication (5.0 §4.12), for a connection that asked for it: the method, the
-  // exchange in progress, and the CONNECT (re-encoded) that waits for it to succeed.
-  struct AuthState {
-    std::string method;
-    std::unique_ptr<AuthExchange> exchange;
-    std::vector<std::uint8_t> pending_connect;
-  };
-  // What few connections use, in one allocation made with the first of it (Extra()), so that an
-  // idle connection pays one pointer for all of it.
-  struct Extras {
-    std::unique_ptr<Will> will;
-    // Inbound topic aliases: the topic of alias i at index i - 1 (allocated on first use).
-    std::unique_ptr<std::string[]> aliases_in;
-    std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
-    std::unique_ptr<AuthState> auth;
-  };
-  std::unique_ptr<Extras> extras;
-
-  Extras& Extra() {
-    if (extras == nullptr) {
-      extras = std::make_unique<Extras>();
-    }
-    return *extras;
-  }
-  AuthState* auth() const { return extras == nullptr ? nullptr : extras->auth.get(); }
-  OutboundAliases* aliases_out() const {
-    return extras == nullptr ? nullptr : extras->aliases_out.get();
-  }
-
-  std::size_t pending() const { return io == nullptr ? 0 : io->pending(); }
-  template <typename F>
-  void ForEachPending(F f) const {
-    if (io != nullptr) {
-      io->ForEachPending(f);
-    }
-  }
-};
 
 Broker::Broker(Limits limits, LogFn log, Cluster cluster)
     : limits_(limits),
@@ -485,7 +211,7 @@ std::size_t Broker::Output(ConnectionId id, std::span<OutputChunk> chunks) const
 
 std::size_t Broker::OutputSize(ConnectionId id) const {
   const Connection* c = Find(id);
-  return c == nullptr ? 0 : c->pending();
+  return c == nullptr || c->io == nullptr ? 0 : c->io->writable();
 }
 
 std::vector<std::uint8_t> Broker::CopyOutput(ConnectionId id) const {
@@ -504,8 +230,11 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
   if (c == nullptr) {
     return;
   }
-  TINYMQ_CHECK(n <= c->pending());
   PendingOutput* o = c->io.get();
+  TINYMQ_CHECK(n == 0 || (o != nullptr && n <= o->writable()));
+  if (o != nullptr) {
+    o->written += n;
+  }
   while (n > 0) {
     const std::size_t owned_end =
         o->ref_begin < o->refs.size() ? o->refs[o->ref_begin].at : o->out.size();
@@ -532,7 +261,8 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
     ReleaseOutput(*c);
   }
   // Below half the high-water mark, messages held back for this connection may go out.
-  if (c->session != nullptr && !c->session->queue.empty() &&
+  if (c->session != nullptr &&
+      (!c->session->queue.empty() || (c->session->stored && c->session->stored->spilled != 0)) &&
       c->pending() <= limits_.output_high_water / 2) {
     Pump(*c->session);
   }
@@ -540,7 +270,8 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
 
 bool Broker::ShouldClose(ConnectionId id) const {
   const Connection* c = Find(id);
-  return c == nullptr || c->state == Connection::State::kClosing;
+  return c == nullptr ||
+         (c->state == Connection::State::kClosing && (c->io == nullptr || !c->io->held()));
 }
 
 std::uint16_t Broker::HomeOf(std::string_view client_id) const {
@@ -618,6 +349,9 @@ void Broker::ReleaseOutput(Connection& c) {
   o->out.clear();
   o->refs.clear();  // (drops the connection's references to the messages)
   o->out_begin = o->ref_begin = o->ref_offset = o->refs_pending = 0;
+  o->holds.clear();
+  o->hold_begin = o->ref_total = o->written = 0;
+  o->listed = false;
   // Kept with its buffers unless they grew large (one big burst must not pin its memory).
   if (o->out.capacity() > kPooledBufferMax) {
     std::vector<std::uint8_t>().swap(o->out);
@@ -706,16 +440,25 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
     log_(LogLevel::kDebug, "connection from " + c.peer + " closed before CONNECT completed (" +
                                std::string(why) + ")");
   }
+  const bool survives = s != nullptr && !s->ends_with_connection && s->expiry_s != 0;
   if (s != nullptr) {
     Detach(*s, now);  // may end the session (then `s` is gone)
   }
   if (!publish_will || !will) {
+    if (survives) {
+      StoreWill(*s, nullptr, kNever);  // a clean DISCONNECT: no will waits
+    }
     return;
   }
   if (will_delay_s != 0) {
     s->delayed_will = std::move(will);
-    PushSessionTimer(*s, now + std::chrono::seconds(will_delay_s), /*will=*/true);
+    const Instant due = now + std::chrono::seconds(will_delay_s);
+    PushSessionTimer(*s, due, /*will=*/true);
+    StoreWill(*s, s->delayed_will.get(), due);
     return;
+  }
+  if (survives) {
+    StoreWill(*s, nullptr, kNever);
   }
   // The will goes out after the session is detached, as if its client had published it last
   // ([MQTT-3.1.2-8]).
@@ -723,9 +466,11 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
 }
 
 void Broker::PublishWill(Will will, Instant now) {
-  MessageRef m =
-      messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos, will.retain,
-                     mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties)), now);
+  const mqtt::Properties props = mqtt::Properties::FromValidated(mqtt::BinaryView(will.properties));
+  MessageRef m = restoring_ ? MakeMessage(will.topic, mqtt::BinaryView(will.payload), will.qos,
+                                          will.retain, props, now)
+                            : messages_.Make(will.topic, mqtt::BinaryView(will.payload), will.qos,
+                                             will.retain, props, now);
   Publish(m, /*publisher=*/0, /*publisher_id=*/{});
 }
 
@@ -777,6 +522,7 @@ void Broker::OnTimer(Instant now) {
       if (s.delayed_will) {  // [MQTT-3.1.3-9]: the delay passed and no connection came back
         Will will = std::move(*s.delayed_will);
         s.delayed_will.reset();
+        StoreWill(s, nullptr, kNever);
         PublishWill(std::move(will), now);
       }
       continue;
@@ -1170,6 +916,17 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   session->connection = &c;
   c.session = session;
   c.state = Connection::State::kConnected;
+  if (storing() && (!ends_with_connection || session->stored)) {
+    // (A stored session resumed as one that ends with its connection stays stored, expiry 0,
+    // until it ends: what it has in the store only is not lost meanwhile.)
+    if (!session->stored) {
+      session->stored = std::make_unique<Session::Stored>();
+    }
+    session->stored->level =
+        v5 ? 5 : (connect.version == ProtocolVersion::kV31 ? std::uint8_t{3} : std::uint8_t{4});
+    StoreSession(*session, kNever);
+    StoreWill(*session, c.extras != nullptr ? c.extras->will.get() : nullptr, kNever);
+  }
   if (session_present) {
     AnnounceOnline(*session, /*online=*/true);
   }
@@ -1255,6 +1012,7 @@ Broker::Session& Broker::CreateSession(const std::string& client_id, bool ends_w
 
 void Broker::DestroySession(Session& s) {
   TINYMQ_CHECK(s.connection == nullptr);
+  UnstoreSession(s);  // first: what follows must not write for it
   RehomeShared(s, /*session_ends=*/true);
   if (s.subscriptions != nullptr) {
     for (const auto& [key, subscribed] : *s.subscriptions) {
@@ -1280,6 +1038,7 @@ void Broker::Detach(Session& s, Instant now) {
   }
   AnnounceOnline(s, /*online=*/false);
   RehomeShared(s, /*session_ends=*/false);
+  StoreSession(s, now);
   ++s.generation;
   if (s.expiry_s != kNeverExpires) {
     PushSessionTimer(s, now + std::chrono::seconds(s.expiry_s), /*will=*/false);
@@ -1291,12 +1050,14 @@ void Broker::RehomeShared(Session& s, bool session_ends) {
   s.queue.remove_if([](const Delivery& d) { return d.group != 0; },
                     [&](Delivery&& d) {
                       s.queued_bytes -= d.message->payload.size();
+                      UnstoreDelivery(s, d);
                       moving.push_back(std::move(d));
                     });
   // Unacknowledged QoS 1 goes too (at least once allows the copy this member may have got); QoS 2
   // stays, since exactly once forbids a second receiver.
   for (auto it = s.inflight.begin(); it != s.inflight.end();) {
     if (it->delivery.group != 0 && it->delivery.qos == QoS::k1) {
+      UnstoreDelivery(s, it->delivery);
       Delivery d = std::move(it->delivery);
       it = s.EraseInFlight(it);
       moving.push_back(std::move(d));
@@ -1367,6 +1128,10 @@ void Broker::GiveToMember(const SharedGroup& group, const Subscription& member, 
     e.message = std::move(d.message);
     e.member = member;
     e.group = group.id;
+    if (d.qos != QoS::k0 && storing() && durability_.acks_wait) {
+      e.confirm = ++confirm_sent_[worker];
+      ++confirm_posts_;
+    }
     Post(worker, std::move(e));
     return;
   }
@@ -1416,6 +1181,18 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Reject(c, ReasonCode::kRetainNotSupported, "retain not available", now);  // [MQTT-3.2.2-14]
     return;
   }
+  if (p.qos != QoS::k0 && durability_.failed != nullptr &&
+      durability_.failed->load(std::memory_order_relaxed)) {
+    // The store cannot write (a full disk): nothing more is promised until it can. 5.0 says so;
+    // a 3.1.x client gets no acknowledgement and sends the message again later.
+    ++counters_.refused_store_failed;
+    if (v5 && p.qos == QoS::k1) {
+      Send(c, mqtt::Puback{p.packet_id, ReasonCode::kQuotaExceeded, {}});
+    } else if (v5) {
+      Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kQuotaExceeded, {}});
+    }
+    return;
+  }
   if (p.qos == QoS::k2 && s.AwaitsPubrel(p.packet_id)) {
     // Resent before our PUBREC arrived: acknowledge again, never route twice ([MQTT-4.3.3-2]).
     Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kSuccess, {}});
@@ -1428,16 +1205,24 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     return;
   }
   MessageRef m = messages_.Make(topic, p.payload, p.qos, p.retain, p.properties, now);
+  const std::uint64_t promised = promises();
   const bool matched = Publish(m, s.id, s.client_id);
   // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
   const ReasonCode ack = matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
+  if (p.qos == QoS::k2) {
+    s.AwaitPubrel(p.packet_id);
+    if (s.stored) {
+      writes_.Put(store::Kind::kIncoming, store::IncomingKey(s.client_id, p.packet_id), {},
+                  /*fresh=*/true);
+    }
+  }
+  if (p.qos != QoS::k0 && promises() != promised) {
+    Hold(c);  // acknowledged once what routing it wrote is durable, here and elsewhere
+  }
   switch (p.qos) {
     case QoS::k0: break;
     case QoS::k1: Send(c, mqtt::Puback{p.packet_id, ack, {}}); break;
-    case QoS::k2:
-      s.AwaitPubrel(p.packet_id);
-      Send(c, mqtt::Pubrec{p.packet_id, ack, {}});
-      break;
+    case QoS::k2: Send(c, mqtt::Pubrec{p.packet_id, ack, {}}); break;
   }
 }
 
@@ -1445,6 +1230,7 @@ bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
                      std::string_view publisher_id) {
   if (message->retain) {
     retained_->Set(message);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
+    StoreRetained(*message);
   }
   // Only the publisher_hash policy looks at it (and 0 means none, so a hash is never 0).
   const std::uint64_t publisher_hash =
@@ -1464,12 +1250,17 @@ bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
     e.kind = Envelope::Kind::kPublish;
     e.message = message;
     e.publisher_hash = publisher_hash;
+    if (message->qos != QoS::k0 && storing() && durability_.acks_wait) {
+      e.confirm = ++confirm_sent_[w];  // its acknowledgement waits for that worker's writes too
+      ++confirm_posts_;
+    }
     Post(w, std::move(e));
   }
   return matched;
 }
 
 void Broker::Post(std::uint16_t to, Envelope envelope) {
+  envelope.from = cluster_.index;
   outbox_.push_back(Letter{to, std::move(envelope)});
 }
 
@@ -1610,8 +1401,8 @@ const Subscription* Broker::PickMember(SharedGroup& group, std::uint64_t publish
 bool Broker::Ready(const Session& s) const {
   const Connection* c = s.connection;
   return c != nullptr && c->state == Connection::State::kConnected && s.queue.empty() &&
-         s.awaiting_resend == 0 && s.inflight.size() < Window(*c) &&
-         c->pending() <= limits_.output_high_water;
+         (!s.stored || s.stored->spilled == 0) && s.awaiting_resend == 0 &&
+         s.inflight.size() < Window(*c) && c->pending() <= limits_.output_high_water;
 }
 
 void Broker::Deliver(Session& s, Delivery d) {
@@ -1640,8 +1431,10 @@ void Broker::Deliver(Session& s, Delivery d) {
 
 bool Broker::Enqueue(Session& s, Delivery d) {
   const std::size_t bytes = d.message->payload.size();
-  if (s.queue.size() >= limits_.max_queued_messages ||
-      s.queued_bytes + bytes > limits_.max_queued_bytes) {
+  const std::size_t spilled = s.stored ? s.stored->spilled : 0;
+  const std::size_t spilled_bytes = s.stored ? s.stored->spilled_bytes : 0;
+  if (s.queue.size() + spilled >= limits_.max_queued_messages ||
+      s.queued_bytes + spilled_bytes + bytes > limits_.max_queued_bytes) {
     // The documented policy: a full queue refuses the newest message (what is queued keeps its
     // order and is delivered); each drop is counted, and logged once per incident.
     ++counters_.dropped_queue_full;
@@ -1654,6 +1447,10 @@ bool Broker::Enqueue(Session& s, Delivery d) {
     s.dropping = true;
     return false;
   }
+  if (Spill(s, d)) {
+    return true;  // in the store only: the queue in memory holds its head
+  }
+  StoreDelivery(s, d, store::DeliveryState::kQueued, 0);
   s.queue.push_back(std::move(d));
   s.queued_bytes += bytes;
   return true;
@@ -1676,18 +1473,26 @@ void Broker::Pump(Session& s) {
     it->awaiting_resend = false;
     --s.awaiting_resend;
     if (!SendPublish(*c, it->delivery, it->packet_id, /*dup=*/true)) {
+      UnstoreDelivery(s, it->delivery);
       it = s.EraseInFlight(it);  // too large for what the client now takes: given up
       continue;
     }
     ++it;
   }
-  while (!s.queue.empty() && s.inflight.size() < Window(*c) &&
-         c->pending() <= limits_.output_high_water) {
+  auto room = [&] {
+    return s.inflight.size() < Window(*c) && c->pending() <= limits_.output_high_water &&
+           c->state == Connection::State::kConnected;
+  };
+  while (room()) {
+    if (s.queue.empty() && (!s.stored || !LoadSpilled(s))) {
+      break;  // nothing more here (or in the store, readable now)
+    }
     Delivery d = std::move(s.queue.front());
     s.queue.pop_front();
     s.queued_bytes -= d.message->payload.size();
     if (d.message->expired(last_now_)) {
       ++counters_.dropped_expired;  // [MQTT-3.3.2-5]: expired while it waited
+      UnstoreDelivery(s, d);
       continue;
     }
     Transmit(s, *c, std::move(d));
@@ -1712,7 +1517,15 @@ std::uint16_t Broker::NextPacketId(Session& s) {
 
 void Broker::Transmit(Session& s, Connection& c, Delivery d) {
   const std::uint16_t packet_id = d.qos == QoS::k0 ? 0 : NextPacketId(s);
+  if (s.stored && d.qos != QoS::k0) {
+    StoreDelivery(s, d, store::DeliveryState::kSent, packet_id);
+    if (d.qos == QoS::k2) {
+      // Exactly once: the client must not see it unless the broker will remember it was sent.
+      Hold(c);
+    }
+  }
   if (!SendPublish(c, d, packet_id, /*dup=*/false) || d.qos == QoS::k0) {
+    UnstoreDelivery(s, d);
     return;  // QoS 0 is done; a message that could not go out is not in flight either
   }
   s.AddInFlight({packet_id, std::move(d), false});
@@ -1844,6 +1657,7 @@ bool Broker::EncodeHeader(const mqtt::Publish& p, ProtocolVersion version,
 void Broker::AppendRef(Connection& c, PayloadRef ref) {
   PendingOutput& o = AcquireOut(c);
   o.refs_pending += ref.size();
+  o.ref_total += ref.size();
   o.refs.push_back(std::move(ref));
 }
 
@@ -1865,6 +1679,7 @@ void Broker::Resend(Session& s, Connection& c) {
     } else if (SendPublish(c, it->delivery, it->packet_id, /*dup=*/true)) {
       ++used;
     } else {
+      UnstoreDelivery(s, it->delivery);
       it = s.EraseInFlight(it);  // too large for what the client now takes: given up
       continue;
     }
@@ -1879,6 +1694,7 @@ void Broker::HandlePuback(Connection& c, std::uint16_t packet_id) {
   if (it == s.inflight.end() || it->delivery.qos != QoS::k1) {
     return;  // unknown or not a QoS 1 id: nothing to release
   }
+  UnstoreDelivery(s, it->delivery);
   s.EraseInFlight(it);
   Pump(s);
 }
@@ -1894,6 +1710,11 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
     it->released = true;           // [MQTT-4.3.3-1]: from now on only PUBREL is resent
     it->delivery.message.reset();  // the payload is no longer needed
     it->delivery.ids.clear();
+    if (s.stored) {
+      // Once the client has the PUBREL it forgets the id: a resent PUBLISH would be new to it.
+      StoreDelivery(s, it->delivery, store::DeliveryState::kReleased, packet_id);
+      Hold(c);
+    }
     // [MQTT-4.6.0-3]: PUBRELs go (and are resent) in the order the PUBRECs came; moving the entry
     // to the end keeps the PUBLISHes still unacknowledged in their own order ([MQTT-4.6.0-1]).
     s.inflight.splice(s.inflight.end(), s.inflight, it);
@@ -1909,6 +1730,10 @@ void Broker::HandlePubrec(Connection& c, std::uint16_t packet_id) {
 void Broker::HandlePubrel(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
   const bool known = s.TakePubrel(packet_id);
+  if (known && s.stored) {
+    writes_.Delete(store::Kind::kIncoming, store::IncomingKey(s.client_id, packet_id));
+    Hold(c);  // a PUBCOMP lets the client reuse the id: the broker must have forgotten it for good
+  }
   // [MQTT-4.3.3-2]: PUBCOMP even for an id already released (the PUBCOMP may have been lost).
   Send(c, mqtt::Pubcomp{packet_id,
                         known || c.version != ProtocolVersion::kV5
@@ -1923,6 +1748,7 @@ void Broker::HandlePubcomp(Connection& c, std::uint16_t packet_id) {
   if (it == s.inflight.end() || !it->released) {
     return;
   }
+  UnstoreDelivery(s, it->delivery);
   s.EraseInFlight(it);
   Pump(s);
 }
@@ -1941,6 +1767,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
   std::vector<ReasonCode> codes;
   std::vector<Delivery> retained;
   std::string reason_text;
+  const std::uint64_t promised = promises();
   auto fail = [&](ReasonCode v5_code, std::string_view filter, std::string_view why) {
     codes.push_back(v5 ? v5_code : ReasonCode::kUnspecifiedError);  // 3.1.1: 0x80
     if (reason_text.empty()) {
@@ -1993,6 +1820,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     // [MQTT-3.8.4-3]: a subscription to a filter already subscribed replaces the old one.
     (*s.subscriptions)[key] = Session::Subscribed{granted, shared.has_value()};
     codes.push_back(static_cast<ReasonCode>(granted));
+    StoreSubscription(s, key, Subscription{s.id, options, identifier}, shared.has_value());
     if (shared) {
       const Subscription member{s.id, options, identifier};
       const std::uint16_t home = HomeOf(key);
@@ -2029,6 +1857,9 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       d.message = std::move(m);
       retained.push_back(std::move(d));
     }
+  }
+  if (promises() != promised) {
+    Hold(c);  // a SUBACK promises that the subscription survives a restart
   }
   const mqtt::Suback plain{sub.packet_id, {}, mqtt::ReasonCodeList(codes)};
   if (v5 && !reason_text.empty() && c.problem_information) {
@@ -2137,7 +1968,17 @@ void Broker::AnnounceOnline(const Session& s, bool online) {
 
 void Broker::OnEnvelope(Envelope e, Instant now) {
   last_now_ = now;
+  if (e.confirm != 0 && e.kind != Envelope::Kind::kConfirm && e.from < confirm_seen_.size()) {
+    // Confirmed to the sender once what handling it writes is durable (TakeWrites, OnDurable).
+    confirm_seen_[e.from] = std::max(confirm_seen_[e.from], e.confirm);
+  }
   switch (e.kind) {
+    case Envelope::Kind::kConfirm:
+      if (e.from < confirmed_.size()) {
+        confirmed_[e.from] = std::max(confirmed_[e.from], e.confirm);
+        ReleaseHolds();
+      }
+      return;
     case Envelope::Kind::kPublish: Route(e.message, /*publisher=*/0, e.publisher_hash); return;
     case Envelope::Kind::kSharedJoin: JoinGroup(e.key, e.member); return;
     case Envelope::Kind::kSharedLeave: LeaveGroup(e.key, e.member.subscriber); return;
@@ -2189,6 +2030,7 @@ void Broker::OnEnvelope(Envelope e, Instant now) {
 void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
   Session& s = *c.session;
   std::vector<ReasonCode> codes;
+  const std::uint64_t promised = promises();
   for (std::string_view filter : unsub.filters) {
     const std::string key(filter);
     auto it = s.subscriptions != nullptr ? s.subscriptions->find(key)
@@ -2198,8 +2040,12 @@ void Broker::HandleUnsubscribe(Connection& c, const mqtt::Unsubscribe& unsub) {
       const bool shared = it->second.shared;
       s.subscriptions->erase(it);
       RemoveSubscription(s, key, shared);
+      UnstoreSubscription(s, key);
     }
     codes.push_back(existed ? ReasonCode::kSuccess : ReasonCode::kNoSubscriptionExisted);
+  }
+  if (promises() != promised) {
+    Hold(c);
   }
   // [MQTT-3.10.4-5]: UNSUBACK even when nothing was subscribed.
   Send(c, mqtt::Unsuback{unsub.packet_id, {}, mqtt::ReasonCodeList(codes)});

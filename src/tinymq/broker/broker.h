@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,9 +18,11 @@
 #include "tinymq/broker/retained_store.h"
 #include "tinymq/broker/subscription_index.h"
 #include "tinymq/broker/subscription_summary.h"
+#include "tinymq/broker/write_set.h"
 #include "tinymq/mqtt/decode_error.h"
 #include "tinymq/mqtt/packet.h"
 #include "tinymq/mqtt/types.h"
+#include "tinymq/store/records.h"
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
 #include "tinymq/util/stable_slots.h"
@@ -195,10 +198,10 @@ struct Durability {
 struct RestoreCounts {
   std::size_t sessions = 0;
   std::size_t subscriptions = 0;
-  std::size_t queued = 0;     // messages waiting in sessions' queues
-  std::size_t inflight = 0;   // QoS 1/2 messages sent and not yet acknowledged, PUBRELs
-  std::size_t incoming = 0;   // QoS 2 PUBLISHes received whose PUBREL is awaited
-  std::size_t wills = 0;      // delayed wills pending (published on restore when due)
+  std::size_t queued = 0;    // messages waiting in sessions' queues
+  std::size_t inflight = 0;  // QoS 1/2 messages sent and not yet acknowledged, PUBRELs
+  std::size_t incoming = 0;  // QoS 2 PUBLISHes received whose PUBREL is awaited
+  std::size_t wills = 0;     // delayed wills pending (published on restore when due)
   std::size_t retained = 0;
   std::size_t expired_sessions = 0;  // dropped: their expiry passed while the broker was down
   std::size_t expired_messages = 0;  // dropped: their Message Expiry Interval passed
@@ -295,8 +298,9 @@ class Broker {
   util::Result<RestoreCounts, std::string> Restore(Instant now, bool retained);
   // Moves the writes made since the last call into `batch` (appended, in order) and returns their
   // epoch (1, 2, ... in order), to be passed to OnDurable once the batch is written (and synced,
-  // for always and batch). 0 when there was nothing to write (then work that waited only for
-  // writes before this call may be released at once). Call once per loop turn, after the turn's
+  // for always and batch) and every batch before it is durable. The batch may be empty (writes
+  // that cancelled out, with work waiting for them): it is durable once those before it are. 0
+  // when there is nothing to wait for. Call once per loop turn, after the turn's
   // work and before posting TakeOutbox()'s envelopes, so that what this turn sent another worker
   // is written before anything that worker writes about it.
   std::uint64_t TakeWrites(store::Batch& batch);
@@ -420,6 +424,41 @@ class Broker {
   // away go to another member of their group.
   void RehomeShared(Session& s, bool session_ends);
 
+  // Persistence (broker_store.cc). Each Store*/Unstore* turns one change of a persistent session
+  // (Session::stored) into writes; a session without `stored` writes nothing.
+  bool storing() const { return durability_.store != nullptr; }
+  store::UnixMs Wall(Instant t) const;
+  store::MessageRecord ToRecord(const Message& m) const;
+  // The message of a record (pooled: from messages_, else allocated on its own, as Restore must,
+  // since it runs before the worker thread owns the pool); nullopt when it is damaged or
+  // `expired` (set) at `now`.
+  std::optional<MessageRef> FromRecord(const store::MessageRecord& r, Instant now, bool pooled,
+                                       bool* expired);
+  void StoreSession(Session& s, Instant disconnected_at);     // kNever: connected
+  void StoreWill(Session& s, const Will* will, Instant due);  // will null: none (deleted)
+  void UnstoreSession(Session& s);
+  void StoreSubscription(Session& s, const std::string& key, const Subscription& sub, bool shared);
+  void UnstoreSubscription(Session& s, const std::string& key);
+  // Writes `d`'s record in `state` (giving it a sequence number when it has none).
+  void StoreDelivery(Session& s, Delivery& d, store::DeliveryState state, std::uint16_t packet_id);
+  void UnstoreDelivery(Session& s, Delivery& d);
+  // Queues `d` in the store only (the session's queue in memory is full); false when it is not.
+  bool Spill(Session& s, Delivery& d);
+  // Reads spilled messages back into the queue; false when none could be read now.
+  bool LoadSpilled(Session& s);
+  void StoreRetained(const Message& m);
+  // Counted changes that a client is told about only once they are durable: writes and work
+  // sent to other workers that they confirm. Compare two readings around handling a packet.
+  std::uint64_t promises() const { return writes_.changes() + confirm_posts_; }
+  // What `c` is sent from now on waits until everything written (here and on other workers) so
+  // far is durable.
+  void Hold(Connection& c);
+  void ReleaseHolds();
+  void SendConfirms(const std::vector<std::uint64_t>& upto);
+  // The wills and writes of a restore.
+  util::Result<void, std::string> RestoreRetained(Instant now, RestoreCounts& counts);
+  util::Result<void, std::string> RestoreSessions(Instant now, RestoreCounts& counts);
+
   // Sessions.
   Session& CreateSession(const std::string& client_id, bool clean);
   void DestroySession(Session& s);
@@ -504,6 +543,46 @@ class Broker {
   std::vector<MessageRef> retained_scratch_;
   // Scratch for the properties of an outgoing PUBLISH that differ per receiver.
   mqtt::PropertiesBuilder publish_properties_;
+
+  // Persistence.
+  Durability durability_;
+  bool restoring_ = false;  // in Restore(): on the main thread, so no pooled messages
+  WriteSet writes_;
+  std::uint64_t taken_epoch_ = 0;    // the last epoch TakeWrites returned
+  std::uint64_t durable_epoch_ = 0;  // the last epoch OnDurable reported
+  // Output held until what it promises is durable: a ticket is released when its epoch is durable
+  // and every other worker has confirmed the work sent to it up to `remote` (indexed by worker;
+  // empty for one worker). Tickets are released in order of id.
+  struct Ticket {
+    std::uint64_t id = 0;
+    std::uint64_t epoch = 0;
+    std::vector<std::uint64_t> remote;
+  };
+  std::deque<Ticket> tickets_;
+  std::uint64_t next_ticket_ = 1;
+  std::uint64_t released_ticket_ = 0;  // tickets up to this id are released
+  std::vector<ConnectionId> held_;     // connections with held output (PendingOutput::listed)
+  // Per other worker: confirmable envelopes posted to it (numbered), how many it confirmed, the
+  // highest number received from it, and the highest confirmed back to it.
+  std::vector<std::uint64_t> confirm_sent_;
+  std::vector<std::uint64_t> confirmed_;
+  std::vector<std::uint64_t> confirm_seen_;
+  std::vector<std::uint64_t> confirm_told_;
+  std::uint64_t confirm_posts_ = 0;
+  // Confirmations that go out once an epoch is durable (the work they confirm wrote in it).
+  struct DueConfirms {
+    std::uint64_t epoch = 0;
+    std::vector<std::uint64_t> upto;
+  };
+  std::deque<DueConfirms> due_confirms_;
+  // Spilled queue records and the epoch that writes them: once it is durable they can be read
+  // back (Session::Stored::spill_written).
+  struct SpillMark {
+    std::uint64_t epoch = 0;
+    SubscriberId session = 0;
+    std::uint64_t seq = 0;
+  };
+  std::deque<SpillMark> spill_marks_;
 };
 
 }  // namespace tinymq::broker

@@ -48,6 +48,14 @@ class Fifo {
     }
   }
 
+  // Calls f(element) for each element, in order.
+  template <typename F>
+  void for_each(F f) {
+    for (std::uint32_t i = 0; i < size_; ++i) {
+      f(slots_[(head_ + i) & (capacity_ - 1)]);
+    }
+  }
+
   // Takes out, in order, every element for which `pred` is true and hands each to `sink`; the
   // others keep their order.
   template <typename Pred, typename Sink>
