@@ -1,8 +1,10 @@
 #include "tinymq/store/rocks_store.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -72,8 +74,8 @@ class RocksStore final : public Store {
   util::Result<void, std::string> Scan(Kind kind, std::string_view prefix, const Visitor& f,
                                        std::string_view from) override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(kind)));
-    for (it->Seek(ToSlice(std::max(prefix, from))); it->Valid() && ToView(it->key()).starts_with(prefix);
-         it->Next()) {
+    for (it->Seek(ToSlice(std::max(prefix, from)));
+         it->Valid() && ToView(it->key()).starts_with(prefix); it->Next()) {
       if (!f(ToView(it->key()), ToView(it->value()))) {
         break;
       }
@@ -119,12 +121,29 @@ class RocksStore final : public Store {
 
 util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::string& dir,
                                                                  const RocksOptions& options) {
+  // Memory: the broker's own footprint is small, so RocksDB's must be bounded too. Memtables of all
+  // column families together stay under kMemtables (a full one is flushed), blocks read back are
+  // cached in one shared cache of kBlockCache, and the write-ahead log is flushed into tables
+  // before it passes kWal (a rarely written column family would otherwise keep old logs alive).
+  constexpr std::size_t kMemtables = std::size_t{64} << 20;
+  constexpr std::size_t kBlockCache = std::size_t{16} << 20;
+  constexpr std::uint64_t kWal = std::uint64_t{256} << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(kBlockCache);
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.write_buffer_size = kMemtables / 4;
+  cf_options.max_write_buffer_number = 2;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
   for (Kind kind : kKinds) {
-    families.emplace_back(std::string(KindName(kind)), rocksdb::ColumnFamilyOptions());
+    families.emplace_back(std::string(KindName(kind)), cf_options);
   }
   rocksdb::Options db_options;
+  db_options.db_write_buffer_size = kMemtables;
+  db_options.max_total_wal_size = kWal;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 4;  // RocksDB's own LOG files (an operator reads the newest)
   db_options.create_if_missing = options.create;
   db_options.create_missing_column_families = options.create;
   if (options.repair) {
