@@ -275,10 +275,14 @@ bool Broker::ShouldClose(ConnectionId id) const {
 }
 
 std::uint16_t Broker::HomeOf(std::string_view client_id) const {
-  if (cluster_.count == 1) {
+  return HomeAmong(client_id, cluster_.count);
+}
+
+std::uint16_t HomeAmong(std::string_view client_id, std::uint16_t workers) {
+  if (workers <= 1) {
     return 0;
   }
-  return static_cast<std::uint16_t>(std::hash<std::string_view>{}(client_id) % cluster_.count);
+  return static_cast<std::uint16_t>(std::hash<std::string_view>{}(client_id) % workers);
 }
 
 std::optional<std::uint16_t> Broker::HandoffTarget(ConnectionId id) const {
@@ -1206,14 +1210,31 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   }
   MessageRef m = messages_.Make(topic, p.payload, p.qos, p.retain, p.properties, now);
   const std::uint64_t promised = promises();
+  const std::size_t outbox_before = outbox_.size();
   const bool matched = Publish(m, s.id, s.client_id);
   // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
   const ReasonCode ack = matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
   if (p.qos == QoS::k2) {
     s.AwaitPubrel(p.packet_id);
     if (s.stored) {
-      writes_.Put(store::Kind::kIncoming, store::IncomingKey(s.client_id, p.packet_id), {},
-                  /*fresh=*/true);
+      // Other workers it went to write a marker with their part of the routing; with the message
+      // in the record, a restore can route it again where a marker is missing.
+      std::string key = store::IncomingKey(s.client_id, p.packet_id);
+      store::IncomingRecord record;
+      for (std::size_t i = outbox_before; i < outbox_.size(); ++i) {
+        Envelope& e = outbox_[i].envelope;
+        if (e.kind == Envelope::Kind::kPublish && e.message == m) {
+          e.origin = key;
+          record.routed_to.push_back(outbox_[i].to);
+        }
+      }
+      std::string value;
+      if (!record.routed_to.empty()) {
+        record.message = ToRecord(*m);
+        record.workers = cluster_.count;
+        value = store::Encode(record);
+      }
+      writes_.Put(store::Kind::kIncoming, std::move(key), std::move(value), /*fresh=*/true);
     }
   }
   if (p.qos != QoS::k0 && promises() != promised) {
@@ -1304,7 +1325,7 @@ bool Broker::Route(const MessageRef& message, SubscriberId publisher,
     if ((id & kSharedBit) != 0) {
       auto group = shared_by_id_.find(id);
       ++i;
-      if (group != shared_by_id_.end()) {
+      if (group != shared_by_id_.end() && restore_homes_ == nullptr) {
         RouteShared(*group->second, message, publisher_hash);
       }
       continue;
@@ -1327,6 +1348,11 @@ bool Broker::Route(const MessageRef& message, SubscriberId publisher,
       }
     }
     Session* s = any ? FindSession(id) : nullptr;
+    if (s != nullptr && restore_homes_ != nullptr &&
+        std::find(restore_homes_->begin(), restore_homes_->end(),
+                  HomeAmong(s->client_id, restore_workers_)) == restore_homes_->end()) {
+      s = nullptr;  // (restore) had it already
+    }
     if (s != nullptr) {
       d.qos = MinQos(message->qos, granted);
       Deliver(*s, std::move(d));
@@ -1731,7 +1757,13 @@ void Broker::HandlePubrel(Connection& c, std::uint16_t packet_id) {
   Session& s = *c.session;
   const bool known = s.TakePubrel(packet_id);
   if (known && s.stored) {
-    writes_.Delete(store::Kind::kIncoming, store::IncomingKey(s.client_id, packet_id));
+    const std::string key = store::IncomingKey(s.client_id, packet_id);
+    for (std::uint16_t w = 0; w < cluster_.count && cluster_.count > 1; ++w) {
+      if (w != cluster_.index) {
+        writes_.Delete(store::Kind::kIncoming, store::RoutedMarkerKey(key, w));
+      }
+    }
+    writes_.Delete(store::Kind::kIncoming, key);
     Hold(c);  // a PUBCOMP lets the client reuse the id: the broker must have forgotten it for good
   }
   // [MQTT-4.3.3-2]: PUBCOMP even for an id already released (the PUBCOMP may have been lost).
@@ -1979,7 +2011,13 @@ void Broker::OnEnvelope(Envelope e, Instant now) {
         ReleaseHolds();
       }
       return;
-    case Envelope::Kind::kPublish: Route(e.message, /*publisher=*/0, e.publisher_hash); return;
+    case Envelope::Kind::kPublish:
+      Route(e.message, /*publisher=*/0, e.publisher_hash);
+      if (!e.origin.empty() && storing()) {
+        // With what Route queued, atomically: this worker has its part of the message.
+        writes_.Put(store::Kind::kIncoming, store::RoutedMarkerKey(e.origin, cluster_.index), {});
+      }
+      return;
     case Envelope::Kind::kSharedJoin: JoinGroup(e.key, e.member); return;
     case Envelope::Kind::kSharedLeave: LeaveGroup(e.key, e.member.subscriber); return;
     case Envelope::Kind::kSharedOnline: SetMemberOnline(e.key, e.member.subscriber, e.flag); return;

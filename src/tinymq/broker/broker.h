@@ -109,6 +109,9 @@ struct Envelope {
   // kPublish, kSharedDeliver: nonzero when the sender waits for this work to be durable here
   // (numbered per sender and receiver, from 1); kConfirm: the highest such number now durable.
   std::uint64_t confirm = 0;
+  // kPublish of a QoS 2 message from a persistent session: the key of its incoming record
+  // (store::IncomingKey); the receiver writes its marker with what it queues (IncomingRecord).
+  std::string origin;
   MessageRef message;
   Subscription member;
   SubscriberId group = 0;
@@ -205,6 +208,8 @@ struct RestoreCounts {
   std::size_t retained = 0;
   std::size_t expired_sessions = 0;  // dropped: their expiry passed while the broker was down
   std::size_t expired_messages = 0;  // dropped: their Message Expiry Interval passed
+  // QoS 2 messages routed again to the sessions of workers that had not written their part.
+  std::size_t rerouted = 0;
 };
 
 // Counters an operator cares about; monotonic.
@@ -223,6 +228,9 @@ struct Counters {
 
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning };
 using LogFn = std::function<void(LogLevel, std::string_view)>;
+
+// The worker that keeps the session of `client_id` when there are `workers` workers.
+std::uint16_t HomeAmong(std::string_view client_id, std::uint16_t workers);
 
 class Broker {
  public:
@@ -455,6 +463,11 @@ class Broker {
   void Hold(Connection& c);
   void ReleaseHolds();
   void SendConfirms(const std::vector<std::uint64_t>& upto);
+  // During Restore: routes to sessions only whose worker under `restore_workers_` workers (the
+  // count when the record was written) is in `restore_homes_` (a crash came before those workers
+  // wrote their part of a QoS 2 message's routing).
+  const std::vector<std::uint16_t>* restore_homes_ = nullptr;
+  std::uint16_t restore_workers_ = 1;
   // The wills and writes of a restore.
   util::Result<void, std::string> RestoreRetained(Instant now, RestoreCounts& counts);
   util::Result<void, std::string> RestoreSessions(Instant now, RestoreCounts& counts);

@@ -769,18 +769,47 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
     return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
   }
 
-  // Incoming QoS 2 packet ids.
-  scanned =
-      durability_.store->Scan(Kind::kIncoming, "", [&](std::string_view key, std::string_view) {
+  // Incoming QoS 2 packet ids, and the routing of those that went to other workers: every
+  // worker reads every record (the sessions a message must reach again may be on any of them).
+  struct Unfinished {
+    std::string key;
+    store::IncomingRecord record;
+    std::vector<std::uint16_t> marked;
+    bool mine = false;  // its publisher's session is homed here (it counts the reroute)
+  };
+  std::vector<Unfinished> unfinished;
+  scanned = durability_.store->Scan(
+      Kind::kIncoming, "", [&](std::string_view key, std::string_view value) {
         std::string_view client;
         std::string_view rest;
-        if (!homed(key, &client, &rest)) {
-          return damaged.empty();
+        const bool mine = homed(key, &client, &rest);
+        if (!damaged.empty()) {
+          return false;
         }
-        Session* s = expired.contains(std::string(client)) ? nullptr : session_of(client);
+        if (rest.size() == 4) {  // a marker: the record it belongs to came just before
+          const std::string_view incoming = key.substr(0, key.size() - 2);
+          const std::optional<std::uint64_t> worker = store::KeyNumber(key.substr(key.size() - 2));
+          if (!unfinished.empty() && unfinished.back().key == incoming && worker) {
+            unfinished.back().marked.push_back(static_cast<std::uint16_t>(*worker));
+          } else if (mine) {
+            writes_.Delete(Kind::kIncoming, std::string(key));  // its record is gone
+          }
+          return true;
+        }
         const std::optional<std::uint64_t> id = store::KeyNumber(rest);
         if (!id || rest.size() != 2 || *id == 0) {
           return fail("incoming QoS 2 id", client);
+        }
+        Session* s = expired.contains(std::string(client)) ? nullptr : session_of(client);
+        if (!value.empty()) {
+          std::optional<store::IncomingRecord> record = store::DecodeIncoming(value);
+          if (!record) {
+            return fail("incoming QoS 2 message", client);
+          }
+          unfinished.push_back(Unfinished{std::string(key), std::move(*record), {}, mine});
+        }
+        if (!mine) {
+          return true;
         }
         if (s == nullptr) {
           writes_.Delete(Kind::kIncoming, std::string(key));
@@ -792,6 +821,39 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
       });
   if (!scanned || !damaged.empty()) {
     return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+  }
+  for (Unfinished& u : unfinished) {
+    std::vector<std::uint16_t> missing;
+    for (std::uint16_t w : u.record.routed_to) {
+      if (std::find(u.marked.begin(), u.marked.end(), w) == u.marked.end()) {
+        missing.push_back(w);
+      }
+    }
+    if (missing.empty()) {
+      continue;
+    }
+    // The broker stopped after the publisher's worker wrote the message and before those
+    // workers wrote their part: route it again to the sessions they had. (Its publisher got no
+    // PUBREC yet, and a resent PUBLISH is not routed twice.)
+    bool gone = false;
+    std::optional<MessageRef> m = FromRecord(u.record.message, now, /*pooled=*/false, &gone);
+    if (!m) {
+      if (gone) {
+        continue;
+      }
+      damaged = "incoming QoS 2 message";
+      return util::Unexpected("damaged record in the store: " + damaged);
+    }
+    restore_homes_ = &missing;
+    restore_workers_ = u.record.workers;
+    Route(*m, /*publisher=*/0, /*publisher_hash=*/0);
+    restore_homes_ = nullptr;
+    for (std::uint16_t w : missing) {
+      writes_.Put(Kind::kIncoming, store::RoutedMarkerKey(u.key, w), {});
+    }
+    if (u.mine) {
+      ++counts.rerouted;
+    }
   }
 
   // Wills: due ones (and those of sessions that expired) go out now, the others wait.

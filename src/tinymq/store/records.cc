@@ -1,5 +1,6 @@
 #include "tinymq/store/records.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace tinymq::store {
@@ -117,6 +118,12 @@ std::string IncomingKey(std::string_view client_id, std::uint16_t packet_id) {
   return key;
 }
 
+std::string RoutedMarkerKey(std::string_view incoming_key, std::uint16_t worker) {
+  std::string key(incoming_key);
+  Writer(key).U16(worker);
+  return key;
+}
+
 std::optional<SplitKey> SplitClientKey(std::string_view key) {
   Reader rd(key);
   const std::uint16_t n = rd.U16();
@@ -182,6 +189,40 @@ std::string Encode(const WillRecord& r) {
   Put(w, r.message);
   w.I64(r.due_at);
   return out;
+}
+
+std::string Encode(const IncomingRecord& r) {
+  std::string out = Begin();
+  Writer w(out);
+  Put(w, r.message);
+  w.U16(r.workers);
+  w.U16(static_cast<std::uint16_t>(r.routed_to.size()));
+  for (std::uint16_t to : r.routed_to) {
+    w.U16(to);
+  }
+  return out;
+}
+
+std::optional<IncomingRecord> DecodeIncoming(std::string_view bytes) {
+  Reader rd(bytes);
+  IncomingRecord r;
+  if (!Versioned(rd) || !Get(rd, r.message)) {
+    return std::nullopt;
+  }
+  r.workers = rd.U16();
+  const std::uint16_t n = rd.U16();
+  if (!rd.ok() || n > bytes.size() / 2) {
+    return std::nullopt;
+  }
+  for (std::uint16_t i = 0; i < n; ++i) {
+    r.routed_to.push_back(rd.U16());
+  }
+  if (!rd.done() || r.workers == 0 ||
+      std::any_of(r.routed_to.begin(), r.routed_to.end(),
+                  [&](std::uint16_t to) { return to >= r.workers; })) {
+    return std::nullopt;
+  }
+  return r;
 }
 
 std::optional<MessageRecord> DecodeMessage(std::string_view bytes) {

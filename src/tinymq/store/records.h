@@ -77,6 +77,19 @@ struct QueueRecord {
   bool operator==(const QueueRecord&) const = default;
 };
 
+// A QoS 2 PUBLISH received from a persistent session whose PUBREL is awaited, when its routing
+// went to other workers too (else the value is empty: the local queue records were written with
+// it, atomically). Each of those workers writes a marker (IncomingKey + its index, empty value)
+// with its own queue records; a restore that finds the record without some marker routes the
+// message again to the sessions that worker had (a crash came between the two writes).
+struct IncomingRecord {
+  MessageRecord message;
+  std::uint16_t workers = 1;             // how many workers the broker had
+  std::vector<std::uint16_t> routed_to;  // the other workers the message was sent to
+
+  bool operator==(const IncomingRecord&) const = default;
+};
+
 struct WillRecord {
   MessageRecord message;
   UnixMs due_at = 0;  // when it is published if the session has not resumed (Will Delay)
@@ -89,6 +102,8 @@ std::string ClientKey(std::string_view client_id);
 std::string SubscriptionKey(std::string_view client_id, std::string_view filter);
 std::string QueueKey(std::string_view client_id, std::uint64_t sequence);
 std::string IncomingKey(std::string_view client_id, std::uint16_t packet_id);
+// The marker of worker `worker` for the incoming record `incoming_key` (IncomingRecord).
+std::string RoutedMarkerKey(std::string_view incoming_key, std::uint16_t worker);
 // The client id a key starts with, and what follows it; nullopt for a key too short for its own
 // length prefix.
 struct SplitKey {
@@ -104,11 +119,13 @@ std::string Encode(const SessionRecord& r);
 std::string Encode(const SubscriptionRecord& r);
 std::string Encode(const QueueRecord& r);
 std::string Encode(const WillRecord& r);
+std::string Encode(const IncomingRecord& r);
 
 std::optional<MessageRecord> DecodeMessage(std::string_view bytes);
 std::optional<SessionRecord> DecodeSession(std::string_view bytes);
 std::optional<SubscriptionRecord> DecodeSubscription(std::string_view bytes);
 std::optional<QueueRecord> DecodeQueue(std::string_view bytes);
 std::optional<WillRecord> DecodeWill(std::string_view bytes);
+std::optional<IncomingRecord> DecodeIncoming(std::string_view bytes);
 
 }  // namespace tinymq::store

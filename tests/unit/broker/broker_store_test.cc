@@ -497,3 +497,124 @@ TEST(BrokerStoreClusterTest, APubackWaitsForTheOtherWorkersWrites) {
 
 }  // namespace
 }  // namespace tinymq::broker
+
+namespace tinymq::broker {
+namespace {
+
+// Two workers on one store, restartable.
+class TwoWorkers {
+ public:
+  explicit TwoWorkers(store::Store& store) : store_(store) { Start(); }
+
+  void Start() {
+    a_.reset();
+    b_.reset();
+    retained_ = std::make_unique<ConcurrentRetainedStore>();
+    Durability d;
+    d.store = &store_;
+    a_ = std::make_unique<Broker>(Limits{}, LogFn{},
+                                  Cluster{0, 2, retained_.get(), &pool_, nullptr});
+    b_ = std::make_unique<Broker>(Limits{}, LogFn{},
+                                  Cluster{1, 2, retained_.get(), &pool_, nullptr});
+    a_->AttachStore(d);
+    b_->AttachStore(d);
+    auto ra = a_->Restore(clock.Now(), true);
+    auto rb = b_->Restore(clock.Now(), false);
+    ASSERT_TRUE(ra.has_value() && rb.has_value());
+    rerouted = ra->rerouted + rb->rerouted;
+  }
+  Broker& a() { return *a_; }
+  Broker& b() { return *b_; }
+  // An id homed on worker `w`.
+  std::string IdOn(std::uint16_t w, std::string_view stem) {
+    for (int i = 0;; ++i) {
+      std::string id = std::string(stem) + std::to_string(i);
+      if (HomeAmong(id, 2) == w) {
+        return id;
+      }
+    }
+  }
+  void Deliver(Broker& from, Broker& to) {
+    std::vector<Letter> letters;
+    from.TakeOutbox(letters);
+    for (Letter& l : letters) {
+      to.OnEnvelope(std::move(l.envelope), clock.Now());
+    }
+  }
+  void Commit(Broker& broker) {
+    store::Batch batch;
+    if (const std::uint64_t epoch = broker.TakeWrites(batch); epoch != 0) {
+      ASSERT_TRUE(store_.Write(batch, true).has_value());
+      broker.OnDurable(epoch, clock.Now());
+    }
+  }
+
+  testing::FakeClock clock;
+  std::size_t rerouted = 0;
+
+ private:
+  store::Store& store_;
+  MessagePool pool_;
+  std::unique_ptr<ConcurrentRetainedStore> retained_;
+  std::unique_ptr<Broker> a_;
+  std::unique_ptr<Broker> b_;
+};
+
+TEST(BrokerStoreClusterTest, AQos2MessageWhoseOtherWorkerNeverWroteItIsRoutedAgainOnRestore) {
+  auto store = store::MakeMemoryStore();
+  TwoWorkers w(*store);
+  const std::string sub_id = w.IdOn(1, "sub");
+  const std::string pub_id = w.IdOn(0, "pub");
+  {
+    TestClient sub(w.b(), w.clock);
+    sub.Connect(sub_id, /*clean=*/false);
+    mqtt::SubscriptionListBuilder list;
+    list.Add("t", {QoS::k2, false, false, 0});
+    sub.Send(mqtt::Subscribe{1, {}, list.view()});
+    w.Commit(w.b());
+    sub.Expect<mqtt::Suback>();
+    sub.Drop();
+    w.Commit(w.b());
+  }
+  {
+    TestClient pub(w.a(), w.clock);
+    pub.Connect(pub_id, /*clean=*/false);
+    pub.Send(MakePublish("t", "exactly once", QoS::k2, 9));
+    w.Commit(w.a());  // a's part is written; the broker dies before b handles the envelope
+    EXPECT_TRUE(pub.Receive().empty()) << "PUBREC before b wrote its part";
+  }
+  w.Start();
+  EXPECT_EQ(w.rerouted, 1U);
+  w.Commit(w.a());
+  w.Commit(w.b());
+  // The publisher resends (no PUBREC came): acknowledged, not routed a second time.
+  TestClient pub(w.a(), w.clock);
+  mqtt::Connect connect;
+  connect.client_id = pub_id;
+  connect.clean_start = false;
+  pub.Send(connect);
+  (void)pub.Receive();
+  auto dup = MakePublish("t", "exactly once", QoS::k2, 9);
+  dup.dup = true;
+  pub.Send(dup);
+  w.Commit(w.a());
+  w.Deliver(w.a(), w.b());
+  w.Commit(w.b());
+  w.Deliver(w.b(), w.a());
+  pub.Expect<mqtt::Pubrec>();
+  // The subscriber gets it once.
+  TestClient sub(w.b(), w.clock);
+  mqtt::Connect again;
+  again.client_id = sub_id;
+  again.clean_start = false;
+  sub.Send(again);
+  w.Commit(w.b());  // (a QoS 2 PUBLISH waits for its record to be durable)
+  std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 2U);  // CONNACK, PUBLISH
+  EXPECT_EQ(std::get<mqtt::Publish>(got[1]).payload, mqtt::BinaryView::Of("exactly once"));
+  w.Commit(w.b());
+  EXPECT_TRUE(sub.Receive().empty()) << "delivered twice";
+}
+
+}  // namespace
+}  // namespace tinymq::broker

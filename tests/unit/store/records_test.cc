@@ -53,6 +53,12 @@ TEST(RecordsTest, EachRecordRoundTripsAndRefusesTruncation) {
   EXPECT_EQ(DecodeQueue(Encode(q)), q);
   ExpectTruncationsRefused(Encode(q), DecodeQueue);
 
+  const IncomingRecord in{m, 4, {1, 3}};
+  EXPECT_EQ(DecodeIncoming(Encode(in)), in);
+  ExpectTruncationsRefused(Encode(in), DecodeIncoming);
+  EXPECT_FALSE(DecodeIncoming(Encode(IncomingRecord{m, 2, {2}})).has_value()) << "no worker 2 of 2";
+  EXPECT_EQ(RoutedMarkerKey(IncomingKey("p", 5), 1), IncomingKey("p", 5) + std::string("\0\1", 2));
+
   const WillRecord w{m, 1'795'000'060'000};
   EXPECT_EQ(DecodeWill(Encode(w)), w);
   ExpectTruncationsRefused(Encode(w), DecodeWill);
