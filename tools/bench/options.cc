@@ -143,6 +143,9 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv,
       ->type_name("PID")
       ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", o.quiet, "No progress lines on stderr");
+  app.add_flag("--persistent", o.persistent,
+               "Persistent sessions (3.1.1: Clean Session 0, so use client ids no earlier run "
+               "left a session for; 5.0: Session Expiry Interval 3600)");
 
   CommandLine result;
   util::Result<std::optional<std::string>, std::string> parsed =

@@ -55,6 +55,9 @@ struct Options {
   std::string json_file;         // empty: no JSON; "-": stdout
   int broker_pid = 0;            // 0: do not measure the broker's CPU time
   bool quiet = false;            // no progress lines
+  // Persistent sessions (3.1.1 Clean Session 0; 5.0 Clean Start 1 with a Session Expiry
+  // Interval of an hour), so that a broker with a store writes what it queues.
+  bool persistent = false;
 
   std::uint32_t IdleSubscriberConnections() const;
   // Every connection the run opens.

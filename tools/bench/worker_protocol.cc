@@ -62,9 +62,15 @@ void Worker::OnConnected(Connection& c) {
   c.state = Connection::State::kAwaitConnack;
   mqtt::Connect connect;
   connect.version = options_.version;
-  connect.clean_start = true;
+  const bool v5 = options_.version == mqtt::ProtocolVersion::kV5;
+  connect.clean_start = !options_.persistent || v5;
   connect.keep_alive = options_.keepalive_s;
   connect.client_id = c.spec.client_id;
+  mqtt::PropertiesBuilder props;
+  if (options_.persistent && v5) {
+    props.Add(mqtt::PropertyId::kSessionExpiryInterval, 3600U);
+    connect.properties = props.view();
+  }
   Send(c, connect);
 }
 
