@@ -1,6 +1,7 @@
 # tinymq: the two commands of the README, and the build trees behind them.
 #
-#   make run     build the release binaries and start the broker (ARGS="..." passes options)
+#   make run     build the release binaries and start the broker, keeping its state in data/
+#                (ARGS="..." passes options; a --data-dir there replaces data/)
 #   make test    build and run every test: unit and integration tests under ASan+UBSan, the
 #                threaded ones under ThreadSanitizer, then the decoder and broker fuzzers
 #   make build   build the release binaries only (build/release/bin/)
@@ -26,8 +27,10 @@ build: deps
 	  -DTINYMQ_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build/release -j $(JOBS)
 
+# --data-dir may repeat: the last one counts, so ARGS="--data-dir DIR" (or --data-dir '' for none)
+# overrides this one.
 run: build
-	./build/release/bin/tinymq $(ARGS)
+	./build/release/bin/tinymq --data-dir data $(ARGS)
 
 debug: deps
 	@cmake -S . -B build/debug $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug >/dev/null

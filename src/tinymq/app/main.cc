@@ -54,6 +54,28 @@ std::string Join(const std::vector<std::string>& parts) {
   return out;
 }
 
+// Where the state is kept, for the first log line.
+std::string Persistence(const config::Config& cfg) {
+  if (cfg.data_dir.empty()) {
+    return "no data directory: nothing survives a restart";
+  }
+  std::string dir = cfg.data_dir;
+  if (!dir.ends_with('/')) {
+    dir += '/';
+  }
+  std::string how;
+  switch (cfg.durability) {
+    case config::Durability::kAlways: how = "durability always: every write synced"; break;
+    case config::Durability::kBatch:
+      how = "durability batch, sync every " + std::to_string(cfg.sync_interval_ms) + " ms";
+      break;
+    case config::Durability::kNone:
+      how = "durability none: acknowledgements do not wait for the disk";
+      break;
+  }
+  return "state kept in " + dir + " (" + how + ")";
+}
+
 int Main(int argc, char** argv) {
   const auto command_line = config::ParseCommandLine(argc, argv);
   if (!command_line) {
@@ -87,8 +109,8 @@ int Main(int argc, char** argv) {
   }
   spdlog::info(
       "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0) with {} worker thread(s); anonymous "
-      "clients allowed; no data directory: nothing survives a restart",
-      TINYMQ_VERSION, Join(server->addresses()), server->worker_count());
+      "clients allowed; {}",
+      TINYMQ_VERSION, Join(server->addresses()), server->worker_count(), Persistence(*cfg));
   spdlog::debug("configuration: {}; log level {}",
                 command_line->config_file ? *command_line->config_file : "built-in defaults",
                 config::LogLevelName(cfg->log_level));

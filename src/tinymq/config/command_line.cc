@@ -49,6 +49,9 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   std::string port;
   std::string log_level;
   std::string workers;
+  std::string data_dir;
+  std::string durability;
+  bool repair = false;
   bool version = false;
   app.add_option("-c,--config", config_file,
                  "TOML configuration file (see docs/configuration.md); the options below "
@@ -64,6 +67,19 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   app.add_option("--workers", workers,
                  "Worker threads, each with its own event loop (default 0: one per CPU core)")
       ->type_name("N");
+  app.add_option("--data-dir", data_dir,
+                 "Keep sessions, queued messages and retained messages in this directory "
+                 "(created when missing) so that they survive a restart (default: none, "
+                 "nothing is kept; the last --data-dir counts, an empty DIR means none)")
+      ->type_name("DIR")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--durability", durability,
+                 "When acknowledgements go out relative to the disk: always, batch (default) or "
+                 "none")
+      ->type_name("MODE");
+  app.add_flag("--repair", repair,
+               "Run RocksDB's repair on the data directory before opening it (after a damaged "
+               "store refused to open)");
   app.add_flag("--version", version, "Print the version and exit");
 
   CommandLine result;
@@ -111,6 +127,17 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
                               std::to_string(kMaxWorkers) + ", got '" + workers + "'");
     }
   }
+  if (app.count("--data-dir") > 0) {
+    result.data_dir = data_dir;
+  }
+  if (app.count("--durability") > 0) {
+    result.durability = ParseDurability(durability);
+    if (!result.durability) {
+      return util::Unexpected("--durability: must be one of always, batch, none, got '" +
+                              durability + "'");
+    }
+  }
+  result.repair = repair;
   return result;
 }
 
@@ -142,18 +169,40 @@ Config ApplyCommandLine(Config config, const CommandLine& command_line) {
   if (command_line.workers) {
     config.workers = *command_line.workers;
   }
+  if (command_line.data_dir) {
+    config.data_dir = *command_line.data_dir;
+  }
+  if (command_line.durability) {
+    config.durability = *command_line.durability;
+  }
+  if (command_line.repair) {
+    config.repair = true;
+  }
   return config;
 }
 
+namespace {
+
+util::Result<Config, std::string> Checked(Config config) {
+  if (config.repair && config.data_dir.empty()) {
+    return util::Unexpected(std::string(
+        "--repair: there is no data directory to repair (give --data-dir DIR, or data_dir in "
+        "the configuration file)"));
+  }
+  return config;
+}
+
+}  // namespace
+
 util::Result<Config, std::string> ResolveConfig(const CommandLine& command_line) {
   if (!command_line.config_file) {
-    return ApplyCommandLine(Config{}, command_line);
+    return Checked(ApplyCommandLine(Config{}, command_line));
   }
   util::Result<Config, std::string> loaded = LoadConfigFile(*command_line.config_file);
   if (!loaded) {
     return loaded;
   }
-  return ApplyCommandLine(std::move(*loaded), command_line);
+  return Checked(ApplyCommandLine(std::move(*loaded), command_line));
 }
 
 }  // namespace tinymq::config

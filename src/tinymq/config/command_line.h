@@ -10,18 +10,21 @@
 // tinymq's command line (CLI11): what it asks for, and how it overrides the configuration file.
 //
 //   tinymq [--config FILE] [--bind ADDR] [--port N] [--log-level LEVEL] [--workers N]
-//          [--version] [--help]
+//          [--data-dir DIR] [--durability MODE] [--repair] [--version] [--help]
 //
 // Precedence: defaults < the file named by --config < the other options. --bind and --port
 // replace the file's listeners with a single one; the half not given is taken from the file's
-// first listener (or the default 127.0.0.1:1883).
+// first listener (or the default 127.0.0.1:1883). --data-dir may be given more than once (the last
+// one counts, so that `make run ARGS="--data-dir x"` overrides the Makefile's own); an empty DIR
+// means no data directory.
 //
 // Threading: Thread-safe (no shared state).
 // Lifetime:  results own all their strings; nothing refers to argv afterwards.
 // Errors:    never throws. A bad command line is one line of text naming the option, e.g.
 //            "unknown option '--no-such-option' (try --help)" or
 //            "--port: must be a number between 0 and 65535, got '70000'"; the configuration
-//            file's errors are as config_file.h describes.
+//            file's errors are as config_file.h describes. ResolveConfig also refuses --repair
+//            without a data directory.
 
 namespace tinymq::config {
 
@@ -35,6 +38,9 @@ struct CommandLine {
   std::optional<std::uint16_t> port;
   std::optional<LogLevel> log_level;
   std::optional<std::uint16_t> workers;  // 0..kMaxWorkers
+  std::optional<std::string> data_dir;   // empty: none (overrides the file's)
+  std::optional<Durability> durability;
+  bool repair = false;
 };
 
 // Parses the options; argv[0] is the program name and is skipped. Values are validated here, so

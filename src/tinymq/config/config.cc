@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"trace", "debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kPolicyNames = {"round_robin", "publisher_hash"};
+constexpr std::array<std::string_view, 3> kDurabilityNames = {"always", "batch", "none"};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> ByName(const std::array<std::string_view, N>& names, std::string_view name) {
@@ -38,6 +39,14 @@ std::string_view SharedPolicyName(SharedPolicy policy) {
 
 std::optional<SharedPolicy> ParseSharedPolicy(std::string_view name) {
   return ByName<SharedPolicy>(kPolicyNames, name);
+}
+
+std::string_view DurabilityName(Durability durability) {
+  return kDurabilityNames[static_cast<std::size_t>(durability)];
+}
+
+std::optional<Durability> ParseDurability(std::string_view name) {
+  return ByName<Durability>(kDurabilityNames, name);
 }
 
 bool IsIpAddress(std::string_view address) {

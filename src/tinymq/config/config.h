@@ -8,8 +8,9 @@
 #include <vector>
 
 // The validated settings of one tinymq process: where to listen, the limits the broker enforces,
-// and how much to log. Filled from defaults, then the TOML file (config_file.h), then the command
-// line (command_line.h); docs/configuration.md documents every field and its default.
+// where and how durably it keeps its state, and how much to log. Filled from defaults, then the
+// TOML file (config_file.h), then the command line (command_line.h); docs/configuration.md
+// documents every field and its default.
 //
 // Threading: Thread-compatible.
 // Lifetime:  plain values; owns all its strings.
@@ -79,6 +80,18 @@ struct MqttConfig {
   bool operator==(const MqttConfig&) const = default;
 };
 
+// When an acknowledgement that promises something is kept (PUBACK, PUBREC, SUBACK, ...) goes out,
+// relative to the disk (`durability`; docs/configuration.md).
+enum class Durability : std::uint8_t {
+  kAlways,  // after its writes are synced (one synced write per round of writes)
+  kBatch,   // after its writes are synced, with at most one sync per sync_interval_ms
+  kNone,    // at once; writes reach the disk when the OS writes them back
+};
+
+// "always", "batch" or "none".
+std::string_view DurabilityName(Durability durability);
+std::optional<Durability> ParseDurability(std::string_view name);
+
 // Valid ranges, shared by the file parser, its messages and the tests.
 inline constexpr std::uint32_t kMinConnectTimeoutMs = 1;
 inline constexpr std::uint32_t kMaxConnectTimeoutMs = 3'600'000;  // one hour
@@ -90,6 +103,9 @@ inline constexpr std::size_t kMinClientIdLength = 23;
 inline constexpr std::size_t kMaxClientIdLength = 65535;
 // More worker threads than this is a typo, not a machine (0 asks for one per core).
 inline constexpr std::uint16_t kMaxWorkers = 1024;
+// The longest sync_interval_ms: an acknowledgement may wait this long for its sync.
+inline constexpr std::uint32_t kMinSyncIntervalMs = 1;
+inline constexpr std::uint32_t kMaxSyncIntervalMs = 10'000;
 
 struct Config {
   std::vector<ListenerConfig> listeners = {ListenerConfig{}};
@@ -99,6 +115,14 @@ struct Config {
   // Worker threads, each with its own epoll loop and listening sockets. 0: one per CPU core, which
   // the server resolves at start-up (this layer does not ask the machine).
   std::uint16_t workers = 0;
+  // Where the state that survives a restart is kept (a RocksDB database, created when missing).
+  // Empty: nothing is kept.
+  std::string data_dir;
+  // Run RocksDB's repair on data_dir before opening it (command line only: a one-off).
+  bool repair = false;
+  Durability durability = Durability::kBatch;
+  // kBatch: the least time between two syncs.
+  std::uint32_t sync_interval_ms = 10;
 
   bool operator==(const Config&) const = default;
 };

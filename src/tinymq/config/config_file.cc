@@ -19,7 +19,8 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners", "limits", "mqtt", "log_level", "workers"};
+constexpr std::string_view kTopKeys[] = {"listeners", "limits",   "mqtt",       "log_level",
+                                         "workers",   "data_dir", "durability", "sync_interval_ms"};
 constexpr std::string_view kListenerKeys[] = {"bind", "port"};
 constexpr std::string_view kLimitKeys[] = {
     "connect_timeout_ms", "max_packet_size",   "max_inflight",        "max_queued_messages",
@@ -86,6 +87,9 @@ std::string UnknownKeyProblem(std::string_view key, std::span<const std::string_
     }
     if (std::find(std::begin(kMqttKeys), std::end(kMqttKeys), key) != std::end(kMqttKeys)) {
       return problem + " (it belongs in the [mqtt] table)";
+    }
+    if (key == "repair") {  // a one-off action, not a setting
+      return problem + " (repair is the command-line option --repair)";
     }
   }
   std::string_view best;
@@ -194,6 +198,31 @@ class Reader {
       return;
     }
     out = *level;
+  }
+
+  void ReadDataDir(const toml::node& node, std::string& out) {
+    const std::string* dir = String(node, "data_dir");
+    if (dir == nullptr) {
+      return;
+    }
+    if (dir->find('\0') != std::string::npos) {
+      Fail("data_dir", "must not contain a NUL character");
+      return;
+    }
+    out = *dir;
+  }
+
+  void ReadDurability(const toml::node& node, Durability& out) {
+    const std::string* name = String(node, "durability");
+    if (name == nullptr) {
+      return;
+    }
+    const std::optional<Durability> durability = ParseDurability(*name);
+    if (!durability) {
+      Fail("durability", "must be \"always\", \"batch\" or \"none\", got '" + *name + "'");
+      return;
+    }
+    out = *durability;
   }
 
   void ReadListeners(const toml::node& node, std::vector<ListenerConfig>& out) {
@@ -333,6 +362,14 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
       reader.ReadLogLevel(*node, config.log_level);
     }
     reader.Integer(root, "workers", "workers", 0, kMaxWorkers, config.workers);
+    if (const toml::node* node = root.get("data_dir"); node != nullptr && !reader.failed()) {
+      reader.ReadDataDir(*node, config.data_dir);
+    }
+    if (const toml::node* node = root.get("durability"); node != nullptr && !reader.failed()) {
+      reader.ReadDurability(*node, config.durability);
+    }
+    reader.Integer(root, "sync_interval_ms", "sync_interval_ms", kMinSyncIntervalMs,
+                   kMaxSyncIntervalMs, config.sync_interval_ms);
     if (const toml::node* node = root.get("listeners"); node != nullptr && !reader.failed()) {
       reader.ReadListeners(*node, config.listeners);
     }

@@ -16,6 +16,7 @@
 
 #include "tinymq/net/errno_text.h"
 #include "tinymq/net/listener.h"
+#include "tinymq/store/rocks_store.h"
 
 namespace tinymq::server {
 
@@ -56,6 +57,92 @@ std::uint64_t RandomSeed() {
   return (std::uint64_t{device()} << 32) ^ std::uint64_t{device()};
 }
 
+// "data" -> "data/", for messages that name the directory.
+std::string DirName(const std::string& dir) { return dir.ends_with('/') ? dir : dir + '/'; }
+
+// Wall-clock milliseconds since the Unix epoch at broker::Instant{} (broker::Durability).
+std::int64_t WallOffsetMs() {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const auto wall =
+      duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  const auto steady = duration_cast<milliseconds>(broker::Clock::now().time_since_epoch());
+  return static_cast<std::int64_t>((wall - steady).count());
+}
+
+std::string Counted(std::size_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
+broker::RestoreCounts& operator+=(broker::RestoreCounts& a, const broker::RestoreCounts& b) {
+  a.sessions += b.sessions;
+  a.subscriptions += b.subscriptions;
+  a.queued += b.queued;
+  a.inflight += b.inflight;
+  a.incoming += b.incoming;
+  a.wills += b.wills;
+  a.retained += b.retained;
+  a.expired_sessions += b.expired_sessions;
+  a.expired_messages += b.expired_messages;
+  return a;
+}
+
+// Opens the store in config.data_dir, starts the committer, attaches both to every worker's broker
+// and restores them (before any listener exists); logs the totals.
+util::Result<void, std::string> OpenAndRestore(const config::Config& config, WorkerGroup& group,
+                                               std::vector<std::unique_ptr<Worker>>& workers,
+                                               std::unique_ptr<store::Store>& store,
+                                               std::unique_ptr<Committer>& committer) {
+  const std::string dir = DirName(config.data_dir);
+  const auto started = broker::Clock::now();
+  util::Result<std::unique_ptr<store::Store>, std::string> opened =
+      store::OpenRocksStore(config.data_dir, {.create = true, .repair = config.repair});
+  if (!opened) {
+    return util::Unexpected(opened.error());
+  }
+  store = std::move(*opened);
+  std::vector<Mailbox<Mail>*> mailboxes;
+  for (const std::unique_ptr<Mailbox<Mail>>& box : group.mailboxes) {
+    mailboxes.push_back(box.get());
+  }
+  util::Result<std::unique_ptr<Committer>, std::string> started_committer = Committer::Start(
+      *store, std::move(mailboxes),
+      Committer::Options{.durability = config.durability,
+                         .sync_interval = std::chrono::milliseconds(config.sync_interval_ms)});
+  if (!started_committer) {
+    return util::Unexpected(started_committer.error());
+  }
+  committer = std::move(*started_committer);
+  const broker::Durability durability{
+      .store = store.get(),
+      .acks_wait = config.durability != config::Durability::kNone,
+      .wall_offset_ms = WallOffsetMs(),
+      .failed = &committer->failed(),
+  };
+  broker::RestoreCounts total;
+  for (std::size_t w = 0; w < workers.size(); ++w) {
+    workers[w]->AttachStore(durability, *committer);
+    util::Result<broker::RestoreCounts, std::string> counts =
+        workers[w]->Restore(broker::Clock::now(), /*retained=*/w == 0);
+    if (!counts) {
+      // The store's own errors name the directory already.
+      const bool named = counts.error().starts_with(config.data_dir);
+      return util::Unexpected(named ? counts.error() : dir + ": cannot restore: " + counts.error());
+    }
+    total += *counts;
+  }
+  const std::chrono::duration<double> took = broker::Clock::now() - started;
+  spdlog::info(
+      "restored from {}: {}, {}, {} queued and {} in-flight messages, {} incoming QoS 2, {}, {} "
+      "retained ({}, {} dropped) in {:.2f} s",
+      dir, Counted(total.sessions, "session", "sessions"),
+      Counted(total.subscriptions, "subscription", "subscriptions"), total.queued, total.inflight,
+      total.incoming, Counted(total.wills, "will", "wills"), total.retained,
+      Counted(total.expired_sessions, "expired session", "expired sessions"),
+      Counted(total.expired_messages, "expired message", "expired messages"), took.count());
+  return {};
+}
+
 }  // namespace
 
 broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::MqttConfig& mqtt,
@@ -92,20 +179,6 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     return util::Unexpected(signals.error());
   }
   const std::uint16_t count = ResolveWorkerCount(config.workers);
-  // listeners[w]: worker w's socket of every configured listener.
-  std::vector<std::vector<net::Listener>> listeners(count);
-  std::vector<std::string> addresses;
-  for (const config::ListenerConfig& l : config.listeners) {
-    util::Result<std::vector<net::Listener>, std::string> group =
-        net::Listener::BindGroup(l.bind, l.port, count);
-    if (!group) {
-      return util::Unexpected(group.error());
-    }
-    addresses.push_back(group->front().address());
-    for (std::uint16_t w = 0; w < count; ++w) {
-      listeners[w].push_back(std::move((*group)[w]));
-    }
-  }
   const int ended = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (ended < 0) {
     return util::Unexpected("eventfd: " + net::ErrnoText(errno));
@@ -116,17 +189,43 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     return util::Unexpected(group.error());
   }
   const broker::Limits limits = ToBrokerLimits(config.limits, config.mqtt, RandomSeed());
+  // Declared in this order so that a failed start destroys the workers, then the committer (which
+  // posts to the group's mailboxes and writes to the store), then the store.
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<Committer> committer;
   std::vector<std::unique_ptr<Worker>> workers;
   for (std::uint16_t w = 0; w < count; ++w) {
-    util::Result<std::unique_ptr<Worker>, std::string> worker =
-        Worker::Create(std::move(listeners[w]), limits, w, **group);
+    util::Result<std::unique_ptr<Worker>, std::string> worker = Worker::Create(limits, w, **group);
     if (!worker) {
       return util::Unexpected(worker.error());
     }
     workers.push_back(std::move(*worker));
   }
-  return Server(std::move(*signals), std::move(worker_ended), std::move(*group), std::move(workers),
-                std::move(addresses));
+  // The store and what it restores come before the listeners: no client may connect to a broker
+  // that does not know its session yet.
+  if (!config.data_dir.empty()) {
+    if (auto restored = OpenAndRestore(config, **group, workers, store, committer); !restored) {
+      return util::Unexpected(restored.error());
+    }
+  }
+  std::vector<std::string> addresses;
+  for (const config::ListenerConfig& l : config.listeners) {
+    util::Result<std::vector<net::Listener>, std::string> sockets =
+        net::Listener::BindGroup(l.bind, l.port, count);
+    if (!sockets) {
+      return util::Unexpected(sockets.error());
+    }
+    addresses.push_back(sockets->front().address());
+    for (std::uint16_t w = 0; w < count; ++w) {
+      std::vector<net::Listener> one;
+      one.push_back(std::move((*sockets)[w]));
+      if (auto added = workers[w]->AddListeners(std::move(one)); !added) {
+        return util::Unexpected(added.error());
+      }
+    }
+  }
+  return Server(std::move(*signals), std::move(worker_ended), std::move(store), std::move(*group),
+                std::move(committer), std::move(workers), std::move(addresses));
 }
 
 std::uint16_t ResolveWorkerCount(std::uint16_t configured) {
@@ -180,6 +279,9 @@ util::Result<void, std::string> Server::Run() noexcept {
   }
   for (std::thread& t : threads) {
     t.join();
+  }
+  if (committer_ != nullptr) {
+    committer_->Stop();  // writes and syncs what the workers' last turns submitted
   }
   for (util::Result<void, std::string>& r : results) {
     if (!r) {

@@ -9,12 +9,20 @@
 #include "tinymq/config/config.h"
 #include "tinymq/net/fd.h"
 #include "tinymq/net/signal_fd.h"
+#include "tinymq/server/committer.h"
 #include "tinymq/server/worker.h"
+#include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
 
 // Server: a running tinymq built from a Config: `workers` worker threads (default: one per core),
 // each with its own socket of every listener (SO_REUSEPORT) and its own broker, and SIGINT/SIGTERM
 // handling (a signalfd read by the calling thread, which then tells every worker to stop).
+//
+// With a data directory, Create() opens the RocksDB store there (creating it, or repairing it
+// first with config.repair), starts the committer (the thread that writes the workers' batches),
+// attaches the store to every broker and restores each broker's sessions (worker 0 also the
+// retained messages) before any listener is bound, then logs what it restored. Run() stops the
+// committer after the workers, so that their last writes are written and synced.
 //
 // Threading: Owned by one thread; not thread-safe. Create() blocks SIGINT and SIGTERM in the
 //            calling thread (the workers inherit the mask); create the Server before starting
@@ -22,7 +30,9 @@
 // Lifetime:  owns everything it builds; destroying it closes every socket and unblocks the
 //            signals again.
 // Errors:    Create() returns one line naming the cause, e.g.
-//            "127.0.0.1:1883: address already in use"; Run() fails only if the event loop does.
+//            "127.0.0.1:1883: address already in use", or the store's "data/: cannot open the
+//            store (...)", or "data/: cannot restore: ..."; Run() fails only if the event loop
+//            does.
 
 namespace tinymq::server {
 
@@ -40,22 +50,29 @@ class Server {
   std::size_t worker_count() const { return workers_.size(); }
 
   // Serves clients until SIGINT or SIGTERM (or a worker fails); then every worker closes its
-  // connections, and Run() returns when all have stopped.
+  // connections, the committer writes what they left, and Run() returns.
   util::Result<void, std::string> Run() noexcept;
 
  private:
-  Server(net::SignalFd signals, net::Fd worker_ended, std::unique_ptr<WorkerGroup> group,
+  Server(net::SignalFd signals, net::Fd worker_ended, std::unique_ptr<store::Store> store,
+         std::unique_ptr<WorkerGroup> group, std::unique_ptr<Committer> committer,
          std::vector<std::unique_ptr<Worker>> workers, std::vector<std::string> addresses)
       : signals_(std::move(signals)),
         worker_ended_(std::move(worker_ended)),
+        store_(std::move(store)),
         group_(std::move(group)),
+        committer_(std::move(committer)),
         workers_(std::move(workers)),
         addresses_(std::move(addresses)) {}
 
   net::SignalFd signals_;
   net::Fd worker_ended_;  // an eventfd a worker thread writes when its Run() returns
-  // Before the workers, so that it outlives them.
+  // Destroyed in reverse order: the workers, then the committer (which posts to the group's
+  // mailboxes and writes to the store), then the group, then the store (the brokers keep a pointer
+  // to it).
+  std::unique_ptr<store::Store> store_;  // null: no data directory
   std::unique_ptr<WorkerGroup> group_;
+  std::unique_ptr<Committer> committer_;  // null: no data directory
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::string> addresses_;
 };

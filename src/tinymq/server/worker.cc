@@ -57,34 +57,52 @@ util::Result<std::unique_ptr<WorkerGroup>, std::string> WorkerGroup::Create(std:
   return group;
 }
 
-util::Result<std::unique_ptr<Worker>, std::string> Worker::Create(
-    std::vector<net::Listener> listeners, const broker::Limits& limits, std::uint16_t index,
-    WorkerGroup& group) {
+util::Result<std::unique_ptr<Worker>, std::string> Worker::Create(const broker::Limits& limits,
+                                                                  std::uint16_t index,
+                                                                  WorkerGroup& group) {
   util::Result<net::EventLoop, std::string> loop = net::EventLoop::Create();
   if (!loop) {
     return util::Unexpected(loop.error());
   }
-  auto worker =
-      std::make_unique<Worker>(Key(), std::move(*loop), std::move(listeners), limits, index, group);
+  auto worker = std::make_unique<Worker>(Key(), std::move(*loop), limits, index, group);
   if (auto added = worker->loop_.Add(group.mailboxes[index]->fd(), net::kReadable, kMailToken);
       !added) {
     return util::Unexpected("mailbox: " + added.error());
   }
-  for (std::size_t i = 0; i < worker->listeners_.size(); ++i) {
-    const net::Listener& l = worker->listeners_[i];
-    if (auto added = worker->loop_.Add(l.fd(), net::kReadable, kListenerTokenBase + i); !added) {
-      return util::Unexpected(l.address() + ": " + added.error());
-    }
-  }
   return worker;
 }
 
-Worker::Worker(Key /*only Create*/, net::EventLoop loop, std::vector<net::Listener> listeners,
-               const broker::Limits& limits, std::uint16_t index, WorkerGroup& group)
+void Worker::AttachStore(const broker::Durability& durability, Committer& committer) {
+  TINYMQ_CHECK(durability.store != nullptr && committer_ == nullptr && listeners_.empty());
+  broker_.AttachStore(durability);
+  committer_ = &committer;
+}
+
+util::Result<broker::RestoreCounts, std::string> Worker::Restore(Instant now, bool retained) {
+  TINYMQ_CHECK(committer_ != nullptr && listeners_.empty());
+  util::Result<broker::RestoreCounts, std::string> counts = broker_.Restore(now, retained);
+  // What restoring changed (expired sessions and messages deleted, wills published to other
+  // workers) is committed and posted at the end of the first turn, which must not sleep first.
+  dirty_left_ = true;
+  return counts;
+}
+
+util::Result<void, std::string> Worker::AddListeners(std::vector<net::Listener> listeners) {
+  for (net::Listener& l : listeners) {
+    const std::size_t i = listeners_.size();
+    if (auto added = loop_.Add(l.fd(), net::kReadable, kListenerTokenBase + i); !added) {
+      return util::Unexpected(l.address() + ": " + added.error());
+    }
+    listeners_.push_back(std::move(l));
+  }
+  return {};
+}
+
+Worker::Worker(Key /*only Create*/, net::EventLoop loop, const broker::Limits& limits,
+               std::uint16_t index, WorkerGroup& group)
     : index_(index),
       group_(group),
       loop_(std::move(loop)),
-      listeners_(std::move(listeners)),
       broker_(
           limits,
           [](broker::LogLevel level, std::string_view text) {
@@ -124,9 +142,9 @@ util::Result<void, std::string> Worker::Run() noexcept {
         deadline && *deadline <= now) {
       broker_.OnTimer(now);
     }
-    FlushDirty(now);
+    CloseExpiredLingerers(now);  // before the commit: releasing a connection may make writes
+    FlushAndCommit(now);
     SendMail();
-    CloseExpiredLingerers(now);
     HousekeepAccepting(now);
   }
   spdlog::debug("worker {}: closing {} connection(s)", index_, connections_.size());
@@ -161,11 +179,40 @@ bool Worker::ReadMail(Instant now, bool signaled) noexcept {
         }
         break;
       }
+      case Mail::Kind::kDurable: broker_.OnDurable(mail.epoch, now); break;
       case Mail::Kind::kStop: running = false; break;
     }
   }
   incoming_.clear();
   return running;
+}
+
+void Worker::FlushAndCommit(Instant now) noexcept {
+  dirty_left_ = false;
+  (void)FlushDirty(now);
+  if (committer_ == nullptr) {
+    return;
+  }
+  for (int round = 0;; ++round) {
+    Commit();
+    // TakeWrites() may have released output (acknowledgements that waited for no write), and
+    // flushing it may make writes: again until a flush after the last commit finds nothing.
+    if (!FlushDirty(now)) {
+      return;
+    }
+    if (dirty_left_ || round + 1 == kMaxCommitRounds) {
+      dirty_left_ = true;  // the next turn does not sleep, and commits what this one left
+      return;
+    }
+  }
+}
+
+void Worker::Commit() noexcept {
+  const std::uint64_t epoch = broker_.TakeWrites(writes_);
+  if (epoch != 0) {
+    committer_->Submit(index_, epoch, std::move(writes_));
+  }
+  writes_.Clear();  // moved from, or unused
 }
 
 void Worker::SendMail() noexcept {
@@ -361,12 +408,11 @@ void Worker::Discard(ConnectionId id, Connection& c) noexcept {
   }
 }
 
-void Worker::FlushDirty(Instant now) noexcept {
-  dirty_left_ = false;
+bool Worker::FlushDirty(Instant now) noexcept {
   for (int round = 0; round < kMaxFlushRounds; ++round) {
     const std::span<const ConnectionId> dirty = broker_.TakeDirty();
     if (dirty.empty()) {
-      return;
+      return round > 0;
     }
     for (const ConnectionId id : dirty) {
       if (Connection* c = connections_.Find(id); c != nullptr && !HandOff(id)) {
@@ -375,6 +421,7 @@ void Worker::FlushDirty(Instant now) noexcept {
     }
   }
   dirty_left_ = true;
+  return true;
 }
 
 void Worker::PeerGone(ConnectionId id, std::string_view why, Instant now) noexcept {

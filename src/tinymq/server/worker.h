@@ -17,54 +17,55 @@
 #include "tinymq/net/event_loop.h"
 #include "tinymq/net/fd.h"
 #include "tinymq/net/listener.h"
+#include "tinymq/server/committer.h"
+#include "tinymq/server/mail.h"
 #include "tinymq/server/mailbox.h"
+#include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
 
 // Worker: one event loop driving one broker core, on a thread of its own. It accepts connections
 // from its listeners (its own sockets of SO_REUSEPORT groups), moves bytes between their sockets
 // and the broker, runs the broker's timers, and exchanges work with the other workers through
-// their mailboxes, until a stop arrives in its mailbox.
+// their mailboxes, until a stop arrives in its mailbox. With a store, it hands the broker's writes
+// to the committer once per turn and tells the broker when they are durable.
+//
+// Set-up, before Run(): Create(); with a store, AttachStore() then Restore(); then AddListeners()
+// (so that the broker has restored everything before a client can connect).
 //
 // One loop turn:
 //   1. epoll_wait, with the broker's NextDeadline() as the timeout;
 //   2. the mailbox, first (so that work another worker posted before this turn's input was sent
 //      is seen before that input): envelopes go to the broker, handed-over connections join
-//      this loop with the bytes they brought;
+//      this loop with the bytes they brought, the committer's reports go to OnDurable() (which
+//      releases the output held for them);
 //   3. per ready socket: accept (listeners); read into ReadBuffer()/OnRead() until the socket is
 //      drained; write pending output (writable); OnPeerClosed() on EOF, reset or hang-up;
-//   4. OnTimer() when the deadline has passed;
+//   4. OnTimer() when the deadline has passed; lingering connections past their time are closed;
 //   5. flush every connection TakeDirty() names (a connection whose CONNECT belongs to another
 //      worker is handed over instead: out of this loop, into that worker's mailbox): write its
 //      Output() pieces (its own bytes and shared payloads, up to 64 per sendmsg) until none is left
 //      or the socket is full (then wait for writability, and stop waiting once it drained); a
 //      connection whose output is written and that ShouldClose() is half-closed (shutdown, input
 //      read and dropped until EOF or 5 s), then closed and Release()d;
-//   6. the broker's envelopes for other workers go to their mailboxes, one Post() per worker and
+//   6. with a store: TakeWrites() and, when it returns an epoch, the batch to the committer; then
+//      flush again what that released (a turn that wrote nothing releases the acknowledgements
+//      that waited for nothing), until a flush finds nothing (flushing can make writes: a drained
+//      connection takes messages from its queue), at most a few rounds (then the next turn does
+//      not sleep);
+//   7. the broker's envelopes for other workers go to their mailboxes, one Post() per worker and
 //      turn. What a full mailbox cannot take waits here, in order, and is tried again every turn;
 //      meanwhile this worker reads no client input (the backlog stays bounded).
 //
-// Threading: Run() on one thread; the rest of the class belongs to that thread. Workers meet only
-//            in the WorkerGroup (mailboxes, retained store, counters), which is thread-safe.
-// Lifetime:  owns its listeners, its connections' sockets and its broker. The WorkerGroup must
-//            outlive every worker.
-// Errors:    Create() and Run() return one line of text. Run() fails only when the loop itself
-//            does (epoll); a failing connection is closed and logged, and the loop goes on.
+// Threading: Run() on one thread; the rest of the class belongs to that thread (the set-up calls
+//            to the thread that creates it, before Run()). Workers meet only in the WorkerGroup
+//            (mailboxes, retained store, counters) and the Committer, which are thread-safe.
+// Lifetime:  owns its listeners, its connections' sockets and its broker. The WorkerGroup, and the
+//            store and committer given to AttachStore(), must outlive every worker.
+// Errors:    Create(), AddListeners(), Restore() and Run() return one line of text. Run() fails
+//            only when the loop itself does (epoll); a failing connection is closed and logged,
+//            and the loop goes on.
 
 namespace tinymq::server {
-
-// What one worker posts to another.
-struct Mail {
-  enum class Kind : std::uint8_t {
-    kEnvelope,    // broker work: `envelope`
-    kConnection,  // a connection handed over: its socket, peer and the bytes read so far
-    kStop,        // close every connection and return from Run()
-  };
-  Kind kind = Kind::kEnvelope;
-  broker::Envelope envelope;
-  net::Fd fd;
-  std::string peer;
-  std::vector<std::uint8_t> input;
-};
 
 // What the workers of one server share. Built before the workers and destroyed after them.
 struct WorkerGroup {
@@ -92,11 +93,25 @@ class Worker {
   // the rest is read on the next turn).
   static constexpr std::size_t kMaxReadPerTurn = std::size_t{1} << 20;
   static constexpr int kMaxAcceptsPerTurn = 64;
+  // Flush-and-commit rounds at the end of a turn (step 6) before the rest waits for the next turn.
+  static constexpr int kMaxCommitRounds = 4;
 
-  // Worker `index` of `group`.
-  static util::Result<std::unique_ptr<Worker>, std::string> Create(
-      std::vector<net::Listener> listeners, const broker::Limits& limits, std::uint16_t index,
-      WorkerGroup& group);
+  // Worker `index` of `group`, with no listener yet.
+  static util::Result<std::unique_ptr<Worker>, std::string> Create(const broker::Limits& limits,
+                                                                   std::uint16_t index,
+                                                                   WorkerGroup& group);
+
+  // Gives the broker its store (broker::Broker::AttachStore); its writes go to `committer`, whose
+  // reports come back as kDurable mail.
+  // REQUIRES: before Restore(), AddListeners() and Run(); `durability.store` is not null.
+  void AttachStore(const broker::Durability& durability, Committer& committer);
+  // Rebuilds this worker's sessions (and, when `retained`, the retained messages) from the store
+  // (broker::Broker::Restore). Errors name the damaged record.
+  // REQUIRES: after AttachStore(), before AddListeners() and Run().
+  util::Result<broker::RestoreCounts, std::string> Restore(broker::Instant now, bool retained);
+  // Starts accepting on `listeners` (its sockets of each listener group) once Run() runs.
+  // REQUIRES: before Run().
+  util::Result<void, std::string> AddListeners(std::vector<net::Listener> listeners);
 
  private:
   struct Key {
@@ -105,8 +120,8 @@ class Worker {
 
  public:
   // For Create() only (make_unique needs a public constructor; Key keeps it private in effect).
-  Worker(Key, net::EventLoop loop, std::vector<net::Listener> listeners,
-         const broker::Limits& limits, std::uint16_t index, WorkerGroup& group);
+  Worker(Key, net::EventLoop loop, const broker::Limits& limits, std::uint16_t index,
+         WorkerGroup& group);
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -184,6 +199,10 @@ class Worker {
   bool HandOff(broker::ConnectionId id) noexcept;
   // Posts what the broker has for other workers; sets backlog_ when a mailbox was full.
   void SendMail() noexcept;
+  // Step 5 and, with a store, step 6 of a turn.
+  void FlushAndCommit(broker::Instant now) noexcept;
+  // The broker's writes of the turn, if any, to the committer.
+  void Commit() noexcept;
   void OnConnectionEvent(broker::ConnectionId id, net::EventMask events,
                          broker::Instant now) noexcept;
   ReadEnd ReadFrom(broker::ConnectionId id, const Connection& c, broker::Instant now) noexcept;
@@ -194,7 +213,9 @@ class Worker {
   bool HalfClose(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
   // Writes what the broker has for `id`; closes it when the broker is done. False once closed.
   bool Flush(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
-  void FlushDirty(broker::Instant now) noexcept;
+  // Flushes the connections TakeDirty() names; true when there was any. Sets dirty_left_ when it
+  // stopped before the broker ran out of dirty connections.
+  bool FlushDirty(broker::Instant now) noexcept;
   void PeerGone(broker::ConnectionId id, std::string_view why, broker::Instant now) noexcept;
   void Close(broker::ConnectionId id) noexcept;
   void SetInterest(broker::ConnectionId id, Connection& c, net::EventMask interest) noexcept;
@@ -212,13 +233,17 @@ class Worker {
   ConnectionTable connections_;
   std::deque<std::pair<broker::Instant, broker::ConnectionId>> lingering_;  // by deadline
   std::optional<broker::Instant> accept_paused_until_;
-  bool dirty_left_ = false;  // FlushDirty stopped early: do not sleep on the next wait
+  // Work is left for the next turn (FlushDirty or the commit rounds stopped early, or Restore()
+  // made writes and mail): do not sleep on the next wait.
+  bool dirty_left_ = false;
   // Mail for each worker that its mailbox could not take yet, and the broker's envelopes of the
   // turn; reused every turn.
   std::vector<std::vector<Mail>> outgoing_;
   std::vector<broker::Letter> letters_;
   std::vector<Mail> incoming_;
-  bool backlog_ = false;  // some of outgoing_ is left: read no client input, retry soon
+  bool backlog_ = false;            // some of outgoing_ is left: read no client input, retry soon
+  Committer* committer_ = nullptr;  // null: no store
+  store::Batch writes_;             // the turn's writes, reused
 };
 
 }  // namespace tinymq::server

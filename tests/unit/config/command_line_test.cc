@@ -46,7 +46,8 @@ TEST(CommandLineTest, NoOptionsRunsWithDefaults) {
   const auto r = Parse({});
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->action, CommandLine::Action::kRun);
-  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level || r->workers);
+  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level || r->workers || r->data_dir ||
+               r->durability || r->repair);
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(*c, Config{});
@@ -61,6 +62,78 @@ TEST(CommandLineTest, ReadsEveryOption) {
   EXPECT_EQ(r->port, 1999);
   EXPECT_EQ(r->log_level, LogLevel::kWarn);
   EXPECT_EQ(r->workers, 8);
+}
+
+TEST(CommandLineTest, ReadsThePersistenceOptions) {
+  const auto r = Parse({"--data-dir", "data", "--durability", "always", "--repair"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->data_dir, "data");
+  EXPECT_EQ(r->durability, Durability::kAlways);
+  EXPECT_TRUE(r->repair);
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->data_dir, "data");
+  EXPECT_EQ(c->durability, Durability::kAlways);
+  EXPECT_TRUE(c->repair);
+  EXPECT_EQ(c->sync_interval_ms, 10u);
+  for (const auto& [text, expected] :
+       {std::pair{"always", Durability::kAlways}, std::pair{"batch", Durability::kBatch},
+        std::pair{"none", Durability::kNone}}) {
+    const auto d = Parse({"--durability", text});
+    ASSERT_TRUE(d) << text << ": " << d.error();
+    EXPECT_EQ(d->durability, expected) << text;
+  }
+}
+
+// `make run` passes --data-dir data before ARGS, so a --data-dir in ARGS must win, not fail.
+TEST(CommandLineTest, TheLastDataDirCounts) {
+  const auto r = Parse({"--data-dir", "data", "--port", "1884", "--data-dir=/tmp/other"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->data_dir, "/tmp/other");
+  const auto none = Parse({"--data-dir", "data", "--data-dir", ""});
+  ASSERT_TRUE(none) << none.error();
+  const auto c = ResolveConfig(*none);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->data_dir, "");  // an empty DIR: nothing kept
+}
+
+TEST(CommandLineTest, RepairNeedsADataDirectory) {
+  const auto r = Parse({"--repair"});
+  ASSERT_TRUE(r) << r.error();
+  const auto c = ResolveConfig(*r);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(),
+            "--repair: there is no data directory to repair (give --data-dir DIR, or data_dir in "
+            "the configuration file)");
+  const TempFile file("data_dir = 'kept'\n");
+  const auto from_file = Parse({"-c", file.path().c_str(), "--repair"});
+  ASSERT_TRUE(from_file) << from_file.error();
+  const auto ok = ResolveConfig(*from_file);
+  ASSERT_TRUE(ok) << ok.error();
+  EXPECT_EQ(ok->data_dir, "kept");
+  EXPECT_TRUE(ok->repair);
+}
+
+TEST(CommandLineTest, PersistenceOptionsOverrideTheFile) {
+  const TempFile file("data_dir = 'from-file'\ndurability = 'always'\nsync_interval_ms = 50\n");
+  const auto kept = Parse({"-c", file.path().c_str()});
+  ASSERT_TRUE(kept) << kept.error();
+  const auto c = ResolveConfig(*kept);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->data_dir, "from-file");
+  EXPECT_EQ(c->durability, Durability::kAlways);
+  EXPECT_EQ(c->sync_interval_ms, 50u);
+  const auto r =
+      Parse({"-c", file.path().c_str(), "--data-dir", "from-line", "--durability", "none"});
+  ASSERT_TRUE(r) << r.error();
+  const auto o = ResolveConfig(*r);
+  ASSERT_TRUE(o) << o.error();
+  EXPECT_EQ(o->data_dir, "from-line");
+  EXPECT_EQ(o->durability, Durability::kNone);
+  EXPECT_EQ(o->sync_interval_ms, 50u);  // not on the command line: the file's value
+  CommandLine line;
+  line.data_dir = "";
+  EXPECT_EQ(ApplyCommandLine(*c, line).data_dir, "");  // an explicit empty one overrides too
 }
 
 TEST(CommandLineTest, AcceptsEveryWorkerCountInRange) {
@@ -87,8 +160,8 @@ TEST(CommandLineTest, VersionAndHelp) {
   const auto help = Parse({"--help"});
   ASSERT_TRUE(help);
   EXPECT_EQ(help->action, CommandLine::Action::kPrintHelp);
-  for (const char* option :
-       {"--config", "--bind", "--port", "--log-level", "--workers", "--version"}) {
+  for (const char* option : {"--config", "--bind", "--port", "--log-level", "--workers",
+                             "--data-dir", "--durability", "--repair", "--version"}) {
     EXPECT_NE(help->help.find(option), std::string::npos) << option;
   }
 }
@@ -118,6 +191,12 @@ TEST(CommandLineTest, ErrorsNameTheOption) {
             "--workers: must be a number between 0 and 1024, got '4x'");
   EXPECT_EQ(ErrorOf({"--workers", ""}), "--workers: must be a number between 0 and 1024, got ''");
   EXPECT_EQ(ErrorOf({"--workers"}).rfind("--workers", 0), 0u);
+  EXPECT_EQ(ErrorOf({"--durability", "sometimes"}),
+            "--durability: must be one of always, batch, none, got 'sometimes'");
+  EXPECT_EQ(ErrorOf({"--durability", "Always"}),
+            "--durability: must be one of always, batch, none, got 'Always'");
+  EXPECT_EQ(ErrorOf({"--durability"}).rfind("--durability", 0), 0u);
+  EXPECT_EQ(ErrorOf({"--data-dir"}).rfind("--data-dir", 0), 0u);
 }
 
 TEST(CommandLineTest, OptionsOverrideTheFile) {

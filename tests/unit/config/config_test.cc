@@ -43,6 +43,10 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.limits.max_client_id_length, 65535u);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
   EXPECT_EQ(c.workers, 0);
+  EXPECT_EQ(c.data_dir, "");  // nothing kept
+  EXPECT_FALSE(c.repair);
+  EXPECT_EQ(c.durability, Durability::kBatch);
+  EXPECT_EQ(c.sync_interval_ms, 10u);
 }
 
 TEST(ConfigTest, EmptyFileGivesDefaults) { EXPECT_EQ(Parsed(""), Config{}); }
@@ -84,6 +88,40 @@ max_client_id_length = 128
   EXPECT_EQ(c.limits.max_queued_bytes, 1048576u);
   EXPECT_EQ(c.limits.output_high_water, 262144u);
   EXPECT_EQ(c.limits.max_client_id_length, 128u);
+}
+
+TEST(ConfigTest, ReadsThePersistenceKeys) {
+  const Config c = Parsed(R"(
+data_dir = "/var/lib/tinymq"
+durability = "always"
+sync_interval_ms = 250
+[limits]
+max_inflight = 9
+)");
+  EXPECT_EQ(c.data_dir, "/var/lib/tinymq");
+  EXPECT_EQ(c.durability, Durability::kAlways);
+  EXPECT_EQ(c.sync_interval_ms, 250u);
+  EXPECT_FALSE(c.repair);
+  EXPECT_EQ(c.limits.max_inflight, 9);
+}
+
+TEST(ConfigTest, AcceptsEveryDurabilityAndTheSyncIntervalEnds) {
+  EXPECT_EQ(Parsed("durability = 'always'").durability, Durability::kAlways);
+  EXPECT_EQ(Parsed("durability = 'batch'").durability, Durability::kBatch);
+  EXPECT_EQ(Parsed("durability = 'none'").durability, Durability::kNone);
+  EXPECT_EQ(Parsed("sync_interval_ms = 1").sync_interval_ms, kMinSyncIntervalMs);
+  EXPECT_EQ(Parsed("sync_interval_ms = 10000").sync_interval_ms, kMaxSyncIntervalMs);
+  EXPECT_EQ(Parsed("data_dir = ''").data_dir, "");  // explicitly none
+  EXPECT_EQ(Parsed("data_dir = 'data'").data_dir, "data");
+}
+
+TEST(ConfigTest, DurabilityNamesRoundTrip) {
+  for (Durability d : {Durability::kAlways, Durability::kBatch, Durability::kNone}) {
+    EXPECT_EQ(ParseDurability(DurabilityName(d)), d);
+  }
+  EXPECT_EQ(DurabilityName(Durability::kBatch), "batch");
+  EXPECT_EQ(ParseDurability("Batch"), std::nullopt);
+  EXPECT_EQ(ParseDurability("sync"), std::nullopt);
 }
 
 TEST(ConfigTest, ReadsEveryMqttKey) {
@@ -237,6 +275,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"workers = '4'", "t.toml: workers: must be an integer, got a string"},
         BadValue{"workers = 4.0", "t.toml: workers: must be an integer, got a float"},
         BadValue{"workers = true", "t.toml: workers: must be an integer, got a boolean"},
+        BadValue{"data_dir = 5", "t.toml: data_dir: must be a string, got an integer"},
+        BadValue{"data_dir = ['a']", "t.toml: data_dir: must be a string, got an array"},
+        BadValue{"data_dir = \"a\\u0000b\"", "t.toml: data_dir: must not contain a NUL character"},
+        BadValue{"durability = 'fsync'",
+                 "t.toml: durability: must be \"always\", \"batch\" or \"none\", got 'fsync'"},
+        BadValue{"durability = 'ALWAYS'",
+                 "t.toml: durability: must be \"always\", \"batch\" or \"none\", got 'ALWAYS'"},
+        BadValue{"durability = true", "t.toml: durability: must be a string, got a boolean"},
+        BadValue{"sync_interval_ms = 0",
+                 "t.toml: sync_interval_ms: must be between 1 and 10000, got 0"},
+        BadValue{"sync_interval_ms = 10001",
+                 "t.toml: sync_interval_ms: must be between 1 and 10000, got 10001"},
+        BadValue{"sync_interval_ms = -10",
+                 "t.toml: sync_interval_ms: must be between 1 and 10000, got -10"},
+        BadValue{"sync_interval_ms = '10'",
+                 "t.toml: sync_interval_ms: must be an integer, got a string"},
         BadValue{"[[listeners]]\nport = 65536",
                  "t.toml: listeners[0].port: must be between 0 and 65535, got 65536"},
         BadValue{"[[listeners]]\nport = -1",
@@ -270,6 +324,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[limits]\nfrobnicate = 5", "t.toml: limits.frobnicate: unknown key"},
         BadValue{"loglevel = 'info'", "t.toml: loglevel: unknown key (did you mean 'log_level'?)"},
         BadValue{"worker = 4", "t.toml: worker: unknown key (did you mean 'workers'?)"},
+        BadValue{"datadir = 'x'", "t.toml: datadir: unknown key (did you mean 'data_dir'?)"},
+        BadValue{"repair = true",
+                 "t.toml: repair: unknown key (repair is the command-line option --repair)"},
+        BadValue{"[limits]\ndurability = 'none'", "t.toml: limits.durability: unknown key"},
         // Written after a table header, a top-level key belongs to that table.
         BadValue{"[limits]\nworkers = 4", "t.toml: limits.workers: unknown key"},
         BadValue{"[listener]\nport = 1",
