@@ -444,25 +444,26 @@ void Broker::Close(Connection& c, std::string_view why, bool publish_will, Insta
     log_(LogLevel::kDebug, "connection from " + c.peer + " closed before CONNECT completed (" +
                                std::string(why) + ")");
   }
-  const bool survives = s != nullptr && !s->ends_with_connection && s->expiry_s != 0;
+  // The session when it outlives this connection (Detach ends the others).
+  Session* const kept = s != nullptr && !s->ends_with_connection && s->expiry_s != 0 ? s : nullptr;
   if (s != nullptr) {
     Detach(*s, now);  // may end the session (then `s` is gone)
   }
   if (!publish_will || !will) {
-    if (survives) {
-      StoreWill(*s, nullptr, kNever);  // a clean DISCONNECT: no will waits
+    if (kept != nullptr) {
+      StoreWill(*kept, nullptr, kNever);  // a clean DISCONNECT: no will waits
     }
     return;
   }
-  if (will_delay_s != 0) {
-    s->delayed_will = std::move(will);
+  if (will_delay_s != 0 && kept != nullptr) {
+    kept->delayed_will = std::move(will);
     const Instant due = now + std::chrono::seconds(will_delay_s);
-    PushSessionTimer(*s, due, /*will=*/true);
-    StoreWill(*s, s->delayed_will.get(), due);
+    PushSessionTimer(*kept, due, /*will=*/true);
+    StoreWill(*kept, kept->delayed_will.get(), due);
     return;
   }
-  if (survives) {
-    StoreWill(*s, nullptr, kNever);
+  if (kept != nullptr) {
+    StoreWill(*kept, nullptr, kNever);
   }
   // The will goes out after the session is detached, as if its client had published it last
   // ([MQTT-3.1.2-8]).

@@ -95,8 +95,10 @@ util::Result<void, std::string> OpenAndRestore(const config::Config& config, Wor
                                                std::unique_ptr<Committer>& committer) {
   const std::string dir = DirName(config.data_dir);
   const auto started = broker::Clock::now();
-  util::Result<std::unique_ptr<store::Store>, std::string> opened =
-      store::OpenRocksStore(config.data_dir, {.create = true, .repair = config.repair});
+  util::Result<std::unique_ptr<store::Store>, std::string> opened = store::OpenRocksStore(
+      config.data_dir, {.create = true, .repair = config.repair, .log = [](std::string_view line) {
+                          spdlog::warn("RocksDB: {}", line);
+                        }});
   if (!opened) {
     return util::Unexpected(opened.error());
   }

@@ -8,7 +8,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
 #include <vector>
 
 namespace tinymq::store {
@@ -20,6 +24,33 @@ constexpr std::string_view kWayOut =
 
 rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
 std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// RocksDB's info log, to a callback (warnings and errors only) instead of a file in the data
+// directory.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  explicit ForwardingLogger(std::function<void(std::string_view)> sink)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), sink_(std::move(sink)) {}
+
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || !sink_) {
+      return;
+    }
+    std::array<char, 1024> line{};
+    std::vsnprintf(line.data(), line.size(), format, ap);  // NOLINT: RocksDB's own formats
+    std::string_view text(line.data());
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+      text.remove_suffix(1);
+    }
+    sink_(text);
+  }
+
+ private:
+  std::function<void(std::string_view)> sink_;
+};
 
 class RocksStore final : public Store {
  public:
@@ -143,7 +174,7 @@ util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::stri
   db_options.db_write_buffer_size = kMemtables;
   db_options.max_total_wal_size = kWal;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 4;  // RocksDB's own LOG files (an operator reads the newest)
+  db_options.info_log = std::make_shared<ForwardingLogger>(options.log);
   db_options.create_if_missing = options.create;
   db_options.create_missing_column_families = options.create;
   if (options.repair) {
@@ -152,9 +183,19 @@ util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::stri
                               "directory aside to start empty");
     }
   }
+  if (options.create) {
+    // (RocksDB would create it too, after warning that it is missing.)
+    std::error_code ignored;
+    std::filesystem::create_directories(dir, ignored);
+  }
   rocksdb::DB* raw = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   const rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
+  if (!s.ok() && s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return util::Unexpected(dir + ": cannot open the store (" + s.ToString() +
+                            "); another process, another tinymq say, is using it: stop it or " +
+                            "choose another directory");
+  }
   if (!s.ok()) {
     return util::Unexpected(dir + ": cannot open the store (" + s.ToString() + "); " +
                             std::string(kWayOut));

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
@@ -27,6 +29,9 @@ struct RocksOptions {
   bool create = true;
   // Run RocksDB's repair on the directory before opening it (--repair).
   bool repair = false;
+  // Where RocksDB's own warnings and errors go (one line each; null: dropped). RocksDB writes no
+  // LOG file of its own: on a full disk that file cannot be written either.
+  std::function<void(std::string_view)> log;
 };
 
 util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::string& dir,
