@@ -13,7 +13,10 @@ Environment: BENCH_SECONDS (10) measured seconds per scenario, BENCH_WARMUP (1),
 (comma-separated scenario names), BENCH_JSON_DIR (keep every tinymq-bench JSON there),
 BENCH_IDLE (15000) idle connections for the memory scenario, TINYMQ / TINYMQ_BENCH (binaries),
 BENCH_WORKERS (qos1-fanin-4x1,qos1-pairs-100): scenarios run once more on tinymq alone with 1 and
-with 2 workers, nothing pinned (the load generator shares the cores), for a second table.
+with 2 workers, nothing pinned (the load generator shares the cores), for a second table;
+BENCH_STORE (qos1-fanin-4x1): scenarios run with persistent sessions on tinymq without a store and
+with one in each durability mode (a fresh data directory each), and on Mosquitto with persistence
+on, for a third table.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ IDLE = int(os.environ.get("BENCH_IDLE", "15000"))
 # Scenarios also run with tinymq on 1 and on 2 workers, unpinned (BENCH_WORKERS="" skips them).
 WORKER_SCENARIOS = {s for s in os.environ.get("BENCH_WORKERS",
                                               "qos1-fanin-4x1,qos1-pairs-100").split(",") if s}
+
+# Scenarios also run with persistent sessions on tinymq in each durability mode and on Mosquitto
+# with persistence (BENCH_STORE="" skips them).
+STORE_SCENARIOS = {s for s in os.environ.get("BENCH_STORE", "qos1-fanin-4x1").split(",") if s}
 
 # name, tinymq-bench arguments, the figure compared, whether higher is better.
 SCENARIOS = [
@@ -73,7 +80,8 @@ def rss_kib(pid: int) -> int:
 class Broker:
     """One broker process pinned to BROKER_CPU (unless pin is False), stopped by stop()."""
 
-    def __init__(self, kind: str, workdir: Path, workers: int = 1, pin: bool = True):
+    def __init__(self, kind: str, workdir: Path, workers: int = 1, pin: bool = True,
+                 durability: str = ""):
         self.kind = kind
         self.port = free_port()
         self.log = open(workdir / f"{kind}.log", "ab")
@@ -86,10 +94,18 @@ class Broker:
                             "max_queued_bytes = 17179869184\n")
             argv = [TINYMQ, "--config", str(conf), "--bind", "127.0.0.1", "--port",
                     str(self.port), "--log-level", "warn"]
+            if durability:  # a fresh data directory per run
+                data = Path(tempfile.mkdtemp(prefix=f"data-{durability}-", dir=workdir))
+                argv += ["--data-dir", str(data), "--durability", durability]
         else:
             conf = workdir / "mosquitto.conf"
+            persistence = "false"
+            if durability:  # Mosquitto saves its state to a file every autosave_interval
+                data = Path(tempfile.mkdtemp(prefix="mosquitto-data-", dir=workdir))
+                persistence = f"true\npersistence_location {data}/"
             conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                            "persistence false\nset_tcp_nodelay true\nmax_queued_messages 0\n"
+                            f"persistence {persistence}\nset_tcp_nodelay true\n"
+                            "max_queued_messages 0\n"
                             "max_inflight_messages 0\nmax_connections -1\nlog_type error\n")
             argv = [MOSQUITTO, "-c", str(conf)]
         if pin:
@@ -209,6 +225,33 @@ def main() -> int:
         fmt = (lambda v: f"{v:,.2f}" if isinstance(v, float) else str(v))
         print(f"{name:32} {figure:28} {fmt(t):>12} {fmt(m):>12} {ratio:>8}   {p99:27} {loss}")
     print("\nratio: how many times better tinymq is (higher rate, or lower CPU/memory per unit).")
+
+    # With persistent sessions, so that what is queued is written: tinymq without a store and in
+    # each durability mode, Mosquitto with its persistence on.
+    store_rows = []
+    for name, args, figure, higher in SCENARIOS:
+        if name not in STORE_SCENARIOS or (only and name not in only):
+            continue
+        sargs = [*args, "--persistent", "--client-id-prefix", "store"]
+        for label, kind, durability in (("tinymq, memory only", "tinymq", ""),
+                                        ("tinymq, none", "tinymq", "none"),
+                                        ("tinymq, batch", "tinymq", "batch"),
+                                        ("tinymq, always", "tinymq", "always"),
+                                        ("mosquitto, persistence", "mosquitto", "on")):
+            print(f"bench: {name} (persistent sessions) on {label} ...", file=sys.stderr,
+                  flush=True)
+            sdir = Path(tempfile.mkdtemp(prefix="tinymq-bench-store-"))
+            broker = Broker(kind, sdir, durability=durability)
+            try:
+                r = run_bench(sargs, broker.port, broker.proc.pid, sdir / "r.json", SECONDS)
+            finally:
+                broker.stop()
+                shutil.rmtree(sdir, ignore_errors=True)
+            store_rows.append((name, label, r.get(figure), r.get("p99_us"), r.get("loss", "-")))
+    if store_rows:
+        print(f"\n{'persistent sessions':32} {'broker':24} {'delivered/s':>12} {'p99 µs':>10}  loss")
+        for name, label, rate, p99, loss in store_rows:
+            print(f"{name:32} {label:24} {rate or 0:>12,.0f} {p99 or 0:>10,.0f}  {loss}")
 
     # Two workers against one, nothing pinned: the load generator shares the two cores.
     scaling = [s for s in SCENARIOS if s[0] in WORKER_SCENARIOS and (not only or s[0] in only)]

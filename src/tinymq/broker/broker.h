@@ -303,7 +303,10 @@ class Broker {
   // does it for all) the retained messages. Sessions and messages that expired meanwhile are
   // dropped (and deleted from the store by the next writes); wills due meanwhile are published.
   // Restored sessions are offline until their clients return. Errors name the damaged record.
-  util::Result<RestoreCounts, std::string> Restore(Instant now, bool retained);
+  // (`sessions` false: the retained messages only. Workers may restore their sessions in
+  // parallel, each on a thread of its own, once the retained messages are restored.)
+  util::Result<RestoreCounts, std::string> Restore(Instant now, bool retained,
+                                                   bool sessions = true);
   // Moves the writes made since the last call into `batch` (appended, in order) and returns their
   // epoch (1, 2, ... in order), to be passed to OnDurable once the batch is written (and synced,
   // for always and batch) and every batch before it is durable. The batch may be empty (writes
@@ -448,7 +451,9 @@ class Broker {
   void StoreSubscription(Session& s, const std::string& key, const Subscription& sub, bool shared);
   void UnstoreSubscription(Session& s, const std::string& key);
   // Writes `d`'s record in `state` (giving it a sequence number when it has none).
-  void StoreDelivery(Session& s, Delivery& d, store::DeliveryState state, std::uint16_t packet_id);
+  // `spilling`: the record stays in the store only, unchanged, until it is read back.
+  void StoreDelivery(Session& s, Delivery& d, store::DeliveryState state, std::uint16_t packet_id,
+                     bool spilling = false);
   void UnstoreDelivery(Session& s, Delivery& d);
   // Queues `d` in the store only (the session's queue in memory is full); false when it is not.
   bool Spill(Session& s, Delivery& d);
@@ -560,6 +565,11 @@ class Broker {
   // Persistence.
   Durability durability_;
   bool restoring_ = false;  // in Restore(): on the main thread, so no pooled messages
+  // The message whose record part was encoded last, and that part (StoreDelivery); the part of
+  // a released record (no message).
+  MessageRef encoded_;
+  std::string encoded_part_;
+  std::string released_part_ = store::EncodeMessagePart({});
   WriteSet writes_;
   std::uint64_t taken_epoch_ = 0;    // the last epoch TakeWrites returned
   std::uint64_t durable_epoch_ = 0;  // the last epoch OnDurable reported

@@ -202,7 +202,8 @@ void Broker::UnstoreSubscription(Session& s, const std::string& key) {
   }
 }
 
-void Broker::StoreDelivery(Session& s, Delivery& d, DeliveryState state, std::uint16_t packet_id) {
+void Broker::StoreDelivery(Session& s, Delivery& d, DeliveryState state, std::uint16_t packet_id,
+                           bool spilling) {
   if (!s.stored || d.qos == QoS::k0) {
     return;
   }
@@ -211,16 +212,27 @@ void Broker::StoreDelivery(Session& s, Delivery& d, DeliveryState state, std::ui
     d.seq = s.stored->next_seq++;
   }
   store::QueueRecord r;
-  if (state != DeliveryState::kReleased && d.message) {
-    r.message = ToRecord(*d.message);
-  }
   r.qos = static_cast<std::uint8_t>(d.qos);
   r.retain = d.retain;
   r.state = state;
   r.packet_id = packet_id;
   r.ids = d.ids;
   r.group = d.group;
-  writes_.Put(Kind::kQueues, store::QueueKey(s.client_id, d.seq), store::Encode(r), fresh);
+  std::string_view part = released_part_;
+  if (state != DeliveryState::kReleased && d.message) {
+    // One message goes to many sessions in a row: its part of the record is encoded once.
+    if (encoded_ != d.message) {
+      encoded_ = d.message;
+      encoded_part_ = store::EncodeMessagePart(ToRecord(*d.message));
+    }
+    part = encoded_part_;
+  }
+  std::string value = store::EncodeQueue(part, r);
+  if (spilling) {
+    writes_.Append(Kind::kQueues, store::QueueKey(s.client_id, d.seq), std::move(value));
+  } else {
+    writes_.Put(Kind::kQueues, store::QueueKey(s.client_id, d.seq), std::move(value), fresh);
+  }
 }
 
 void Broker::UnstoreDelivery(Session& s, Delivery& d) {
@@ -236,7 +248,7 @@ bool Broker::Spill(Session& s, Delivery& d) {
     return false;
   }
   Session::Stored& st = *s.stored;
-  StoreDelivery(s, d, DeliveryState::kQueued, 0);
+  StoreDelivery(s, d, DeliveryState::kQueued, 0, /*spilling=*/true);
   if (st.spilled == 0) {
     st.spill_from = d.seq;
   }
@@ -512,7 +524,8 @@ void Broker::ReleaseHolds() {
 
 // --- Restore ------------------------------------------------------------------------------------
 
-util::Result<RestoreCounts, std::string> Broker::Restore(Instant now, bool retained) {
+util::Result<RestoreCounts, std::string> Broker::Restore(Instant now, bool retained,
+                                                         bool sessions) {
   RestoreCounts counts;
   if (!storing()) {
     return counts;
@@ -521,7 +534,7 @@ util::Result<RestoreCounts, std::string> Broker::Restore(Instant now, bool retai
   restoring_ = true;
   util::Result<void, std::string> r =
       retained ? RestoreRetained(now, counts) : util::Result<void, std::string>();
-  if (r) {
+  if (r && sessions) {
     r = RestoreSessions(now, counts);
   }
   restoring_ = false;
@@ -705,23 +718,16 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
           return true;
         }
         const std::optional<std::uint64_t> seq = store::KeyNumber(rest);
-        std::optional<store::QueueRecord> rec = store::DecodeQueue(value);
-        if (!seq || rest.size() != 8 || !rec || *seq == 0) {
+        const std::optional<store::QueuePeek> peek = store::PeekQueue(value);
+        if (!seq || rest.size() != 8 || !peek || *seq == 0) {
           return fail("queued message", client);
         }
         Session::Stored& st = *s->stored;
         st.next_seq = std::max(st.next_seq, *seq + 1);
         st.spill_written = std::max(st.spill_written, *seq);
-        bool gone = false;
-        std::optional<MessageRef> m;
-        if (rec->state != DeliveryState::kReleased) {
-          m = FromRecord(rec->message, now, /*pooled=*/false, &gone);
-          if (!m && !gone) {
-            return fail("queued message", client);
-          }
-        }
-        if (rec->state == DeliveryState::kQueued) {
-          if (gone) {
+        if (peek->state == DeliveryState::kQueued) {
+          // Stays in the store until its client takes it (checked in full then).
+          if (peek->expires_at != 0 && peek->expires_at <= wall_now) {
             ++counts.expired_messages;
             writes_.Delete(Kind::kQueues, std::string(key));
             return true;
@@ -730,9 +736,21 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
             st.spill_from = *seq;
           }
           ++st.spilled;
-          st.spilled_bytes += rec->message.payload.size();
+          st.spilled_bytes += peek->payload_size;
           ++counts.queued;
           return true;
+        }
+        std::optional<store::QueueRecord> rec = store::DecodeQueue(value);
+        if (!rec) {
+          return fail("message in flight", client);
+        }
+        bool gone = false;
+        std::optional<MessageRef> m;
+        if (rec->state != DeliveryState::kReleased) {
+          m = FromRecord(rec->message, now, /*pooled=*/false, &gone);
+          if (!m && !gone) {
+            return fail("queued message", client);
+          }
         }
         if (rec->packet_id == 0 || s->FindInFlight(rec->packet_id) != s->inflight.end()) {
           return fail("message in flight", client);

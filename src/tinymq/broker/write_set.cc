@@ -30,6 +30,14 @@ void WriteSet::Put(store::Kind kind, std::string key, std::string value, bool fr
   ++live_;
 }
 
+void WriteSet::Append(store::Kind kind, std::string key, std::string value) {
+  ++changes_;
+  ops_.push_back(
+      Entry{store::Batch::Op{kind, store::Batch::Type::kPut, std::move(key), std::move(value)},
+            false, false});
+  ++live_;
+}
+
 void WriteSet::Delete(store::Kind kind, std::string key) {
   ++changes_;
   auto [it, inserted] = latest_.try_emplace(MapKey(kind, key), ops_.size());

@@ -26,6 +26,9 @@ class WriteSet {
   // `fresh`: the key has never been written before (it cannot be in the store), so a delete that
   // follows within this set cancels the put entirely.
   void Put(store::Kind kind, std::string key, std::string value, bool fresh = false);
+  // A put that is never cancelled nor overwritten in this set (a queue record spilled to the
+  // store): not indexed, so it costs its bytes only.
+  void Append(store::Kind kind, std::string key, std::string value);
   void Delete(store::Kind kind, std::string key);
   // Every key of `kind` in [begin, end).
   void DeleteRange(store::Kind kind, std::string begin, std::string end);

@@ -1,5 +1,6 @@
 #include "tinymq/server/committer.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -183,17 +184,14 @@ bool Committer::WritePending() {
         bytes += more;
         ++merged_items_;
       }
-      if (merged_items_ > 1) {
-        merged_.emplace();
-        for (std::size_t i = 0; i < merged_items_; ++i) {
-          for (const store::Batch::Op& op : pending_[i].batch.ops()) {
-            merged_->Add(op);
-          }
-        }
-      }
     }
-    const store::Batch& batch = merged_items_ > 1 ? *merged_ : pending_.front().batch;
-    if (auto written = store_.Write(batch, sync); !written) {
+    merged_.clear();
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < merged_items_; ++i) {
+      merged_.push_back(&pending_[i].batch);
+      bytes += Bytes(pending_[i].batch);
+    }
+    if (auto written = store_.WriteAll(merged_, sync); !written) {
       Fail(written.error());
       return false;  // the same merged_items_ (and merged_) are tried again
     }
@@ -206,8 +204,17 @@ bool Committer::WritePending() {
       pending_.pop_front();
     }
     any_unsynced_ = any_unsynced_ || options_.durability == config::Durability::kBatch;
-    merged_.reset();
+    merged_.clear();
     merged_items_ = 0;
+    freed_since_trim_ += bytes;
+  }
+  // The batches were allocated by the workers and are freed here: after a burst, give the memory
+  // they took back to the system (glibc keeps freed heap memory in its arenas otherwise, and a
+  // burst of queued messages would leave the process that much larger for good).
+  if (freed_since_trim_ >= kTrimAfterBytes && Clock::now() >= last_trim_ + kTrimInterval) {
+    ::malloc_trim(0);
+    freed_since_trim_ = 0;
+    last_trim_ = Clock::now();
   }
   return true;
 }

@@ -134,13 +134,19 @@ class Committer {
   std::atomic<bool> failed_{false};
 
   // Owned by the committer thread.
-  std::deque<Item> pending_;            // taken from queue_, not written yet; in order
-  std::optional<store::Batch> merged_;  // the write being tried: the first merged_items_ pending
+  std::deque<Item> pending_;  // taken from queue_, not written yet; in order
+  // The write being tried: the first merged_items_ pending batches, written as one.
+  std::vector<const store::Batch*> merged_;
   std::size_t merged_items_ = 0;
   std::vector<std::uint64_t> unsynced_;  // per worker: highest epoch written, not yet synced
   bool any_unsynced_ = false;
   std::vector<std::uint64_t> report_;  // per worker: highest epoch durable, not yet reported
   Clock::time_point last_sync_;
+  // Batch bytes freed since the last malloc_trim, and when that was.
+  static constexpr std::size_t kTrimAfterBytes = std::size_t{32} << 20;
+  static constexpr std::chrono::seconds kTrimInterval{1};
+  std::size_t freed_since_trim_ = 0;
+  Clock::time_point last_trim_;
   bool failing_ = false;
   std::string failure_;  // what failed, while failing_
   Clock::time_point retry_at_;

@@ -84,6 +84,7 @@ broker::RestoreCounts& operator+=(broker::RestoreCounts& a, const broker::Restor
   a.retained += b.retained;
   a.expired_sessions += b.expired_sessions;
   a.expired_messages += b.expired_messages;
+  a.rerouted += b.rerouted;
   return a;
 }
 
@@ -121,17 +122,37 @@ util::Result<void, std::string> OpenAndRestore(const config::Config& config, Wor
       .wall_offset_ms = WallOffsetMs(),
       .failed = &committer->failed(),
   };
+  for (const std::unique_ptr<Worker>& worker : workers) {
+    worker->AttachStore(durability, *committer);
+  }
+  // The retained messages first (a will a restore publishes may replace one), then every
+  // worker's sessions at once, each on a thread of its own (they share only thread-safe parts).
+  std::vector<util::Result<broker::RestoreCounts, std::string>> results;
+  results.push_back(workers.front()->Restore(broker::Clock::now(), /*retained=*/true,
+                                             /*sessions=*/false));
+  results.resize(workers.size() + 1, broker::RestoreCounts{});
+  if (results.front()) {
+    std::vector<std::thread> threads;
+    for (std::size_t w = 0; w < workers.size(); ++w) {
+      threads.emplace_back([&, w] {
+        results[w + 1] = workers[w]->Restore(broker::Clock::now(), /*retained=*/false);
+      });
+    }
+    for (std::thread& t : threads) {
+      t.join();
+    }
+  }
   broker::RestoreCounts total;
-  for (std::size_t w = 0; w < workers.size(); ++w) {
-    workers[w]->AttachStore(durability, *committer);
-    util::Result<broker::RestoreCounts, std::string> counts =
-        workers[w]->Restore(broker::Clock::now(), /*retained=*/w == 0);
+  for (const util::Result<broker::RestoreCounts, std::string>& counts : results) {
     if (!counts) {
       // The store's own errors name the directory already.
       const bool named = counts.error().starts_with(config.data_dir);
       return util::Unexpected(named ? counts.error() : dir + ": cannot restore: " + counts.error());
     }
     total += *counts;
+    if (!results.front()) {
+      break;
+    }
   }
   const std::chrono::duration<double> took = broker::Clock::now() - started;
   spdlog::info(
@@ -142,6 +163,12 @@ util::Result<void, std::string> OpenAndRestore(const config::Config& config, Wor
       total.incoming, Counted(total.wills, "will", "wills"), total.retained,
       Counted(total.expired_sessions, "expired session", "expired sessions"),
       Counted(total.expired_messages, "expired message", "expired messages"), took.count());
+  if (total.rerouted != 0) {
+    spdlog::info(
+        "{} QoS 2 message(s) routed again to the sessions of a worker that had not "
+        "written its part when the broker stopped",
+        total.rerouted);
+  }
   return {};
 }
 

@@ -78,9 +78,11 @@ void Worker::AttachStore(const broker::Durability& durability, Committer& commit
   committer_ = &committer;
 }
 
-util::Result<broker::RestoreCounts, std::string> Worker::Restore(Instant now, bool retained) {
+util::Result<broker::RestoreCounts, std::string> Worker::Restore(Instant now, bool retained,
+                                                                 bool sessions) {
   TINYMQ_CHECK(committer_ != nullptr && listeners_.empty());
-  util::Result<broker::RestoreCounts, std::string> counts = broker_.Restore(now, retained);
+  util::Result<broker::RestoreCounts, std::string> counts =
+      broker_.Restore(now, retained, sessions);
   // What restoring changed (expired sessions and messages deleted, wills published to other
   // workers) is committed and posted at the end of the first turn, which must not sleep first.
   dirty_left_ = true;

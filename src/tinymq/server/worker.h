@@ -108,7 +108,8 @@ class Worker {
   // Rebuilds this worker's sessions (and, when `retained`, the retained messages) from the store
   // (broker::Broker::Restore). Errors name the damaged record.
   // REQUIRES: after AttachStore(), before AddListeners() and Run().
-  util::Result<broker::RestoreCounts, std::string> Restore(broker::Instant now, bool retained);
+  util::Result<broker::RestoreCounts, std::string> Restore(broker::Instant now, bool retained,
+                                                           bool sessions = true);
   // Starts accepting on `listeners` (its sockets of each listener group) once Run() runs.
   // REQUIRES: before Run().
   util::Result<void, std::string> AddListeners(std::vector<net::Listener> listeners);

@@ -40,6 +40,16 @@ class Reader {
   std::uint32_t U32() { return static_cast<std::uint32_t>(Int(4)); }
   std::uint64_t U64() { return Int(8); }
   std::int64_t I64() { return static_cast<std::int64_t>(Int(8)); }
+  // Skips a length-prefixed string; returns its length.
+  std::size_t SkipBytes() {
+    const std::uint32_t n = U32();
+    if (!ok_ || in_.size() < n) {
+      ok_ = false;
+      return 0;
+    }
+    in_.remove_prefix(n);
+    return n;
+  }
   std::string Bytes() {
     const std::uint32_t n = U32();
     if (!ok_ || in_.size() < n) {
@@ -167,10 +177,20 @@ std::string Encode(const SubscriptionRecord& r) {
   return out;
 }
 
-std::string Encode(const QueueRecord& r) {
-  std::string out = Begin();
+std::string Encode(const QueueRecord& r) { return EncodeQueue(EncodeMessagePart(r.message), r); }
+
+std::string EncodeMessagePart(const MessageRecord& m) {
+  std::string out;
   Writer w(out);
-  Put(w, r.message);
+  Put(w, m);
+  return out;
+}
+
+std::string EncodeQueue(std::string_view message_part, const QueueRecord& r) {
+  std::string out = Begin();
+  out.reserve(1 + message_part.size() + 17 + 4 * r.ids.size());
+  out.append(message_part);
+  Writer w(out);
   w.U8(r.qos);
   w.U8(r.retain ? 1 : 0);
   w.U8(static_cast<std::uint8_t>(r.state));
@@ -295,6 +315,28 @@ std::optional<QueueRecord> DecodeQueue(std::string_view bytes) {
     return std::nullopt;
   }
   return r;
+}
+
+std::optional<QueuePeek> PeekQueue(std::string_view bytes) {
+  Reader rd(bytes);
+  if (!Versioned(rd)) {
+    return std::nullopt;
+  }
+  QueuePeek p;
+  rd.SkipBytes();  // topic
+  p.payload_size = rd.SkipBytes();
+  rd.U8();  // qos, retain as published
+  rd.U8();
+  rd.SkipBytes();  // properties
+  p.expires_at = rd.I64();
+  rd.U8();  // qos, retain as delivered
+  rd.U8();
+  const std::uint8_t state = rd.U8();
+  if (!rd.ok() || state > 2) {
+    return std::nullopt;
+  }
+  p.state = static_cast<DeliveryState>(state);
+  return p;
 }
 
 std::optional<WillRecord> DecodeWill(std::string_view bytes) {

@@ -118,6 +118,10 @@ std::string Encode(const MessageRecord& r);
 std::string Encode(const SessionRecord& r);
 std::string Encode(const SubscriptionRecord& r);
 std::string Encode(const QueueRecord& r);
+// The same in two steps, for a message queued for many sessions: its part encoded once
+// (EncodeMessagePart), then each record around it (r.message is ignored).
+std::string EncodeMessagePart(const MessageRecord& m);
+std::string EncodeQueue(std::string_view message_part, const QueueRecord& r);
 std::string Encode(const WillRecord& r);
 std::string Encode(const IncomingRecord& r);
 
@@ -127,5 +131,14 @@ std::optional<SubscriptionRecord> DecodeSubscription(std::string_view bytes);
 std::optional<QueueRecord> DecodeQueue(std::string_view bytes);
 std::optional<WillRecord> DecodeWill(std::string_view bytes);
 std::optional<IncomingRecord> DecodeIncoming(std::string_view bytes);
+// What a restore needs of a queue record without decoding (copying) its message: its state, the
+// size of its payload and when the message expires. nullopt for a value DecodeQueue would refuse
+// at those fields (the rest is checked when the record is read back).
+struct QueuePeek {
+  DeliveryState state = DeliveryState::kQueued;
+  std::size_t payload_size = 0;
+  UnixMs expires_at = 0;
+};
+std::optional<QueuePeek> PeekQueue(std::string_view bytes);
 
 }  // namespace tinymq::store

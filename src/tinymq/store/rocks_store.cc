@@ -66,7 +66,27 @@ class RocksStore final : public Store {
   }
 
   util::Result<void, std::string> Write(const Batch& batch, bool sync) override {
+    const Batch* one = &batch;
+    return WriteAll(std::span<const Batch* const>(&one, 1), sync);
+  }
+
+  util::Result<void, std::string> WriteAll(std::span<const Batch* const> batches,
+                                           bool sync) override {
     rocksdb::WriteBatch wb;
+    for (const Batch* batch : batches) {
+      if (auto added = Add(*batch, wb); !added) {
+        return added;
+      }
+    }
+    rocksdb::WriteOptions options;
+    options.sync = sync;
+    if (const rocksdb::Status s = db_->Write(options, &wb); !s.ok()) {
+      return Fail("cannot write", s);
+    }
+    return {};
+  }
+
+  util::Result<void, std::string> Add(const Batch& batch, rocksdb::WriteBatch& wb) {
     for (const Batch::Op& op : batch.ops()) {
       rocksdb::ColumnFamilyHandle* cf = Handle(op.kind);
       rocksdb::Status s;
@@ -80,11 +100,6 @@ class RocksStore final : public Store {
       if (!s.ok()) {
         return Fail("cannot prepare a write", s);
       }
-    }
-    rocksdb::WriteOptions options;
-    options.sync = sync;
-    if (const rocksdb::Status s = db_->Write(options, &wb); !s.ok()) {
-      return Fail("cannot write", s);
     }
     return {};
   }

@@ -33,20 +33,32 @@ namespace {
 
 class MemoryStore final : public Store {
  public:
-  util::Result<void, std::string> Write(const Batch& batch, bool /*sync*/) override {
+  util::Result<void, std::string> Write(const Batch& batch, bool sync) override {
+    const Batch* one = &batch;
+    return WriteAll(std::span<const Batch* const>(&one, 1), sync);
+  }
+
+  util::Result<void, std::string> WriteAll(std::span<const Batch* const> batches,
+                                           bool /*sync*/) override {
     const std::lock_guard lock(mu_);
+    for (const Batch* batch : batches) {
+      Apply(*batch);
+    }
+    return {};
+  }
+
+  void Apply(const Batch& batch) {
     for (const Batch::Op& op : batch.ops()) {
       auto& table = tables_[static_cast<std::size_t>(op.kind)];
       switch (op.type) {
         case Batch::Type::kPut: table.insert_or_assign(op.key, op.value); break;
         case Batch::Type::kDelete: table.erase(op.key); break;
         case Batch::Type::kDeleteRange:
-          table.erase(table.lower_bound(op.key), op.value.empty() ? table.end()
-                                                                  : table.lower_bound(op.value));
+          table.erase(table.lower_bound(op.key),
+                      op.value.empty() ? table.end() : table.lower_bound(op.value));
           break;
       }
     }
-    return {};
   }
 
   util::Result<std::optional<std::string>, std::string> Get(Kind kind,

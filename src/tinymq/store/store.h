@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,9 +38,8 @@ enum class Kind : std::uint8_t {
   kRetained,       // topic -> message
   kWills,          // client id -> will and when it is due
 };
-inline constexpr std::array<Kind, 6> kKinds = {Kind::kSessions, Kind::kSubscriptions,
-                                               Kind::kQueues,   Kind::kIncoming,
-                                               Kind::kRetained, Kind::kWills};
+inline constexpr std::array<Kind, 6> kKinds = {Kind::kSessions, Kind::kSubscriptions, Kind::kQueues,
+                                               Kind::kIncoming, Kind::kRetained,      Kind::kWills};
 // "sessions", "subscriptions", ...: the column family names.
 std::string_view KindName(Kind kind);
 
@@ -85,13 +85,16 @@ class Store {
   // Applies `batch` atomically. `sync`: on return it is on stable storage (the write-ahead log is
   // synced), else it survives a crash of the process but maybe not of the machine.
   virtual util::Result<void, std::string> Write(const Batch& batch, bool sync) = 0;
+  // Applies `batches` in order as one atomic write (group commit without copying them).
+  virtual util::Result<void, std::string> WriteAll(std::span<const Batch* const> batches,
+                                                   bool sync) = 0;
   virtual util::Result<std::optional<std::string>, std::string> Get(Kind kind,
                                                                     std::string_view key) = 0;
   // Calls f(key, value) for every record of `kind` whose key starts with `prefix` (and is not
   // below `from`), in key order (bytewise), until f returns false.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
-  virtual util::Result<void, std::string> Scan(Kind kind, std::string_view prefix,
-                                               const Visitor& f, std::string_view from = {}) = 0;
+  virtual util::Result<void, std::string> Scan(Kind kind, std::string_view prefix, const Visitor& f,
+                                               std::string_view from = {}) = 0;
   // Makes every write so far durable (Write(..., sync=false) followed by Sync() is as durable as
   // Write(..., sync=true)).
   virtual util::Result<void, std::string> Sync() = 0;

@@ -44,14 +44,21 @@ class FakeStore final : public store::Store {
   };
 
   util::Result<void, std::string> Write(const store::Batch& batch, bool sync) override {
+    const store::Batch* one = &batch;
+    return WriteAll(std::span<const store::Batch* const>(&one, 1), sync);
+  }
+  util::Result<void, std::string> WriteAll(std::span<const store::Batch* const> batches,
+                                           bool sync) override {
     std::unique_lock<std::mutex> lock(mu_);
     ++writes_entered_;
     cv_.notify_all();
     cv_.wait(lock, [&] { return !gate_closed_; });
     WriteCall call;
     call.sync = sync;
-    for (const store::Batch::Op& op : batch.ops()) {
-      call.keys.push_back(op.key);
+    for (const store::Batch* batch : batches) {
+      for (const store::Batch::Op& op : batch->ops()) {
+        call.keys.push_back(op.key);
+      }
     }
     if (fail_forever_ || fail_writes_ > 0) {
       if (fail_writes_ > 0) {
@@ -65,7 +72,7 @@ class FakeStore final : public store::Store {
     }
     writes_.push_back(std::move(call));
     cv_.notify_all();
-    return memory_->Write(batch, sync);
+    return memory_->WriteAll(batches, sync);
   }
   util::Result<std::optional<std::string>, std::string> Get(store::Kind kind,
                                                             std::string_view key) override {

@@ -51,6 +51,12 @@ TEST(RecordsTest, EachRecordRoundTripsAndRefusesTruncation) {
   q.ids = {1, 268'435'455};
   q.group = (std::uint64_t{1} << 63) | 7;
   EXPECT_EQ(DecodeQueue(Encode(q)), q);
+  const std::optional<QueuePeek> peek = PeekQueue(Encode(q));
+  ASSERT_TRUE(peek.has_value());
+  EXPECT_EQ(peek->state, DeliveryState::kReleased);
+  EXPECT_EQ(peek->payload_size, m.payload.size());
+  EXPECT_EQ(peek->expires_at, m.expires_at);
+  EXPECT_FALSE(PeekQueue(Encode(q).substr(0, 10)).has_value());
   ExpectTruncationsRefused(Encode(q), DecodeQueue);
 
   const IncomingRecord in{m, 4, {1, 3}};
