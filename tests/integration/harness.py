@@ -213,6 +213,12 @@ class Broker:
     `workers` is tinymq's top-level `workers` key (worker threads; 0 = one per core), written
     before the tables as TOML requires. mosquitto has no such setting and ignores it: a test that
     depends on several workers skips itself on mosquitto.
+
+    `data_dir` (True: `<broker dir>/data`, or a path) is tinymq's `--data-dir`, and `durability`
+    its `--durability` (tinymq only; mosquitto ignores both). The data directory belongs to this
+    Broker object, not to one process: kill() (SIGKILL, a crash) then restart() starts a new
+    process on the same directory, by default on the same port. Each process has its own log
+    (broker.log, broker-2.log, ...); stop() and kill() look for sanitizer reports in it.
     """
 
     MOSQUITTO_LIMITS = {
@@ -241,7 +247,8 @@ class Broker:
     }
 
     def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = (),
-                 mqtt: Optional[dict] = None, workers: Optional[int] = None):
+                 mqtt: Optional[dict] = None, workers: Optional[int] = None,
+                 data_dir=None, durability: Optional[str] = None):
         self.kind = broker_kind()
         self.limits = dict(limits or {})
         self.mqtt = dict(mqtt or {})
@@ -250,6 +257,10 @@ class Broker:
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.dir = Path(tempfile.mkdtemp(prefix="tinymq-it-"))
+        self.data_dir: Optional[Path] = (self.dir / "data" if data_dir is True
+                                         else Path(data_dir) if data_dir else None)
+        self.durability = durability
+        self.processes = 0  # processes started so far (the current one included)
         self.log_path = self.dir / "broker.log"
         self._log_file = None
 
@@ -261,10 +272,12 @@ class Broker:
 
     # Start-up. ---------------------------------------------------------------------------
 
-    def start(self, attempts: int = 3) -> "Broker":
+    def start(self, attempts: int = 3, port: Optional[int] = None) -> "Broker":
+        """Starts the broker on `port`, else on a free port. With a given port, a port in use is
+        tried again (`attempts` times, 0.2 s apart) and then BrokerStartError is raised."""
         last: Optional[BrokerStartError] = None
-        for _ in range(attempts):
-            self.port = free_port()
+        for attempt in range(attempts):
+            self.port = port if port else free_port()
             try:
                 self._start_once()
                 return self
@@ -273,8 +286,38 @@ class Broker:
                 # Another test may have taken the port between our probe and the broker's bind.
                 if "in use" not in e.log.lower():
                     raise
+                if port and attempt + 1 < attempts:
+                    time.sleep(0.2)
         assert last is not None
         raise last
+
+    def restart(self, same_port: bool = True, attempts: int = 5) -> "Broker":
+        """Starts a new process (after kill() or stop()) with the same configuration and data
+        directory, on the same port unless `same_port` is False (then a free one: self.port)."""
+        if self.alive():
+            raise RuntimeError("restart(): the broker is still running")
+        return self.start(attempts, port=self.port if same_port else None)
+
+    def kill(self) -> list[str]:
+        """SIGKILL, as a crash: no clean-up in the broker. Returns the problems found: the
+        process had died before, or its log holds a sanitizer report."""
+        problems: list[str] = []
+        if self.proc is None:
+            return problems
+        proc, self.proc = self.proc, None
+        if proc.poll() is not None:
+            problems.append(f"{self.kind} died before SIGKILL with status {proc.returncode}")
+        kill_and_reap(proc, signal.SIGKILL)
+        if self._log_file:
+            self._log_file.close()
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                problems.append(f"{self.kind} stderr contains {marker!r}")
+        if problems:
+            problems.append(f"--- broker stderr (tail, {self.log_path.name}) ---\n"
+                            + self.log_tail(60))
+        return problems
 
     def command_for_port(self, port: int) -> list[str]:
         """The command line that starts this broker on `port` (writing its configuration)."""
@@ -311,11 +354,18 @@ class Broker:
                                                      for k, v in values.items())
             conf.write_text(body)
             argv += ["--config", str(conf)]
-        argv += ["--bind", HOST, "--port", str(self.port), "--log-level", "debug", *self.extra_args]
-        return argv
+        argv += ["--bind", HOST, "--port", str(self.port), "--log-level", "debug"]
+        if self.data_dir is not None:
+            argv += ["--data-dir", str(self.data_dir)]
+        if self.durability is not None:
+            argv += ["--durability", self.durability]
+        return argv + self.extra_args
 
     def _start_once(self) -> None:
         argv = self._command()
+        self.processes += 1
+        self.log_path = self.dir / ("broker.log" if self.processes == 1
+                                    else f"broker-{self.processes}.log")
         self._log_file = open(self.log_path, "wb")
         env = dict(os.environ)
         # Sanitizer reports go to stderr (the default) and must not be swallowed.
