@@ -18,6 +18,7 @@
 
 #include "tinymq/broker/broker.h"
 #include "tinymq/mqtt/decoder.h"
+#include "tinymq/store/store.h"
 #include "tinymq/util/check.h"
 
 namespace tinymq::broker::fuzz {
@@ -62,8 +63,28 @@ class Harness {
     limits_.receive_maximum = 3;
     limits_.topic_alias_maximum = 4;
     limits_.outbound_topic_alias_maximum = 2;
+    Start();
+  }
+
+  // A broker on the store, restored from it.
+  void Start() {
     broker_ = std::make_unique<Broker>(limits_);
     broker_->set_authenticator(&authenticator_);
+    Durability d;
+    d.store = store_.get();
+    d.queue_head = 2;  // spill early
+    broker_->AttachStore(d);
+    auto restored = broker_->Restore(now_, /*retained=*/true);
+    TINYMQ_CHECK(restored.has_value());  // it wrote every record itself
+    Commit();
+  }
+
+  void Commit() {
+    store::Batch batch;
+    if (const std::uint64_t epoch = broker_->TakeWrites(batch); epoch != 0) {
+      TINYMQ_CHECK(store_->Write(batch, true).has_value());
+      broker_->OnDurable(epoch, now_);
+    }
   }
 
   void Run(const std::uint8_t* data, std::size_t size) {
@@ -90,16 +111,27 @@ class Harness {
           break;
         case Op::kDrain: Drain(c, SIZE_MAX); break;
         case Op::kDrainSome: Drain(c, next()); break;
+        case Op::kCommit: Commit(); break;
+        case Op::kRestart:
+          broker_.reset();
+          for (Client& each : clients_) {
+            each.id.reset();
+          }
+          Start();
+          break;
         default: break;
       }
       Settle();
     }
+    Commit();  // output held for durability goes, so that the connections can close
     for (Client& c : clients_) {
       if (c.id) {
         broker_->OnPeerClosed(*c.id, now_);
         Drain(c, SIZE_MAX);
       }
     }
+    Settle();
+    Commit();
     Settle();
     TINYMQ_CHECK(broker_->connection_count() == 0);
   }
@@ -202,6 +234,7 @@ class Harness {
 
   FuzzAuthenticator authenticator_;
   Limits limits_;
+  std::unique_ptr<store::Store> store_ = store::MakeMemoryStore();
   std::unique_ptr<Broker> broker_;
   Instant now_ = Instant{} + std::chrono::hours(1);
   std::array<Client, kConnections> clients_;

@@ -12,6 +12,9 @@
 //     kAdvance:   byte T: the clock moves T * 100 ms, then OnTimer
 //     kDrain:     - : the client reads everything the broker wrote
 //     kDrainSome: byte N: the client reads at most N bytes
+//     kCommit:    - : the broker's writes so far go to its (memory) store and are reported durable
+//     kRestart:   - : the broker dies (a crash: what was not committed is lost, every connection
+//                 with it) and a new one restores from the store
 //
 // Threading: Thread-compatible (test code).
 
@@ -24,7 +27,9 @@ enum class Op : std::uint8_t {
   kPeerClose = 1,
   kAdvance = 2,
   kDrain = 3,
-  kDrainSome = 4
+  kDrainSome = 4,
+  kCommit = 5,
+  kRestart = 6,
 };
 
 inline void AppendOp(std::vector<std::uint8_t>& out, unsigned connection, Op op) {

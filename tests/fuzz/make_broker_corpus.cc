@@ -56,12 +56,14 @@ Bytes Scenario(mqtt::ProtocolVersion v, bool clean) {
     AppendData(s, 1, Enc(p, v));
   }
   AppendData(s, 1, Enc(mqtt::Pubrel{2, mqtt::ReasonCode::kSuccess, {}}, v));
+  AppendOp(s, 1, Op::kCommit);  // what the persistent session queued is durable
   AppendOp(s, 1, Op::kDrain);
   AppendOp(s, 0, Op::kDrainSome);
   s.push_back(20);
   AppendData(s, 0, Enc(mqtt::Puback{1, mqtt::ReasonCode::kSuccess, {}}, v));
   AppendData(s, 0, Enc(mqtt::Pubrec{2, mqtt::ReasonCode::kSuccess, {}}, v));
   AppendOp(s, 0, Op::kPeerClose);
+  AppendOp(s, 0, Op::kRestart);  // a crash: the persistent session comes back from the store
   AppendData(s, 2, Enc(MakeConnect("sub", v, clean, false), v));
   AppendOp(s, 2, Op::kDrain);
   AppendOp(s, 3, Op::kAdvance);
