@@ -84,7 +84,7 @@ struct MqttConfig {
 // relative to the disk (`durability`; docs/configuration.md).
 enum class Durability : std::uint8_t {
   kAlways,  // after its writes are synced (one synced write per round of writes)
-  kBatch,   // after its writes are synced, with at most one sync per sync_interval_ms
+  kBatch,   // after its writes are synced; while writes keep coming, one sync per sync_interval_ms
   kNone,    // at once; writes reach the disk when the OS writes them back
 };
 

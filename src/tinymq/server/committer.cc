@@ -56,6 +56,7 @@ void Committer::Submit(std::uint16_t worker, std::uint64_t epoch, store::Batch&&
     const std::lock_guard<std::mutex> lock(mu_);
     TINYMQ_DCHECK(!stop_.load(std::memory_order_relaxed));
     was_empty = queue_.empty();
+    backlog_bytes_.fetch_add(Bytes(batch), std::memory_order_relaxed);
     queue_.push_back(Item{worker, epoch, std::move(batch)});
   }
   if (was_empty) {  // otherwise the thread has been woken already and not yet taken the queue
@@ -133,6 +134,9 @@ std::optional<Committer::Clock::time_point> Committer::NextWake(bool stopping) c
   if (any_unsynced_) {
     return last_sync_ + options_.sync_interval;
   }
+  if (freed_since_trim_ != 0) {
+    return last_trim_ + kTrimInterval;  // the memory of the last burst goes back too
+  }
   return std::nullopt;
 }
 
@@ -151,10 +155,16 @@ bool Committer::Step(bool stopping) {
   if (!WritePending()) {
     return false;
   }
-  // kBatch: a sync once the interval since the last has passed; at once when stopping, and when
-  // retrying (the failure may have been the sync, and the interval has passed anyway).
+  // kBatch: a sync once nothing more waits, or once the interval since the last has passed while
+  // batches keep coming; at once when stopping, and when retrying (the failure may have been the
+  // sync, and the interval has passed anyway).
+  bool idle = false;
+  if (any_unsynced_) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    idle = queue_.empty();
+  }
   if (any_unsynced_ &&
-      (retrying || stopping || Clock::now() >= last_sync_ + options_.sync_interval)) {
+      (retrying || stopping || idle || Clock::now() >= last_sync_ + options_.sync_interval)) {
     if (!SyncNow()) {
       return false;
     }
@@ -166,6 +176,9 @@ bool Committer::Step(bool stopping) {
     spdlog::info("store writable again");
   }
   PostReports(stopping);
+  if (pending_.empty()) {
+    Trim(/*idle=*/true);
+  }
   return true;
 }
 
@@ -201,6 +214,7 @@ bool Committer::WritePending() {
                                  ? unsynced_[item.worker]
                                  : report_[item.worker];
       epoch = std::max(epoch, item.epoch);
+      backlog_bytes_.fetch_sub(Bytes(pending_.front().batch), std::memory_order_relaxed);
       pending_.pop_front();
     }
     any_unsynced_ = any_unsynced_ || options_.durability == config::Durability::kBatch;
@@ -208,15 +222,22 @@ bool Committer::WritePending() {
     merged_items_ = 0;
     freed_since_trim_ += bytes;
   }
+  Trim(/*idle=*/false);
+  return true;
+}
+
+void Committer::Trim(bool idle) {
   // The batches were allocated by the workers and are freed here: after a burst, give the memory
   // they took back to the system (glibc keeps freed heap memory in its arenas otherwise, and a
-  // burst of queued messages would leave the process that much larger for good).
-  if (freed_since_trim_ >= kTrimAfterBytes && Clock::now() >= last_trim_ + kTrimInterval) {
-    ::malloc_trim(0);
-    freed_since_trim_ = 0;
-    last_trim_ = Clock::now();
+  // burst of queued messages would leave the process that much larger for good). During a burst
+  // every kTrimAfterBytes, at most once per kTrimInterval; after it, once.
+  if (freed_since_trim_ == 0 || (!idle && freed_since_trim_ < kTrimAfterBytes) ||
+      Clock::now() < last_trim_ + kTrimInterval) {
+    return;
   }
-  return true;
+  ::malloc_trim(0);
+  freed_since_trim_ = 0;
+  last_trim_ = Clock::now();
 }
 
 bool Committer::SyncNow() {

@@ -27,9 +27,11 @@
 // written with one Write() call (group commit across workers; up to kMaxMergeBytes at a time), so
 // that a burst from many workers costs one write and one sync. By durability mode:
 //   always: Write(sync=true), then report;
-//   batch:  Write(sync=false) at once; Sync() once sync_interval has passed since the last sync
-//           (at once when it has already: a lone write waits for nothing), then report every
-//           epoch the sync covered;
+//   batch:  Write(sync=false) at once; Sync() as soon as no more batches are waiting (nothing to
+//           gain by waiting: the clients wait for their acknowledgements), and while batches keep
+//           coming, once sync_interval has passed since the last sync (one sync for all of them);
+//           then report every epoch the sync covered. So under a continuous stream of writes it
+//           syncs at most once per interval, and an acknowledgement waits at most about that;
 //   none:   Write(sync=false), then report; never synced (the OS writes it back).
 //
 // A write or sync that fails (a full disk, say) is logged once, sets failed() (the brokers then
@@ -68,6 +70,13 @@ class Committer {
   };
 
   // Starts the thread. `mailboxes[w]` is worker w's.
+  // Bytes submitted and not yet written past which workers stop reading client input until the
+  // committer catches up (in `none` nothing else holds clients back).
+  static constexpr std::size_t kMaxBacklogBytes = std::size_t{64} << 20;
+  bool backlogged() const {
+    return backlog_bytes_.load(std::memory_order_relaxed) > kMaxBacklogBytes;
+  }
+
   static util::Result<std::unique_ptr<Committer>, std::string> Start(
       store::Store& store, std::vector<Mailbox<Mail>*> mailboxes, const Options& options);
 
@@ -146,6 +155,8 @@ class Committer {
   static constexpr std::size_t kTrimAfterBytes = std::size_t{32} << 20;
   static constexpr std::chrono::seconds kTrimInterval{1};
   std::size_t freed_since_trim_ = 0;
+  std::atomic<std::size_t> backlog_bytes_{0};
+  void Trim(bool idle);
   Clock::time_point last_trim_;
   bool failing_ = false;
   std::string failure_;  // what failed, while failing_

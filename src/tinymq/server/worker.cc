@@ -306,8 +306,10 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
     Close(id);  // closing anyway, and its output can no longer be delivered
     return;
   }
-  if ((events & (net::kReadable | net::kHangup | net::kSocketError)) == 0 || backlog_) {
-    return;  // with a backlog of mail, input waits (level-triggered: it is still there)
+  if ((events & (net::kReadable | net::kHangup | net::kSocketError)) == 0 || backlog_ ||
+      (committer_ != nullptr && committer_->backlogged())) {
+    // With a backlog of mail or of writes, input waits (level-triggered: it is still there).
+    return;
   }
   const ReadEnd end = ReadFrom(id, *c, now);
   if (end == ReadEnd::kDrained && (events & (net::kHangup | net::kSocketError)) != 0) {
@@ -490,7 +492,7 @@ std::optional<std::chrono::milliseconds> Worker::Timeout(Instant now) const noex
   if (dirty_left_) {
     return std::chrono::milliseconds(0);
   }
-  if (backlog_) {
+  if (backlog_ || (committer_ != nullptr && committer_->backlogged())) {
     return kBacklogRetry;
   }
   std::optional<Instant> next = broker_.NextDeadline();

@@ -171,7 +171,7 @@ util::Result<std::unique_ptr<Store>, std::string> OpenRocksStore(const std::stri
   // column families together stay under kMemtables (a full one is flushed), blocks read back are
   // cached in one shared cache of kBlockCache, and the write-ahead log is flushed into tables
   // before it passes kWal (a rarely written column family would otherwise keep old logs alive).
-  constexpr std::size_t kMemtables = std::size_t{64} << 20;
+  constexpr std::size_t kMemtables = std::size_t{32} << 20;
   constexpr std::size_t kBlockCache = std::size_t{16} << 20;
   constexpr std::uint64_t kWal = std::uint64_t{256} << 20;
   rocksdb::BlockBasedTableOptions table;
