@@ -59,6 +59,11 @@ class RocksStore final : public Store {
       : dir_(std::move(dir)), db_(std::move(db)), handles_(std::move(handles)) {}
 
   ~RocksStore() override {
+    // Everything into tables: a restart then replays no log, and a repair (which rebuilds from
+    // tables; it cannot place log records of other column families) finds it all.
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    (void)db_->Flush(flush, handles_);
     for (rocksdb::ColumnFamilyHandle* h : handles_) {
       (void)db_->DestroyColumnFamilyHandle(h);
     }
