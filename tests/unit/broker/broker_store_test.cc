@@ -618,3 +618,34 @@ TEST(BrokerStoreClusterTest, AQos2MessageWhoseOtherWorkerNeverWroteItIsRoutedAga
 
 }  // namespace
 }  // namespace tinymq::broker
+
+namespace tinymq::broker {
+namespace {
+
+TEST(BrokerStoreRestoreTest, ADamagedRecordStopsTheRestoreNamingItsClient) {
+  for (store::Kind kind : {store::Kind::kSessions, store::Kind::kSubscriptions,
+                           store::Kind::kQueues, store::Kind::kWills}) {
+    auto s = store::MakeMemoryStore();
+    store::Batch b;
+    store::SessionRecord session;
+    session.expiry_s = 0xFFFFFFFF;  // (an expired session's records are dropped, not read)
+    b.Put(store::Kind::kSessions, store::ClientKey("dev-7"), store::Encode(session));
+    const std::string key = kind == store::Kind::kQueues ? store::QueueKey("dev-7", 1)
+                            : kind == store::Kind::kSubscriptions
+                                ? store::SubscriptionKey("dev-7", "a/b")
+                                : store::ClientKey("dev-7");
+    b.Put(kind, key, "\x01garbage");
+    ASSERT_TRUE(s->Write(b, true).has_value());
+    Broker broker(Limits{});
+    Durability d;
+    d.store = s.get();
+    broker.AttachStore(d);
+    const auto restored = broker.Restore(Instant{} + std::chrono::hours(1), true);
+    ASSERT_FALSE(restored.has_value()) << "kind " << static_cast<int>(kind);
+    EXPECT_NE(restored.error().find("damaged record"), std::string::npos) << restored.error();
+    EXPECT_NE(restored.error().find("dev-7"), std::string::npos) << restored.error();
+  }
+}
+
+}  // namespace
+}  // namespace tinymq::broker
