@@ -1855,17 +1855,7 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     codes.push_back(static_cast<ReasonCode>(granted));
     StoreSubscription(s, key, Subscription{s.id, options, identifier}, shared.has_value());
     if (shared) {
-      const Subscription member{s.id, options, identifier};
-      const std::uint16_t home = HomeOf(key);
-      if (home == cluster_.index) {
-        JoinGroup(key, member);
-      } else {
-        Envelope e;
-        e.kind = Envelope::Kind::kSharedJoin;
-        e.member = member;
-        e.key = key;
-        Post(home, std::move(e));
-      }
+      JoinGroupAtHome(key, Subscription{s.id, options, identifier});
       continue;  // 5.0 §4.8.2: retained messages are not sent on a shared subscription
     }
     IndexAdd(filter, Subscription{s.id, options, identifier});
@@ -1924,6 +1914,19 @@ void Broker::RemoveSubscription(Session& s, const std::string& key, bool shared)
   Envelope e;
   e.kind = Envelope::Kind::kSharedLeave;
   e.member.subscriber = s.id;
+  e.key = key;
+  Post(home, std::move(e));
+}
+
+void Broker::JoinGroupAtHome(const std::string& key, const Subscription& member) {
+  const std::uint16_t home = HomeOf(key);
+  if (home == cluster_.index) {
+    JoinGroup(key, member);
+    return;
+  }
+  Envelope e;
+  e.kind = Envelope::Kind::kSharedJoin;
+  e.member = member;
   e.key = key;
   Post(home, std::move(e));
 }

@@ -418,6 +418,8 @@ class Broker {
   // At the home of group `key`: `member` joins it (or changes its options), leaves it, is online
   // or not. The others send these as envelopes to the home.
   void JoinGroup(const std::string& key, const Subscription& member);
+  // JoinGroup here when this worker is the group's home, else by envelope to its home.
+  void JoinGroupAtHome(const std::string& key, const Subscription& member);
   void LeaveGroup(const std::string& key, SubscriberId member);
   void SetMemberOnline(const std::string& key, SubscriberId member, bool online);
   // Tells the homes of `s`'s groups that it is online or not.

@@ -594,6 +594,11 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
     auto it = sessions_.find(client);
     return it == sessions_.end() ? nullptr : it->second;
   };
+  // Why a scan stopped: the store's error, or the damaged record it met.
+  auto Failure =
+      [&](const util::Result<void, std::string>& scan) -> util::Result<void, std::string> {
+    return util::Unexpected(!scan ? scan.error() : "damaged record in the store: " + damaged);
+  };
   auto fail = [&](std::string what, std::string_view client) {
     damaged = what + " of client '" + std::string(client) + "'";
     return false;
@@ -638,7 +643,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         return true;
       });
   if (!scanned || !damaged.empty()) {
-    return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+    return scan_failure(scanned);
   }
 
   // Subscriptions.
@@ -677,16 +682,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         }
         (*s->subscriptions)[k] = Session::Subscribed{sub.options.max_qos, rec->shared};
         if (rec->shared) {
-          const std::uint16_t home = HomeOf(k);
-          if (home == cluster_.index) {
-            JoinGroup(k, sub);
-          } else {
-            Envelope e;
-            e.kind = Envelope::Kind::kSharedJoin;
-            e.member = sub;
-            e.key = k;
-            Post(home, std::move(e));
-          }
+          JoinGroupAtHome(k, sub);
           if (with_groups.empty() || with_groups.back() != s) {
             with_groups.push_back(s);
           }
@@ -697,7 +693,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         return true;
       });
   if (!scanned || !damaged.empty()) {
-    return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+    return scan_failure(scanned);
   }
   for (Session* s : with_groups) {
     AnnounceOnline(*s, /*online=*/false);  // restored sessions are offline
@@ -784,7 +780,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         return true;
       });
   if (!scanned || !damaged.empty()) {
-    return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+    return scan_failure(scanned);
   }
 
   // Incoming QoS 2 packet ids, and the routing of those that went to other workers: every
@@ -838,7 +834,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         return true;
       });
   if (!scanned || !damaged.empty()) {
-    return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+    return scan_failure(scanned);
   }
   for (Unfinished& u : unfinished) {
     std::vector<std::uint16_t> missing;
@@ -926,7 +922,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
         return true;
       });
   if (!scanned || !damaged.empty()) {
-    return util::Unexpected(!scanned ? scanned.error() : "damaged record in the store: " + damaged);
+    return scan_failure(scanned);
   }
   for (Will& will : due) {
     PublishWill(std::move(will), now);
