@@ -595,7 +595,7 @@ util::Result<void, std::string> Broker::RestoreSessions(Instant now, RestoreCoun
     return it == sessions_.end() ? nullptr : it->second;
   };
   // Why a scan stopped: the store's error, or the damaged record it met.
-  auto Failure =
+  auto scan_failure =
       [&](const util::Result<void, std::string>& scan) -> util::Result<void, std::string> {
     return util::Unexpected(!scan ? scan.error() : "damaged record in the store: " + damaged);
   };

@@ -365,7 +365,8 @@ TEST(CommitterThreadTest, BatchModeSyncsAtMostOncePerIntervalWhileBatchesKeepCom
   std::uint64_t epoch = 0;
   const auto until = Clock::now() + milliseconds(1000);
   while (Clock::now() < until) {
-    committer->Submit(0, ++epoch, Put("k" + std::to_string(epoch), "v"));
+    ++epoch;
+    committer->Submit(0, epoch, Put("k" + std::to_string(epoch), "v"));
     std::this_thread::sleep_for(milliseconds(2));
   }
   committer->Stop();

@@ -176,7 +176,8 @@ TEST(RocksStoreTest, ADirectoryThatIsNotAStoreIsRefusedWithTheWayOut) {
   EXPECT_NE(refused.error().find("--repair"), std::string::npos);
 
   // Without `create`, a missing store is an error too, not a silent fresh start.
-  auto missing = OpenRocksStore(dir.path() + "/none", RocksOptions{.create = false});
+  auto missing = OpenRocksStore(dir.path() + "/none",
+                                RocksOptions{.create = false, .repair = false, .log = {}});
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().find("/none: cannot open the store"), std::string::npos)
       << missing.error();
