@@ -11,6 +11,7 @@ packages=(
   libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev  # config file, command line, logs
   librocksdb-dev  # the store (src/tinymq/store)
+  libssl-dev  # password hashes (src/tinymq/auth), TLS
   mosquitto mosquitto-clients python3-paho-mqtt python3  # integration tests (tests/integration)
 )
 
