@@ -136,6 +136,39 @@ util::Result<PasswordFile, std::string> PasswordFile::Parse(std::string_view tex
   return file;
 }
 
+util::Result<std::string, std::string> WithUser(std::string_view text, std::string_view user,
+                                                std::string_view hash) {
+  if (user.empty() || user.find_first_of(":\r\n") != std::string_view::npos) {
+    return util::Unexpected("a user name must be non-empty, without ':' or a line break: '" +
+                            std::string(user) + "'");
+  }
+  if (auto parsed = PasswordFile::Parse(text); !parsed) {
+    return util::Unexpected(parsed.error());
+  }
+  std::string out;
+  bool found = false;
+  while (!text.empty()) {
+    const std::size_t eol = text.find('\n');
+    const std::string_view line = text.substr(0, eol == std::string_view::npos ? text.size() : eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+    if (line.size() > user.size() && line.starts_with(user) && line[user.size()] == ':') {
+      found = true;
+      if (!hash.empty()) {
+        out.append(user).append(":").append(hash).append("\n");
+      }
+      continue;
+    }
+    out.append(line).append("\n");
+  }
+  if (!found && hash.empty()) {
+    return util::Unexpected("no user '" + std::string(user) + "' in the file");
+  }
+  if (!found) {
+    out.append(user).append(":").append(hash).append("\n");
+  }
+  return out;
+}
+
 bool PasswordFile::Verify(std::string_view user, std::string_view password) const {
   auto it = users_.find(user);
   return it != users_.end() && Matches(it->second, password);

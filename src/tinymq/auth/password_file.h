@@ -41,6 +41,13 @@ util::Result<PasswordHash, std::string> ParseHash(std::string_view text);
 // True when `password` hashes to `h`.
 bool Matches(const PasswordHash& h, std::string_view password);
 
+// The contents of password file `text` with `user`'s line set to `user:hash` (appended when the
+// user is new) or, when `hash` is empty, removed; other lines (comments too) stay as they are.
+// Errors: `text` does not parse (Parse's message), a user name that cannot be in the file
+// (empty, or with ':' or a line break), removing a user who is not there.
+util::Result<std::string, std::string> WithUser(std::string_view text, std::string_view user,
+                                                std::string_view hash);
+
 class PasswordFile {
  public:
   // `text`: the file's contents. Errors: "line N: ..." (a missing ':', an empty user name, a user

@@ -69,6 +69,27 @@ TEST(PasswordFileTest, BadLinesAreRefusedNamingTheLine) {
   }
 }
 
+TEST(PasswordFileTest, WithUserAddsChangesAndRemovesOneLineKeepingTheRest) {
+  const std::string a = *HashPassword("a", kFast);
+  const std::string b = *HashPassword("b", kFast);
+  const std::string start = "# devices\nalice:" + a + "\n";
+  const auto added = WithUser(start, "bob", b);
+  ASSERT_TRUE(added) << added.error();
+  EXPECT_EQ(*added, start + "bob:" + b + "\n");
+  const auto changed = WithUser(*added, "alice", b);
+  ASSERT_TRUE(changed) << changed.error();
+  EXPECT_EQ(*changed, "# devices\nalice:" + b + "\nbob:" + b + "\n");
+  EXPECT_TRUE(PasswordFile::Parse(*changed)->Verify("alice", "b"));
+  const auto removed = WithUser(*changed, "alice", "");
+  ASSERT_TRUE(removed) << removed.error();
+  EXPECT_EQ(*removed, "# devices\nbob:" + b + "\n");
+  EXPECT_FALSE(WithUser(*removed, "alice", ""));        // not there
+  EXPECT_FALSE(WithUser(*removed, "a:b", a));           // a name the format cannot hold
+  EXPECT_FALSE(WithUser("broken line\n", "carol", a));  // a damaged file is not rewritten
+  // "al" is not a prefix match for "alice".
+  EXPECT_TRUE(WithUser(start, "al", a)->find("alice:") != std::string::npos);
+}
+
 // A file written by Mosquitto's own tool reads and verifies here (users can migrate).
 TEST(PasswordFileTest, ReadsWhatMosquittoPasswdWrites) {
   if (::access("/usr/bin/mosquitto_passwd", X_OK) != 0) {
