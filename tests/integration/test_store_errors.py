@@ -2,7 +2,8 @@
 """Bad state on disk (issue #6, docs/durability.md): a data directory that cannot be a store, a
 damaged store and a store another tinymq holds each stop the start with exit status 1 and one line
 naming the directory and the way out; `--repair` brings a damaged store back with what it held.
-A retained message and a persistent session's queued message survive a clean restart."""
+In every durability mode a retained message and a persistent session's queued message survive a
+clean restart."""
 
 import faulthandler
 import os
@@ -74,6 +75,32 @@ class StoreErrorsTest(unittest.TestCase):
         c.subscribe([("kept/retained", 0)])
         got = c.expect(PUBLISH)
         self.assertEqual((got.topic, got.payload, got.retain), ("kept/retained", b"still here", True))
+
+    def test_every_durability_mode_keeps_the_state_across_a_clean_restart(self):
+        for mode in ("none", "batch", "always"):
+            with self.subTest(durability=mode):
+                b = harness.Broker(data_dir=True, durability=mode)
+                self.addCleanup(b.cleanup)
+                b.start()
+                c = harness.RawClient(b.port)
+                c.connect("keeper", clean_session=False)
+                c.subscribe([("mode/queued", 1)])
+                c.send(harness.encode_disconnect())
+                p = harness.RawClient(b.port)
+                p.connect("publisher")
+                p.publish_and_complete("mode/queued", mode.encode(), qos=1)
+                p.publish_and_complete("mode/retained", b"kept", qos=1, retain=True)
+                b.stop()
+                b.start()
+                c = harness.RawClient(b.port)
+                self.assertTrue(c.connect("keeper", clean_session=False).session_present)
+                got = c.expect(PUBLISH)
+                self.assertEqual((got.topic, got.payload), ("mode/queued", mode.encode()))
+                c.puback(got.packet_id)
+                c.subscribe([("mode/retained", 0)])
+                got = c.expect(PUBLISH)
+                self.assertEqual((got.payload, got.retain), (b"kept", True))
+                b.stop()
 
     def test_a_store_in_use_by_another_tinymq_is_refused(self):
         b = self.broker()

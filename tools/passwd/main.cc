@@ -24,6 +24,7 @@
 #include <string>
 
 #include "tinymq/auth/password_file.h"
+#include "tinymq/config/cli_parse.h"
 
 namespace {
 
@@ -86,31 +87,37 @@ std::optional<std::string> Prompt(const char* question) {
 
 int main(int argc, char** argv) {
   CLI::App app("tinymq-passwd: manage the users of a tinymq password file", "tinymq-passwd");
+  app.allow_extras();  // RunCliParser reports an unknown argument in our words
   bool create = false;
   bool batch = false;
   bool remove = false;
   std::uint32_t iterations = tinymq::auth::kDefaultIterations;
-  std::vector<std::string> args;
+  std::string path;
+  std::string user;
+  std::string password_arg;
   app.add_flag("-c", create, "Create the file (refused when it exists)");
   app.add_flag("-b", batch, "Take the password from the command line");
   app.add_flag("-D", remove, "Delete the user");
   app.add_option("-I,--iterations", iterations, "PBKDF2 iterations of a new hash (default 210000)")
       ->check(CLI::Range(1U, 100'000'000U));
-  app.add_option("args", args, "FILE USER [PASSWORD]")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+  app.add_option("file", path, "The password file")->required();
+  app.add_option("user", user, "The user")->required();
+  CLI::Option* given = app.add_option("password", password_arg, "The password (with -b)");
+  const auto parsed = tinymq::config::RunCliParser(app, argc, argv);
+  if (!parsed) {
+    std::fprintf(stderr, "tinymq-passwd: %s\n", parsed.error().c_str());
+    return 2;
   }
-  const std::size_t want = batch ? 3 : 2;
-  if (args.size() != want || (remove && (batch || create))) {
+  if (*parsed) {
+    std::fputs((*parsed)->c_str(), stdout);  // --help
+    return 0;
+  }
+  if (batch != (given->count() != 0) || (remove && (batch || create))) {
     std::fprintf(stderr,
                  "tinymq-passwd: usage: [-c] FILE USER | [-c] -b FILE USER PASSWORD | "
                  "-D FILE USER\n");
     return 2;
   }
-  const std::string& path = args[0];
-  const std::string& user = args[1];
   std::string error;
   std::string text;
   struct stat st {};
@@ -132,7 +139,7 @@ int main(int argc, char** argv) {
   std::string hash;
   if (!remove) {
     std::optional<std::string> password =
-        batch ? std::optional<std::string>(args[2]) : Prompt("Password: ");
+        batch ? std::optional<std::string>(password_arg) : Prompt("Password: ");
     if (!batch && password) {
       const std::optional<std::string> again = Prompt("Password again: ");
       if (!again || *again != *password) {

@@ -27,7 +27,9 @@
 #include "tinymq/util/result.h"
 #include "tinymq/util/stable_slots.h"
 
-// The broker core: every MQTT rule between bytes-in and bytes-out, with no I/O. The net layer
+// The broker core: every MQTT rule between bytes-in and bytes-out, with no I/O of its own (with a
+// store it reads spilled queue records and, in Restore(), everything back through the
+// store::Store interface, which tests give a memory store). The net layer
 // owns sockets and calls in with what happened (a connection accepted, bytes read, bytes written,
 // the peer gone, time passed); the broker decodes, applies the protocol (CONNECT, sessions, QoS
 // flows, subscriptions, retained messages, wills, keep-alive) and leaves for each connection the

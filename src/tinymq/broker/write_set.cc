@@ -64,7 +64,7 @@ void WriteSet::DeleteRange(store::Kind kind, std::string begin, std::string end)
   // them, removes them anyway); they are just no longer the latest write of their key.
   for (auto it = latest_.begin(); it != latest_.end();) {
     const store::Batch::Op& op = ops_[it->second].op;
-    if (op.kind == kind && op.key >= begin && (end.empty() || op.key < end)) {
+    if (op.kind == kind && op.key >= begin && op.key < end) {
       it = latest_.erase(it);
     } else {
       ++it;

@@ -30,7 +30,7 @@ class WriteSet {
   // store): not indexed, so it costs its bytes only.
   void Append(store::Kind kind, std::string key, std::string value);
   void Delete(store::Kind kind, std::string key);
-  // Every key of `kind` in [begin, end).
+  // Every key of `kind` in [begin, end). REQUIRES: begin <= end.
   void DeleteRange(store::Kind kind, std::string begin, std::string end);
 
   // Nothing to write.

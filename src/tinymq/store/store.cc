@@ -18,17 +18,6 @@ std::string_view KindName(Kind kind) {
   return "?";
 }
 
-std::string PrefixEnd(std::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xFF) {
-    end.pop_back();
-  }
-  if (!end.empty()) {
-    end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
-  }
-  return end;
-}
-
 namespace {
 
 class MemoryStore final : public Store {
@@ -54,8 +43,7 @@ class MemoryStore final : public Store {
         case Batch::Type::kPut: table.insert_or_assign(op.key, op.value); break;
         case Batch::Type::kDelete: table.erase(op.key); break;
         case Batch::Type::kDeleteRange:
-          table.erase(table.lower_bound(op.key),
-                      op.value.empty() ? table.end() : table.lower_bound(op.value));
+          table.erase(table.lower_bound(op.key), table.lower_bound(op.value));
           break;
       }
     }

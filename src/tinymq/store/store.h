@@ -14,13 +14,13 @@
 #include "tinymq/util/result.h"
 
 // The store: what must survive a restart, as keys and values in one keyspace per kind of record
-// (a RocksDB column family each), written in atomic batches. Issue #6 builds on it: the broker
-// turns sessions, subscriptions, queued and in-flight messages, incoming QoS 2 ids, retained
-// messages and pending wills into records (their encoding is the broker's); this layer only keeps
-// bytes, durably and in key order.
+// (a RocksDB column family each), written in atomic batches. The broker turns persistent
+// sessions, their subscriptions, queued and in-flight messages and incoming QoS 2 ids, retained
+// messages and wills into records (records.h encodes them); this layer only keeps bytes, durably
+// and in key order.
 //
-// Two backends: memory (tests, and a broker without a data directory) and RocksDB
-// (rocks_store.h).
+// Two backends: memory (tests; a broker without a data directory has no store at all) and
+// RocksDB (rocks_store.h).
 //
 // Threading: a Store is thread-safe (workers write their own batches); a Batch is not.
 // Lifetime:  Scan's views are valid during the callback only.
@@ -64,7 +64,8 @@ class Batch {
   void Delete(Kind kind, std::string_view key) {
     ops_.push_back(Op{kind, Type::kDelete, std::string(key), {}});
   }
-  // Deletes every key of `kind` from `begin` (included) to `end` (excluded).
+  // Deletes every key of `kind` from `begin` (included) to `end` (excluded). REQUIRES: begin <=
+  // end.
   void DeleteRange(Kind kind, std::string_view begin, std::string_view end) {
     ops_.push_back(Op{kind, Type::kDeleteRange, std::string(begin), std::string(end)});
   }
@@ -102,10 +103,6 @@ class Store {
   // batch must be written again.
   virtual util::Result<void, std::string> Resume() = 0;
 };
-
-// The first key after every key that starts with `prefix` (for DeleteRange); empty when there is
-// none (a prefix of 0xFF bytes only).
-std::string PrefixEnd(std::string_view prefix);
 
 // A store that keeps everything in memory (gone with the process).
 std::unique_ptr<Store> MakeMemoryStore();

@@ -112,6 +112,36 @@ TEST_P(StoreTest, ScanVisitsAPrefixInBytewiseOrderAndStopsWhenAsked) {
   EXPECT_EQ(visited, 3);
 }
 
+TEST_P(StoreTest, ARangeDeleteRemovesFromBeginUpToEndOnlyAndScansStartWhereAsked) {
+  Batch b;
+  for (const char* key : {"q1", "q2", "q3", "q4", "r1"}) {
+    b.Put(Kind::kQueues, key, "v");
+  }
+  b.Put(Kind::kRetained, "q2", "other kind");
+  ASSERT_TRUE(store_->Write(b, false).has_value());
+  Batch d;
+  d.DeleteRange(Kind::kQueues, "q2", "q4");
+  ASSERT_TRUE(store_->Write(d, true).has_value());
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : ScanAll(*store_, Kind::kQueues, "")) {
+    keys.push_back(k);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"q1", "q4", "r1"}));
+  EXPECT_EQ(store_->Get(Kind::kRetained, "q2")->value_or("-"), "other kind");
+  // A scan from a key within the prefix starts there.
+  keys.clear();
+  ASSERT_TRUE(store_
+                  ->Scan(
+                      Kind::kQueues, "q",
+                      [&](std::string_view k, std::string_view) {
+                        keys.emplace_back(k);
+                        return true;
+                      },
+                      "q2")
+                  .has_value());
+  EXPECT_EQ(keys, (std::vector<std::string>{"q4"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& p) {
                            return p.param ? "RocksDB" : "Memory";
