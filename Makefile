@@ -3,7 +3,7 @@
 #   make run     build the release binaries and start the broker, keeping its state in data/
 #                (ARGS="..." passes options; a --data-dir there replaces data/)
 #   make test    build and run every test: unit and integration tests under ASan+UBSan, the
-#                threaded ones under ThreadSanitizer, then the decoder and broker fuzzers
+#                threaded ones under ThreadSanitizer, then each fuzz target for FUZZ_SECONDS
 #   make build   build the release binaries only (build/release/bin/)
 #
 # Other targets: debug, asan, tsan, fuzz, fuzz-run, bench, format, clean. Warnings are errors when
@@ -12,6 +12,7 @@
 JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
 ARGS       ?=
 CMAKE_GEN  := -G Ninja -DTINYMQ_WERROR=$(WERROR)
 
@@ -51,9 +52,11 @@ fuzz: deps
 	  -DCMAKE_CXX_COMPILER=clang++ -DTINYMQ_BUILD_FUZZ=ON >/dev/null
 	@cmake --build build/fuzz -j $(JOBS)
 
-# Runs the decoder fuzzer for FUZZ_SECONDS from a fresh seed corpus.
+# Runs each fuzz target of FUZZ_TARGETS (default: all of decoder broker config auth) for
+# FUZZ_SECONDS, continuing from the corpus earlier runs grew in build/fuzz/corpus/<target>/
+# (docs/fuzzing.md). An hour on one target: make fuzz-run FUZZ_SECONDS=3600 FUZZ_TARGETS=decoder
 fuzz-run: fuzz
-	@scripts/run-fuzz.sh build/fuzz $(FUZZ_SECONDS)
+	@FUZZ_TARGETS='$(FUZZ_TARGETS)' scripts/run-fuzz.sh --keep-corpus build/fuzz $(FUZZ_SECONDS)
 
 # tinymq and Mosquitto side by side under tinymq-bench (scripts/bench.py; docs/benchmarks.md).
 bench: build

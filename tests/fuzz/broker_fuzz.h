@@ -1,6 +1,10 @@
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 // The input format of the broker fuzz target, shared with its seed-corpus generator: a sequence
@@ -15,6 +19,18 @@
 //     kCommit:    - : the broker's writes so far go to its (memory) store and are reported durable
 //     kRestart:   - : the broker dies (a crash: what was not committed is lost, every connection
 //                 with it) and a new one restores from the store
+//     kAccess:    byte S, then by S & 7 (AccessOp; other values do nothing):
+//       kConfigure: byte F (Config bits): the access policy of the connections to come (SetAccess)
+//                   and the limits; a change of limits restarts the broker as kRestart does
+//       kAnswer:    byte A: answers the oldest unanswered password check (CredentialCheck) of this
+//                   connection index, of any when A & kAnswerAny: ok when A & kAnswerOk, or what
+//                   the password file says when A & kAnswerVerify. Unanswered checks stay (late
+//                   answers, for connections gone meanwhile, or none at all).
+//       kCertUser:  byte N: the connection's certificate username is kCertNames[N % size]
+//                   (SetCertUsername; a connection not accepted yet is accepted with it)
+//
+// Without kAccess the broker has no access policy and the default limits of the harness, so
+// inputs written before kAccess existed run as they did.
 //
 // Threading: Thread-compatible (test code).
 
@@ -30,10 +46,43 @@ enum class Op : std::uint8_t {
   kDrainSome = 4,
   kCommit = 5,
   kRestart = 6,
+  kAccess = 7,
 };
+
+enum class AccessOp : std::uint8_t {
+  kConfigure = 0,
+  kAnswer = 1,
+  kCertUser = 2,
+};
+
+// kConfigure's flags. The policy uses a fixed password file (alice/secret, bob/hunter2,
+// admin/root; 10 PBKDF2 iterations) and a fixed ACL with user, anonymous and %c/%u pattern rules.
+namespace config {
+inline constexpr std::uint8_t kPolicy = 1;          // an AccessPolicy (else none: anything goes)
+inline constexpr std::uint8_t kAllowAnonymous = 2;  // AccessPolicy::allow_anonymous
+inline constexpr std::uint8_t kSmallLimits = 4;     // small topic/subscription/retained caps, rate
+inline constexpr std::uint8_t kNoDelay = 8;         // failure_delay 0 (else 700 ms)
+inline constexpr std::uint8_t kNoPasswords = 16;    // no password file (usernames unchecked)
+inline constexpr std::uint8_t kNoAcl = 32;          // no ACL
+}  // namespace config
+
+inline constexpr std::uint8_t kAnswerOk = 1;
+inline constexpr std::uint8_t kAnswerVerify = 2;
+inline constexpr std::uint8_t kAnswerAny = 4;
+
+inline constexpr std::array<std::string_view, 6> kCertNames = {"alice", "bob", "admin",
+                                                               "carol", "#",   "x/+"};
 
 inline void AppendOp(std::vector<std::uint8_t>& out, unsigned connection, Op op) {
   out.push_back(static_cast<std::uint8_t>((connection & 3U) | (static_cast<unsigned>(op) << 2)));
+}
+
+// Appends a kAccess operation.
+inline void AppendAccess(std::vector<std::uint8_t>& out, unsigned connection, AccessOp op,
+                         std::uint8_t arg) {
+  AppendOp(out, connection, Op::kAccess);
+  out.push_back(static_cast<std::uint8_t>(op));
+  out.push_back(arg);
 }
 
 // Appends `bytes` as kData operations of at most 255 bytes each.

@@ -1,8 +1,13 @@
 // Writes the seed corpus of tinymq_broker_fuzz into the directory given as argv[1]: short
-// scenarios (connect, subscribe, publish at each QoS, acknowledge, reconnect, will, retained) in
-// the operation format of tests/fuzz/broker_fuzz.h, so that the fuzzer starts from deep states.
+// scenarios (connect, subscribe, publish at each QoS, acknowledge, reconnect, will, retained; with
+// an access policy: password checks answered or not, certificate usernames, the ACL, a session
+// resumed by another user; the small limits: topic, subscription and retained caps, the publish
+// rate) in the operation format of tests/fuzz/broker_fuzz.h, so that the fuzzer starts from deep
+// states.
 
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -12,9 +17,12 @@
 namespace {
 
 using namespace tinymq;  // NOLINT: a small test tool
+using broker::fuzz::AccessOp;
+using broker::fuzz::AppendAccess;
 using broker::fuzz::AppendData;
 using broker::fuzz::AppendOp;
 using broker::fuzz::Op;
+namespace config = broker::fuzz::config;
 using Bytes = std::vector<std::uint8_t>;
 
 Bytes Enc(const mqtt::Packet& p, mqtt::ProtocolVersion v) {
@@ -133,6 +141,156 @@ Bytes V5Scenario() {
   return s;
 }
 
+mqtt::Connect WithUser(mqtt::Connect c, const char* user, const char* password) {
+  c.user_name = user;
+  if (password != nullptr) {
+    c.password = mqtt::BinaryView::Of(password);
+  }
+  return c;
+}
+
+mqtt::Publish MakePublish(const char* topic, mqtt::QoS qos, std::uint16_t id, bool retain,
+                          const char* payload = "payload") {
+  mqtt::Publish p;
+  p.topic = topic;
+  p.qos = qos;
+  p.packet_id = qos == mqtt::QoS::k0 ? 0 : id;
+  p.retain = retain;
+  p.payload = mqtt::BinaryView::Of(payload);
+  return p;
+}
+
+// The password file and the ACL (anonymous clients refused): passwords checked (right, wrong,
+// late, never), certificate usernames, publishes and subscriptions the ACL allows or denies,
+// retained messages filtered by it, %c and %u patterns, and refusals after the failure delay.
+Bytes AccessScenario(mqtt::ProtocolVersion v) {
+  Bytes s;
+  AppendAccess(s, 0, AccessOp::kConfigure, config::kPolicy);
+  AppendData(s, 0, Enc(WithUser(MakeConnect("alice-dev", v, false, false), "alice", "secret"), v));
+  mqtt::SubscriptionListBuilder subs;
+  subs.Add("a/#", {mqtt::QoS::k1, false, false, 0})
+      .Add("inbox/alice/#", {mqtt::QoS::k2, false, false, 0})
+      .Add("b/#", {mqtt::QoS::k0, false, false, 0})
+      .Add("#", {mqtt::QoS::k1, false, false, 0});
+  AppendData(s, 0, Enc(mqtt::Subscribe{1, {}, subs.view()}, v));
+  AppendAccess(s, 0, AccessOp::kAnswer, broker::fuzz::kAnswerVerify);
+  AppendOp(s, 0, Op::kDrain);
+  AppendData(s, 1, Enc(WithUser(MakeConnect("bob-dev", v, true, false), "bob", "wrong"), v));
+  AppendAccess(s, 1, AccessOp::kAnswer, broker::fuzz::kAnswerVerify);
+  AppendData(s, 2, Enc(MakeConnect("anon", v, true, false), v));
+  AppendAccess(s, 3, AccessOp::kCertUser, 2);  // admin
+  mqtt::Connect admin = MakeConnect("admin", v, true, true);
+  admin.will->topic = "a/will";
+  AppendData(s, 3, Enc(WithUser(admin, "mallory", "nope"), v));
+  AppendData(s, 3, Enc(MakePublish("a/r", mqtt::QoS::k1, 1, true), v));
+  AppendData(s, 3, Enc(MakePublish("a/secret/x", mqtt::QoS::k1, 2, false), v));
+  AppendData(s, 3, Enc(MakePublish("b/x", mqtt::QoS::k2, 3, true), v));
+  AppendData(s, 3, Enc(MakePublish("inbox/alice/1", mqtt::QoS::k1, 4, false), v));
+  AppendData(s, 3, Enc(MakePublish("dev/alice-dev/x", mqtt::QoS::k0, 0, false), v));
+  AppendOp(s, 3, Op::kDrain);
+  AppendOp(s, 0, Op::kDrainSome);
+  s.push_back(40);
+  AppendOp(s, 1, Op::kAdvance);
+  s.push_back(8);  // past the failure delay: bob and the anonymous client are refused
+  AppendOp(s, 1, Op::kDrain);
+  AppendOp(s, 2, Op::kDrain);
+  AppendData(s, 1, Enc(WithUser(MakeConnect("late", v, true, false), "bob", "hunter2"), v));
+  AppendOp(s, 0, Op::kDrain);
+  AppendOp(s, 0, Op::kPeerClose);
+  AppendAccess(s, 1, AccessOp::kAnswer, broker::fuzz::kAnswerOk);
+  AppendOp(s, 1, Op::kDrain);
+  AppendData(s, 2, Enc(WithUser(MakeConnect("never", v, true, false), "admin", "root"), v));
+  AppendOp(s, 2, Op::kAdvance);
+  s.push_back(120);  // the CONNECT timeout: the check never came back
+  return s;
+}
+
+// A session that alice leaves with a QoS 1 message in flight and one queued, resumed by carol
+// (a certificate username), who may read neither.
+Bytes TakeoverScenario(mqtt::ProtocolVersion v) {
+  Bytes s;
+  mqtt::PropertiesBuilder expiry;  // 5.0: the session outlives the connection
+  expiry.Add(mqtt::PropertyId::kSessionExpiryInterval, 60U);
+  mqtt::Connect dev = MakeConnect("dev", v, false, false);
+  if (v == mqtt::ProtocolVersion::kV5) {
+    dev.properties = expiry.view();
+  }
+  AppendAccess(s, 0, AccessOp::kConfigure, config::kPolicy | config::kAllowAnonymous);
+  AppendData(s, 0, Enc(WithUser(dev, "alice", "secret"), v));
+  AppendAccess(s, 0, AccessOp::kAnswer, broker::fuzz::kAnswerVerify);
+  mqtt::SubscriptionListBuilder subs;
+  subs.Add("a/#", {mqtt::QoS::k1, false, false, 0});
+  AppendData(s, 0, Enc(mqtt::Subscribe{1, {}, subs.view()}, v));
+  AppendOp(s, 0, Op::kDrain);
+  AppendAccess(s, 1, AccessOp::kCertUser, 2);  // admin
+  AppendData(s, 1, Enc(MakeConnect("admin", v, true, false), v));
+  AppendData(s, 1, Enc(MakePublish("a/1", mqtt::QoS::k1, 1, false), v));
+  AppendOp(s, 0, Op::kDrain);  // in flight, not acknowledged
+  AppendOp(s, 0, Op::kPeerClose);
+  AppendData(s, 1, Enc(MakePublish("a/2", mqtt::QoS::k1, 2, false), v));  // queued
+  AppendAccess(s, 2, AccessOp::kCertUser, 3);                             // carol
+  AppendData(s, 2, Enc(dev, v));
+  AppendOp(s, 2, Op::kDrain);
+  return s;
+}
+
+// The small limits (a restart into them), without an access policy: deep and long topics, more
+// subscriptions and retained messages than the caps, and a publisher over its rate until the
+// grace runs out.
+Bytes LimitsScenario(mqtt::ProtocolVersion v) {
+  Bytes s;
+  AppendAccess(s, 0, AccessOp::kConfigure, config::kSmallLimits);
+  AppendData(s, 0, Enc(MakeConnect("sub", v, true, false), v));
+  mqtt::SubscriptionListBuilder subs;
+  subs.Add("a/#", {mqtt::QoS::k1, false, false, 0})
+      .Add("a/b/c/d/e", {mqtt::QoS::k1, false, false, 0})
+      .Add("r/+", {mqtt::QoS::k2, false, false, 0})
+      .Add("x", {mqtt::QoS::k0, false, false, 0})
+      .Add("y", {mqtt::QoS::k0, false, false, 0});
+  AppendData(s, 0, Enc(mqtt::Subscribe{1, {}, subs.view()}, v));
+  AppendData(s, 1, Enc(MakeConnect("pub", v, true, true), v));
+  std::uint16_t id = 1;
+  for (const char* topic : {"r/1", "r/2", "r/3", "r/4", "a/b/c/d/e", "a/0123456789012345678901"}) {
+    AppendData(s, 1, Enc(MakePublish(topic, mqtt::QoS::k1, id++, true), v));
+  }
+  AppendData(s, 1, Enc(MakePublish("r/1", mqtt::QoS::k0, 0, true, ""), v));  // a delete
+  for (int i = 0; i < 6; ++i) {
+    AppendData(s, 1, Enc(MakePublish("a/b", mqtt::QoS::k0, 0, false), v));
+  }
+  AppendData(s, 1, Enc(mqtt::Pingreq{}, v));
+  for (int i = 0; i < 4; ++i) {
+    AppendOp(s, 1, Op::kAdvance);
+    s.push_back(2);
+    AppendOp(s, 0, Op::kDrain);
+  }
+  AppendData(s, 2, Enc(MakeConnect("late", v, true, false), v));
+  mqtt::SubscriptionListBuilder retained;
+  retained.Add("r/#", {mqtt::QoS::k1, false, false, 0});
+  AppendData(s, 2, Enc(mqtt::Subscribe{1, {}, retained.view()}, v));
+  AppendOp(s, 2, Op::kDrain);
+  for (int i = 0; i < 12; ++i) {
+    AppendData(s, 1, Enc(MakePublish("a/b", mqtt::QoS::k1, id++, false), v));
+  }
+  for (int i = 0; i < 6; ++i) {
+    AppendOp(s, 1, Op::kAdvance);
+    s.push_back(3);
+  }
+  AppendOp(s, 1, Op::kDrain);
+  return s;
+}
+
+bool Write(const std::string& path, const Bytes& s) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  const bool ok = f != nullptr && std::fwrite(s.data(), 1, s.size(), f) == s.size();
+  if (f != nullptr) {
+    std::fclose(f);
+  }
+  if (!ok) {
+    std::fprintf(stderr, "make_broker_corpus: cannot write %s\n", path.c_str());
+  }
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,6 +321,15 @@ int main(int argc, char** argv) {
   }
   std::fclose(f);
   ++n;
+  for (auto v : {mqtt::ProtocolVersion::kV311, mqtt::ProtocolVersion::kV5}) {
+    const std::string suffix = v == mqtt::ProtocolVersion::kV5 ? "-v5" : "-v311";
+    if (!Write(std::string(argv[1]) + "/access" + suffix, AccessScenario(v)) ||
+        !Write(std::string(argv[1]) + "/takeover" + suffix, TakeoverScenario(v)) ||
+        !Write(std::string(argv[1]) + "/limits" + suffix, LimitsScenario(v))) {
+      return 1;
+    }
+    n += 3;
+  }
   std::printf("tinymq_make_broker_corpus: wrote %d seeds to %s\n", n, argv[1]);
   return 0;
 }

@@ -219,6 +219,12 @@ class Broker:
     Broker object, not to one process: kill() (SIGKILL, a crash) then restart() starts a new
     process on the same directory, by default on the same port. Each process has its own log
     (broker.log, broker-2.log, ...); stop() and kill() look for sanitizer reports in it.
+
+    `tls` (tinymq only) makes the listener on self.port a TLS one: the keys of its
+    [listeners.tls] table, e.g. {"cert": "server.pem", "key": "server.key"}.
+    `extra_listeners` (tinymq only) are more [[listeners]] tables, e.g.
+    [{"port": 18884}, {"port": 18885, "tls": {...}}] (bind defaults to 127.0.0.1). With either,
+    the listeners are written in the configuration file instead of --bind/--port.
     """
 
     MOSQUITTO_LIMITS = {
@@ -248,8 +254,14 @@ class Broker:
 
     def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = (),
                  mqtt: Optional[dict] = None, workers: Optional[int] = None,
-                 data_dir=None, durability: Optional[str] = None):
+                 data_dir=None, durability: Optional[str] = None, tls: Optional[dict] = None,
+                 extra_listeners: Optional[list] = None, auth: Optional[dict] = None):
         self.kind = broker_kind()
+        # tinymq's [auth] table (password_file, acl_file, allow_anonymous, failure_delay_ms); for
+        # mosquitto the first three become the options of the same names.
+        self.auth = dict(auth or {})
+        self.tls = dict(tls) if tls else None
+        self.extra_listeners = [dict(listener) for listener in (extra_listeners or [])]
         self.limits = dict(limits or {})
         self.mqtt = dict(mqtt or {})
         self.workers = workers
@@ -328,8 +340,13 @@ class Broker:
         d = self.dir
         if self.kind == "mosquitto":
             conf = d / "mosquitto.conf"
-            lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "persistence false",
+            anonymous = self.auth.get("allow_anonymous", not self.auth.get("password_file"))
+            lines = [f"listener {self.port} {HOST}",
+                     f"allow_anonymous {mosquitto_value(bool(anonymous))}", "persistence false",
                      "log_dest stderr", "log_type all"]
+            for key in ("password_file", "acl_file"):
+                if self.auth.get(key):
+                    lines.append(f"{key} {self.auth[key]}")
             options: dict = {}
             for key, value in self.limits.items():
                 if key in self.MOSQUITTO_LIMITS:
@@ -342,19 +359,31 @@ class Broker:
             conf.write_text("\n".join(lines) + "\n")
             return [MOSQUITTO, "-c", str(conf), *self.extra_args]
         argv = [tinymq_binary()]
-        if self.limits or self.mqtt or self.workers is not None:
+        listeners_in_file = self.tls is not None or bool(self.extra_listeners)
+        if (self.limits or self.mqtt or self.auth or self.workers is not None
+                or listeners_in_file):
             conf = d / "tinymq.toml"
             body = ""
             # Top-level keys first: after a [table] header a key belongs to that table.
             if self.workers is not None:
                 body += f"workers = {toml_value(self.workers)}\n"
-            for table, values in (("limits", self.limits), ("mqtt", self.mqtt)):
+            for table, values in (("limits", self.limits), ("mqtt", self.mqtt),
+                                  ("auth", self.auth)):
                 if values:
                     body += f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n"
                                                      for k, v in values.items())
+            if listeners_in_file:
+                for listener in [{"port": self.port, "tls": self.tls}, *self.extra_listeners]:
+                    body += (f"[[listeners]]\nbind = {toml_value(listener.get('bind', HOST))}\n"
+                             f"port = {toml_value(listener['port'])}\n")
+                    if listener.get("tls"):
+                        body += "[listeners.tls]\n" + "".join(
+                            f"{k} = {toml_value(v)}\n" for k, v in listener["tls"].items())
             conf.write_text(body)
             argv += ["--config", str(conf)]
-        argv += ["--bind", HOST, "--port", str(self.port), "--log-level", "debug"]
+        if not listeners_in_file:
+            argv += ["--bind", HOST, "--port", str(self.port)]
+        argv += ["--log-level", "debug"]
         if self.data_dir is not None:
             argv += ["--data-dir", str(self.data_dir)]
         if self.durability is not None:

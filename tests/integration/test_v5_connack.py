@@ -31,8 +31,11 @@ class ConnackPropertiesTest(mqtt5.V5TestCase):
         self.assertEqual(p.get("TopicAliasMaximum"), 10)
         # The documented defaults: tinymq receive_maximum 1024, mosquitto max_inflight_messages 20.
         self.assertEqual(p.get("ReceiveMaximum"), 20 if harness.is_mosquitto() else 1024)
-        # No packet size limit below the protocol's own.
-        self.assertEqual(p.get("MaximumPacketSize", 268435460), 268435460)
+        # The documented default limit: tinymq max_packet_size 1 MiB; mosquitto none (absent).
+        if harness.is_mosquitto():
+            self.assertNotIn("MaximumPacketSize", p)
+        else:
+            self.assertEqual(p.get("MaximumPacketSize"), 1048576)
         # The client's own keep alive and session expiry are used as sent.
         self.assertNotIn("ServerKeepAlive", p)
         self.assertNotIn("SessionExpiryInterval", p)

@@ -108,9 +108,10 @@ int Main(int argc, char** argv) {
     return kExitFailure;
   }
   spdlog::info(
-      "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0) with {} worker thread(s); anonymous "
-      "clients allowed; {}",
-      TINYMQ_VERSION, Join(server->addresses()), server->worker_count(), Persistence(*cfg));
+      "tinymq {} listening on {} (MQTT 3.1, 3.1.1, 5.0) with {} worker thread(s); {}; {}",
+      TINYMQ_VERSION, Join(server->addresses()), server->worker_count(),
+      config::AnonymousAllowed(*cfg) ? "anonymous clients allowed" : "no anonymous clients",
+      Persistence(*cfg));
   spdlog::debug("configuration: {}; log level {}",
                 command_line->config_file ? *command_line->config_file : "built-in defaults",
                 config::LogLevelName(cfg->log_level));

@@ -2,10 +2,14 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <array>
 #include <charconv>
 #include <climits>
+#include <mutex>
+#include <unordered_map>
 
 namespace tinymq::auth {
 namespace {
@@ -172,6 +176,72 @@ util::Result<std::string, std::string> WithUser(std::string_view text, std::stri
 bool PasswordFile::Verify(std::string_view user, std::string_view password) const {
   auto it = users_.find(user);
   return it != users_.end() && Matches(it->second, password);
+}
+
+struct PasswordChecker::Memory {
+  struct Entry {
+    std::array<std::uint8_t, 32> mac{};
+    std::vector<std::uint8_t> hash;  // the hash `mac`'s password verified against
+  };
+  std::size_t capacity = 0;
+  std::array<std::uint8_t, 32> key{};
+  mutable std::mutex mutex;
+  std::unordered_map<std::string, Entry> users;
+  std::uint64_t hits = 0;
+
+  std::array<std::uint8_t, 32> Mac(std::string_view password) const {
+    std::array<std::uint8_t, 32> out{};
+    unsigned int n = 0;
+    ::HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(password.data()), password.size(), out.data(),
+           &n);
+    return out;
+  }
+};
+
+PasswordChecker::PasswordChecker(std::size_t capacity) : memory_(std::make_unique<Memory>()) {
+  memory_->capacity = capacity;
+  if (RAND_bytes(memory_->key.data(), static_cast<int>(memory_->key.size())) != 1) {
+    memory_->capacity = 0;  // no key, no memory: every check runs PBKDF2
+  }
+}
+
+PasswordChecker::~PasswordChecker() = default;
+
+bool PasswordChecker::Check(const PasswordFile& file, std::string_view user,
+                            std::string_view password) {
+  const PasswordHash* h = file.Find(user);
+  if (h == nullptr) {
+    return false;
+  }
+  Memory& m = *memory_;
+  if (m.capacity == 0) {
+    return Matches(*h, password);
+  }
+  const std::array<std::uint8_t, 32> mac = m.Mac(password);
+  {
+    const std::lock_guard<std::mutex> lock(m.mutex);
+    const auto it = m.users.find(std::string(user));
+    if (it != m.users.end() && it->second.hash == h->hash &&
+        CRYPTO_memcmp(it->second.mac.data(), mac.data(), mac.size()) == 0) {
+      ++m.hits;
+      return true;
+    }
+  }
+  if (!Matches(*h, password)) {
+    return false;
+  }
+  const std::lock_guard<std::mutex> lock(m.mutex);
+  if (m.users.size() >= m.capacity) {
+    m.users.clear();
+  }
+  m.users[std::string(user)] = Memory::Entry{mac, h->hash};
+  return true;
+}
+
+std::uint64_t PasswordChecker::remembered_hits() const {
+  const std::lock_guard<std::mutex> lock(memory_->mutex);
+  return memory_->hits;
 }
 
 }  // namespace tinymq::auth

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,12 +56,43 @@ class PasswordFile {
   static util::Result<PasswordFile, std::string> Parse(std::string_view text);
 
   bool Contains(std::string_view user) const { return users_.find(user) != users_.end(); }
+  // `user`'s hash, or null.
+  const PasswordHash* Find(std::string_view user) const {
+    const auto it = users_.find(user);
+    return it == users_.end() ? nullptr : &it->second;
+  }
   // True when `user` is listed and `password` is theirs.
   bool Verify(std::string_view user, std::string_view password) const;
   std::size_t size() const { return users_.size(); }
 
  private:
   std::map<std::string, PasswordHash, std::less<>> users_;
+};
+
+// Verify with a memory of the passwords that verified: a fleet that reconnects at once (after a
+// restart, a network outage) costs one PBKDF2 per user, not one per connection. What is kept per
+// user is an HMAC-SHA256 of the password under a key drawn at random when the checker is made
+// (never written anywhere), together with the hash it verified against, so that a changed
+// password file (another hash for the user) is never answered from memory. A wrong password is
+// never remembered: each one costs the full PBKDF2.
+//
+// Threading: Thread-safe (a mutex around the memory; PBKDF2 runs outside it).
+class PasswordChecker {
+ public:
+  // At most `capacity` users remembered (all are forgotten when it is full).
+  explicit PasswordChecker(std::size_t capacity = 100'000);
+  ~PasswordChecker();
+  PasswordChecker(const PasswordChecker&) = delete;
+  PasswordChecker& operator=(const PasswordChecker&) = delete;
+
+  // As file.Verify(user, password).
+  bool Check(const PasswordFile& file, std::string_view user, std::string_view password);
+
+  std::uint64_t remembered_hits() const;
+
+ private:
+  struct Memory;
+  std::unique_ptr<Memory> memory_;
 };
 
 }  // namespace tinymq::auth

@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "tinymq/auth/acl.h"
+#include "tinymq/auth/password_file.h"
 #include "tinymq/broker/broker_internal.h"
 #include "tinymq/mqtt/decoder.h"
 #include "tinymq/mqtt/reason_code.h"
@@ -123,7 +125,7 @@ std::size_t Broker::connection_count() const { return connection_count_; }
 
 std::size_t Broker::session_count() const { return sessions_.size(); }
 
-ConnectionId Broker::Accept(std::string peer, Instant now) {
+ConnectionId Broker::Accept(std::string peer, Instant now, std::string cert_username) {
   last_now_ = now;
   std::uint32_t slot = 0;
   if (free_slots_.empty()) {
@@ -139,12 +141,32 @@ ConnectionId Broker::Accept(std::string peer, Instant now) {
   const std::uint64_t sequence = next_connection_id_++ % 0xFFFFFFFFU + 1;
   ref.id = (sequence << 32) | slot;
   ref.peer = std::move(peer);
-  ref.decoder.set_max_packet_size(limits_.max_packet_size);
+  // Until its CONNECT is in, a connection may send no more than this (5.0 [MQTT-3.1.0-1]: the
+  // first packet is a CONNECT, which needs no more than a will and a few properties).
+  ref.decoder.set_max_packet_size(
+      std::min(limits_.max_packet_size, limits_.max_connect_packet_size));
   ref.deadline = now + limits_.connect_timeout;
+  if (!cert_username.empty()) {
+    ref.Extra().username = std::move(cert_username);
+    ref.extras->cert_user = true;
+  }
   ++connection_count_;
   ++counters_.connections_accepted;
   ArmTimer(ref);
   return ref.id;
+}
+
+void Broker::SetCertUsername(ConnectionId id, std::string username) {
+  if (Connection* c = Find(id); c != nullptr && c->state == Connection::State::kAwaitConnect) {
+    c->Extra().username = std::move(username);
+    c->extras->cert_user = true;
+  }
+}
+
+bool Broker::InputPaused(ConnectionId id) const {
+  const Connection* c = Find(id);
+  return c != nullptr && (c->state == Connection::State::kVerifying ||
+                          c->state == Connection::State::kRefusing || c->throttled());
 }
 
 std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
@@ -167,26 +189,40 @@ void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
   if (c->state == Connection::State::kHandedOff) {
     return;  // kept for the worker that takes the connection
   }
-  while (c->state != Connection::State::kClosing && c->state != Connection::State::kHandedOff) {
-    auto next = c->decoder.Next();
+  DrainInput(*c, now);
+}
+
+void Broker::DrainInput(Connection& c, Instant now) {
+  auto may_decode = [&c] {
+    switch (c.state) {
+      case Connection::State::kClosing:
+      case Connection::State::kHandedOff:
+      case Connection::State::kVerifying:
+      case Connection::State::kRefusing: return false;
+      default: return !c.throttled();
+    }
+  };
+  while (may_decode()) {
+    auto next = c.decoder.Next();
     if (!next) {
-      HandleDecodeError(*c, next.error(), now);
+      HandleDecodeError(c, next.error(), now);
       break;
     }
     if (!next->has_value()) {
       break;
     }
-    if (c->state == Connection::State::kConnected && c->keep_alive != 0) {
-      c->deadline = now + KeepAliveWindow(c->keep_alive);  // [MQTT-3.1.2-24]
+    if (c.state == Connection::State::kConnected && c.keep_alive != 0) {
+      c.deadline = now + KeepAliveWindow(c.keep_alive);  // [MQTT-3.1.2-24]
     }
-    HandlePacket(*c, **next, now);
+    HandlePacket(c, **next, now);
   }
-  if (c->state == Connection::State::kHandedOff) {
+  if (c.state == Connection::State::kHandedOff) {
     return;
   }
   // Nothing half-read: the buffer goes back to the pool, so an idle connection holds none.
-  // (A decoder buffer keeps its size: the decoder reads into all of it.)
-  std::vector<std::uint8_t> buffer = c->decoder.TakeBuffer();
+  // (A decoder buffer keeps its size: the decoder reads into all of it. TakeBuffer gives nothing
+  // while bytes are pending, e.g. behind a paused input.)
+  std::vector<std::uint8_t> buffer = c.decoder.TakeBuffer();
   ReturnToPool(read_pool_, buffer, kPooledBufferMax);
 }
 
@@ -300,6 +336,9 @@ Broker::Handoff Broker::TakeHandoff(ConnectionId id) {
     return out;
   }
   out.peer = std::move(c->peer);
+  if (c->extras != nullptr && c->extras->cert_user) {
+    out.cert_username = std::move(c->extras->username);
+  }
   const mqtt::BinaryView input = c->decoder.pending_bytes();
   out.input.assign(input.begin(), input.end());
   Forget(id);  // a stale timer entry or dirty mark finds nothing
@@ -506,6 +545,9 @@ std::optional<Instant> Broker::NextDeadline() const {
   if (!session_timers_.empty() && (!next || session_timers_.front().when < *next)) {
     next = session_timers_.front().when;
   }
+  if (!resume_timers_.empty() && (!next || resume_timers_.front().when < *next)) {
+    next = resume_timers_.front().when;
+  }
   return next;
 }
 
@@ -538,6 +580,21 @@ void Broker::OnTimer(Instant now) {
     DestroySession(s);  // 5.0 §3.1.2.11.2
   }
   auto later = [](const TimerEntry& a, const TimerEntry& b) { return TimerLater(a, b); };
+  while (!resume_timers_.empty() && resume_timers_.front().when <= now) {
+    std::pop_heap(resume_timers_.begin(), resume_timers_.end(), later);
+    const ConnectionId id = resume_timers_.back().id;
+    resume_timers_.pop_back();
+    Connection* c = Find(id);
+    if (c == nullptr || !c->throttled()) {
+      continue;
+    }
+    c->extras->rate->paused = false;  // the bucket has a token again (TakePublishToken)
+    MarkDirty(*c);                    // the net layer reads it again
+    DrainInput(*c, now);
+    if (c->extras != nullptr && c->extras->rate != nullptr && !c->extras->rate->paused) {
+      c->extras->rate->over_since = kNever;  // what waited fitted: not over the rate any more
+    }
+  }
   while (!timers_.empty() && timers_.front().when <= now) {
     std::pop_heap(timers_.begin(), timers_.end(), later);
     const TimerEntry entry = timers_.back();
@@ -554,8 +611,21 @@ void Broker::OnTimer(Instant now) {
       ArmTimer(*c);  // activity moved the deadline since this entry was pushed
       continue;
     }
-    if (c->state != Connection::State::kConnected) {
+    if (c->state == Connection::State::kRefusing) {
+      // The failure delay passed: the refusal goes out (no Reason String, which would tell a
+      // guesser more than the code does).
+      ++counters_.refused_auth;
+      Send(*c, mqtt::Connack{false, c->extras->refusal, {}});
+      if (log_) {
+        log_(LogLevel::kInfo, "connection from " + c->peer + " refused: " + c->extras->refusal_why);
+      }
+      Close(*c, c->extras->refusal_why, /*publish_will=*/false, now);
+    } else if (c->state != Connection::State::kConnected) {
       Close(*c, "no CONNECT in time", /*publish_will=*/false, now);
+    } else if (c->throttled()) {
+      // Held back by its publish rate, not silent: its packets wait unread.
+      c->deadline = now + KeepAliveWindow(c->keep_alive);
+      ArmTimer(*c);
     } else {
       SendDisconnect(*c, ReasonCode::kKeepAliveTimeout, "keep-alive timeout");
       Close(*c, "keep-alive timeout", /*publish_will=*/true, now);  // [MQTT-3.1.2-24]
@@ -614,6 +684,9 @@ void Broker::HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now
         using T = std::decay_t<decltype(p)>;
         if constexpr (std::is_same_v<T, mqtt::Publish>) {
           HandlePublish(c, p, now);
+          if (limits_.max_publish_rate != 0 && c.state == Connection::State::kConnected) {
+            TakePublishToken(c, now);
+          }
         } else if constexpr (std::is_same_v<T, mqtt::Puback>) {
           HandlePuback(c, p.packet_id);
         } else if constexpr (std::is_same_v<T, mqtt::Pubrec>) {
@@ -806,6 +879,135 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
     refuse(ReasonCode::kRetainNotSupported, "retained wills are not available");  // [MQTT-3.2.2-13]
     return;
   }
+  if (connect.will && !WithinTopicLimits(connect.will->topic, connect.will->topic)) {
+    // (3.1.x has no code for it; 5 "not authorized" is the closest a client shows.)
+    refuse(v5 ? ReasonCode::kTopicNameInvalid : ReasonCode::kNotAuthorized,
+           "will topic over the topic limits");
+    return;
+  }
+  ReasonCode refusal = ReasonCode::kNotAuthorized;
+  std::string why;
+  const std::optional<bool> allowed = CheckCredentials(c, connect, refusal, why);
+  if (!allowed) {
+    // A password to check, off this thread: the CONNECT waits (and so does the input after it).
+    c.state = Connection::State::kVerifying;
+    MarkDirty(c);  // the net layer stops reading it
+    TINYMQ_CHECK(
+        mqtt::Encode(mqtt::Packet(connect), c.version, c.Extra().held_connect).has_value());
+    return;
+  }
+  if (!*allowed) {
+    RefuseLater(c, refusal, std::move(why), now);
+    return;
+  }
+  ContinueConnect(c, connect, now);
+}
+
+std::optional<bool> Broker::CheckCredentials(Connection& c, const mqtt::Connect& connect,
+                                             ReasonCode& refusal, std::string& why) {
+  if (access_ == nullptr) {
+    if (connect.user_name) {
+      c.Extra().username = std::string(*connect.user_name);
+    }
+    return true;  // no access control at all (tests, tools)
+  }
+  // 3.1.1 has one code for both (0x05 Not authorized, what clients show as "not authorised");
+  // 5.0 tells a bad password (0x86) from a client that may not connect (0x87).
+  const bool v5 = connect.version == ProtocolVersion::kV5;
+  const ReasonCode bad_password =
+      v5 ? ReasonCode::kBadUserNameOrPassword : ReasonCode::kNotAuthorized;
+  if (c.extras != nullptr && c.extras->cert_user) {
+    return true;  // the certificate says who it is; User Name and Password are not looked at
+  }
+  if (connect.user_name) {
+    c.Extra().username = std::string(*connect.user_name);
+  }
+  if (!connect.user_name || access_->passwords == nullptr) {
+    // Anonymous: no username, or one nobody can check (no password file), which the ACL still
+    // sees and the log shows.
+    if (access_->allow_anonymous) {
+      return true;
+    }
+    refusal = ReasonCode::kNotAuthorized;
+    why = connect.user_name ? "no password file to check user '" + std::string(*connect.user_name) +
+                                  "' against, and anonymous clients are not allowed"
+                            : "anonymous clients are not allowed";
+    return false;
+  }
+  if (!access_->passwords->Contains(*connect.user_name) || !connect.password) {
+    refusal = bad_password;
+    why = connect.password ? "unknown user '" + std::string(*connect.user_name) + "'"
+                           : "no password for user '" + std::string(*connect.user_name) + "'";
+    return false;
+  }
+  credential_checks_.push_back(
+      CredentialCheck{c.id, std::string(*connect.user_name),
+                      std::string(reinterpret_cast<const char*>(connect.password->data()),
+                                  connect.password->size()),
+                      access_->passwords});
+  return std::nullopt;
+}
+
+void Broker::RefuseLater(Connection& c, ReasonCode reason, std::string why, Instant now) {
+  Connection::Extras& extras = c.Extra();
+  extras.refusal = reason;
+  extras.refusal_why = std::move(why);
+  extras.held_connect.clear();
+  extras.held_connect.shrink_to_fit();
+  c.state = Connection::State::kRefusing;
+  c.deadline = now + (access_ != nullptr ? access_->failure_delay : Duration::zero());
+  ArmTimer(c);
+  MarkDirty(c);  // the net layer stops reading it
+}
+
+void Broker::TakeCredentialChecks(std::vector<CredentialCheck>& out) {
+  if (out.empty()) {
+    out.swap(credential_checks_);
+    return;
+  }
+  for (CredentialCheck& check : credential_checks_) {
+    out.push_back(std::move(check));
+  }
+  credential_checks_.clear();
+}
+
+void Broker::OnCredentialResult(ConnectionId id, bool ok, Instant now) {
+  last_now_ = now;
+  Connection* c = Find(id);
+  if (c == nullptr || c->state != Connection::State::kVerifying) {
+    return;  // gone (or timed out) meanwhile
+  }
+  const bool v5 = c->version == ProtocolVersion::kV5;
+  if (!ok) {
+    RefuseLater(*c, v5 ? ReasonCode::kBadUserNameOrPassword : ReasonCode::kNotAuthorized,
+                "wrong password for user '" + c->extras->username + "'", now);
+    return;
+  }
+  // The CONNECT decoded once, so it decodes again.
+  const std::vector<std::uint8_t> bytes = std::move(c->extras->held_connect);
+  c->extras->held_connect.clear();
+  auto header = mqtt::ParseFixedHeader(mqtt::BinaryView(bytes), mqtt::kMaxRemainingLength + 5);
+  TINYMQ_CHECK(header && header->has_value());
+  const std::size_t at = (*header)->size;
+  auto packet = mqtt::DecodePacket(**header, mqtt::BinaryView(bytes.data() + at, bytes.size() - at),
+                                   c->version);
+  TINYMQ_CHECK(packet && std::holds_alternative<mqtt::Connect>(*packet));
+  c->state = Connection::State::kAwaitConnect;
+  MarkDirty(*c);  // input again (and a CONNACK to write)
+  ContinueConnect(*c, std::get<mqtt::Connect>(*packet), now);
+  DrainInput(*c, now);  // what the client sent after its CONNECT
+}
+
+void Broker::ContinueConnect(Connection& c, const mqtt::Connect& connect, Instant now) {
+  const bool v5 = connect.version == ProtocolVersion::kV5;
+  auto refuse = [&](ReasonCode reason, std::string_view why) {
+    SendFitting(
+        c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
+        mqtt::Connack{false, reason, {}},
+        v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX)
+           : UINT32_MAX);
+    Close(c, why, /*publish_will=*/false, now);
+  };
   const std::optional<std::string_view> method =
       v5 ? connect.properties.Text(mqtt::PropertyId::kAuthenticationMethod) : std::nullopt;
   if (!method) {
@@ -852,6 +1054,25 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   if (assigned) {
     client_id = GenerateClientId();
   }
+  if (access_ != nullptr && access_->acl != nullptr) {
+    const std::string& user = c.Extra().username;
+    c.extras->acl = access_->acl->For(
+        client_id, user.empty() ? std::nullopt : std::optional<std::string_view>(user));
+    if (connect.will && !c.extras->acl->MayPublish(connect.will->topic)) {
+      // A will is a PUBLISH the client asks for in advance: the ACL applies now, when the client
+      // can still be told (5.0 0x87, 3.1.x 0x05).
+      ++counters_.refused_auth;
+      if (log_) {
+        log_(LogLevel::kInfo, "connection from " + c.peer + " refused: client " + client_id +
+                                  " may not publish its will to " +
+                                  std::string(connect.will->topic));
+      }
+      Send(c, mqtt::Connack{false, ReasonCode::kNotAuthorized, {}});
+      Close(c, "will topic not authorized", /*publish_will=*/false, now);
+      return;
+    }
+  }
+  c.decoder.set_max_packet_size(limits_.max_packet_size);  // past the CONNECT cap
   c.keep_alive = connect.keep_alive;
   bool keep_alive_changed = false;
   if (v5 && limits_.max_keep_alive_s != 0 &&
@@ -985,11 +1206,14 @@ void Broker::AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant 
   }
   Send(c, mqtt::Connack{session_present, ReasonCode::kSuccess, props.view()});
   if (log_) {
-    log_(LogLevel::kInfo, "client " + client_id + " connected from " + c.peer + " (" +
-                              std::string(VersionName(c.version)) +
-                              (ends_with_connection ? ", clean session" : ", persistent session") +
-                              (session_present ? ", session resumed" : "") + ", keep-alive " +
-                              std::to_string(c.keep_alive) + " s)");
+    log_(LogLevel::kInfo,
+         "client " + client_id + " connected from " + c.peer + " (" +
+             std::string(VersionName(c.version)) +
+             (ends_with_connection ? ", clean session" : ", persistent session") +
+             (session_present ? ", session resumed" : "") +
+             (c.extras != nullptr && !c.extras->username.empty() ? ", user " + c.extras->username
+                                                                 : "") +
+             ", keep-alive " + std::to_string(c.keep_alive) + " s)");
   }
   // [MQTT-4.4.0-1]: unacknowledged PUBLISH and PUBREL packets go again, then the queue.
   Resend(*session, c);
@@ -1182,6 +1406,33 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     Reject(c, ReasonCode::kQosNotSupported, "QoS above the maximum QoS", now);  // [MQTT-3.2.2-11]
     return;
   }
+  if (!WithinTopicLimits(topic, topic)) {
+    // A well-formed name this server does not take: 5.0 says so in the acknowledgement (0x90 is
+    // "not accepted by the Server"); 3.1.x can only acknowledge it or close [MQTT-3.3.5-2].
+    if (!v5) {
+      Close(c, "topic over the topic limits", /*publish_will=*/true, now);
+    } else if (p.qos == QoS::k1) {
+      Send(c, mqtt::Puback{p.packet_id, ReasonCode::kTopicNameInvalid, {}});
+    } else if (p.qos == QoS::k2) {
+      Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kTopicNameInvalid, {}});
+    }
+    return;
+  }
+  if (const auth::ClientAcl* acl = c.acl(); acl != nullptr && !acl->MayPublish(topic)) {
+    // 5.0: 0x87 in the acknowledgement. 3.1.x has no way to say it [MQTT-3.3.5-2]: the message
+    // is acknowledged as usual and dropped (so a client does not resend it forever).
+    ++counters_.denied_publish;
+    const ReasonCode code = v5 ? ReasonCode::kNotAuthorized : ReasonCode::kSuccess;
+    if (p.qos == QoS::k1) {
+      Send(c, mqtt::Puback{p.packet_id, code, {}});
+    } else if (p.qos == QoS::k2) {
+      Send(c, mqtt::Pubrec{p.packet_id, code, {}});  // a 3.1.x PUBREL then gets its PUBCOMP
+    }
+    if (log_) {
+      log_(LogLevel::kDebug, "client " + s.client_id + " may not publish to " + std::string(topic));
+    }
+    return;
+  }
   if (p.retain && !limits_.retain_available) {
     Reject(c, ReasonCode::kRetainNotSupported, "retain not available", now);  // [MQTT-3.2.2-14]
     return;
@@ -1211,8 +1462,27 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   }
   MessageRef m = messages_.Make(topic, p.payload, p.qos, p.retain, p.properties, now);
   const std::uint64_t promised = promises();
+  bool retained = false;
+  if (m->retain) {
+    retained = Retain(m);
+    if (!retained && v5 && p.qos != QoS::k0) {
+      // The retained limits: 5.0 refuses the message (0x97), which is then not delivered either.
+      if (p.qos == QoS::k1) {
+        Send(c, mqtt::Puback{p.packet_id, ReasonCode::kQuotaExceeded, {}});
+      } else {
+        Send(c, mqtt::Pubrec{p.packet_id, ReasonCode::kQuotaExceeded, {}});
+      }
+      return;
+    }
+    if (!retained) {
+      // Delivered as any message, not kept: 3.1.x and QoS 0 have no way to be told. A retained
+      // message it was to replace goes: a subscriber must not get a value older than this one.
+      Retain(messages_.Make(topic, {}, p.qos, /*retain=*/true, {}, now));
+      m = messages_.Make(topic, p.payload, p.qos, /*retain=*/false, p.properties, now);
+    }
+  }
   const std::size_t outbox_before = outbox_.size();
-  const bool matched = Publish(m, s.id, s.client_id);
+  const bool matched = Publish(m, s.id, s.client_id, /*retained=*/retained);
   // 5.0 §3.4.2.1: 0x10 tells the publisher that nobody subscribes to the topic.
   const ReasonCode ack = matched || !v5 ? ReasonCode::kSuccess : ReasonCode::kNoMatchingSubscribers;
   if (p.qos == QoS::k2) {
@@ -1248,11 +1518,72 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   }
 }
 
+bool Broker::WithinTopicLimits(std::string_view whole, std::string_view matched) {
+  if (whole.size() > limits_.max_topic_length ||
+      static_cast<std::size_t>(std::count(matched.begin(), matched.end(), '/')) >=
+          limits_.max_topic_levels) {
+    ++counters_.refused_topic_limits;
+    return false;
+  }
+  return true;
+}
+
+void Broker::ArmResume(Connection& c, Instant when) {
+  resume_timers_.push_back({when, c.id});
+  std::push_heap(resume_timers_.begin(), resume_timers_.end(),
+                 [](const TimerEntry& a, const TimerEntry& b) { return TimerLater(a, b); });
+}
+
+void Broker::TakePublishToken(Connection& c, Instant now) {
+  const double rate = limits_.max_publish_rate;
+  const double burst = limits_.publish_rate_burst != 0 ? limits_.publish_rate_burst : rate;
+  std::unique_ptr<Connection::Extras::Rate>& state = c.Extra().rate;
+  if (state == nullptr) {
+    state = std::make_unique<Connection::Extras::Rate>();
+    state->tokens = burst;
+    state->refilled = now;
+  }
+  Connection::Extras::Rate& r = *state;
+  const double elapsed = std::chrono::duration<double>(now - r.refilled).count();
+  r.tokens = std::min(burst, r.tokens + elapsed * rate);
+  r.refilled = now;
+  r.tokens -= 1;
+  if (r.tokens >= 1) {
+    r.over_since = kNever;  // room to spare: not over the rate
+    return;
+  }
+  if (r.over_since == kNever) {
+    r.over_since = now;
+  } else if (limits_.publish_rate_grace != Duration::zero() &&
+             now - r.over_since >= limits_.publish_rate_grace) {
+    ++counters_.rate_disconnects;
+    SendDisconnect(c, ReasonCode::kMessageRateTooHigh, "message rate too high");
+    Close(c, "message rate too high for too long", /*publish_will=*/true, now);
+    return;
+  }
+  // Input waits until a whole token is back.
+  ++counters_.throttled;
+  r.paused = true;
+  const double wait_s = (1 - r.tokens) / rate;
+  ArmResume(c, now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait_s)) +
+                   Duration(1));
+  MarkDirty(c);
+}
+
+bool Broker::Retain(const MessageRef& message) {
+  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10]), which the limits never refuse.
+  if (!retained_->TrySet(message, limits_.max_retained_messages, limits_.max_retained_bytes)) {
+    ++counters_.refused_retained_limit;
+    return false;
+  }
+  StoreRetained(*message);
+  return true;
+}
+
 bool Broker::Publish(const MessageRef& message, SubscriberId publisher,
-                     std::string_view publisher_id) {
-  if (message->retain) {
-    retained_->Set(message);  // [MQTT-3.3.1-5]; an empty payload deletes ([MQTT-3.3.1-10])
-    StoreRetained(*message);
+                     std::string_view publisher_id, bool retained) {
+  if (message->retain && !retained) {
+    Retain(message);  // a will over the limits is delivered, not kept
   }
   // Only the publisher_hash policy looks at it (and 0 means none, so a hash is never 0).
   const std::uint64_t publisher_hash =
@@ -1499,9 +1830,11 @@ void Broker::Pump(Session& s) {
     }
     it->awaiting_resend = false;
     --s.awaiting_resend;
-    if (!SendPublish(*c, it->delivery, it->packet_id, /*dup=*/true)) {
+    if (!MayRead(*c, it->delivery) || !SendPublish(*c, it->delivery, it->packet_id, true)) {
+      // Not for this connection's eyes (another user took the session over), or too large for
+      // what the client now takes: given up.
       UnstoreDelivery(s, it->delivery);
-      it = s.EraseInFlight(it);  // too large for what the client now takes: given up
+      it = s.EraseInFlight(it);
       continue;
     }
     ++it;
@@ -1542,7 +1875,22 @@ std::uint16_t Broker::NextPacketId(Session& s) {
   return s.last_packet_id;
 }
 
+bool Broker::MayRead(const Connection& c, const Delivery& d) {
+  const auth::ClientAcl* acl = c.acl();
+  if (acl == nullptr || acl->MayReceive(d.message->topic)) {
+    return true;
+  }
+  ++counters_.dropped_acl;
+  return false;
+}
+
 void Broker::Transmit(Session& s, Connection& c, Delivery d) {
+  if (!MayRead(c, d)) {
+    // The ACL decides at the last moment, with the connection's rights (retained messages and
+    // queued ones included): a message the client may not read is dropped, never sent.
+    UnstoreDelivery(s, d);
+    return;
+  }
   const std::uint16_t packet_id = d.qos == QoS::k0 ? 0 : NextPacketId(s);
   if (s.stored && d.qos != QoS::k0) {
     StoreDelivery(s, d, store::DeliveryState::kSent, packet_id);
@@ -1700,6 +2048,10 @@ void Broker::Resend(Session& s, Connection& c) {
     it->awaiting_resend = false;
     if (it->released) {
       Send(c, mqtt::Pubrel{it->packet_id, ReasonCode::kSuccess, {}});
+    } else if (!MayRead(c, it->delivery)) {
+      UnstoreDelivery(s, it->delivery);
+      it = s.EraseInFlight(it);  // this connection may not read it (another user's, say)
+      continue;
     } else if (s.awaiting_resend != 0 || used >= window) {
       it->awaiting_resend = true;
       ++s.awaiting_resend;
@@ -1825,6 +2177,17 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
       fail(ReasonCode::kTopicFilterInvalid, t.filter, "invalid topic filter");
       continue;
     }
+    if (!WithinTopicLimits(t.filter, filter)) {
+      fail(ReasonCode::kTopicFilterInvalid, t.filter, "topic filter over the topic limits");
+      continue;
+    }
+    if (const auth::ClientAcl* acl = c.acl();
+        acl != nullptr && acl->MaySubscribe(filter) == auth::SubscribeAccess::kDeny) {
+      // (A filter only partly readable is granted: each message is checked as it goes out.)
+      ++counters_.denied_subscribe;
+      fail(ReasonCode::kNotAuthorized, t.filter, "not authorized");
+      continue;
+    }
     if (!limits_.wildcard_subscriptions && mqtt::HasWildcard(filter)) {
       fail(ReasonCode::kWildcardSubscriptionsNotSupported, t.filter,
            "wildcard subscriptions are not available");
@@ -1845,6 +2208,11 @@ void Broker::HandleSubscribe(Connection& c, const mqtt::Subscribe& sub) {
     }
     auto old = s.subscriptions->find(key);
     bool existed = old != s.subscriptions->end();
+    if (!existed && s.subscriptions->size() >= limits_.max_subscriptions_per_client) {
+      ++counters_.refused_subscription_limit;
+      fail(ReasonCode::kQuotaExceeded, t.filter, "too many subscriptions");
+      continue;
+    }
     if (existed && old->second.shared != shared.has_value()) {
       // "$share/..." subscribed by this session as a 3.1.x client, now as a 5.0 one (or back).
       RemoveSubscription(s, key, old->second.shared);

@@ -66,6 +66,12 @@
 // Lifetime:  ReadBuffer spans and Output chunks are valid until the next call into the broker.
 // Errors:    never throws on input; protocol violations close the offending connection only.
 
+namespace tinymq::auth {
+class PasswordFile;
+class AclFile;
+class ClientAcl;
+}  // namespace tinymq::auth
+
 namespace tinymq::broker {
 
 // A connection's id: a sequence number (1 to 2^32 - 1, reused only after 4 billion connections)
@@ -138,7 +144,35 @@ struct Limits {
   // A connection that has not sent CONNECT by then is closed.
   Duration connect_timeout = std::chrono::seconds(10);
   // Largest packet accepted from a client (fixed header included).
-  std::uint32_t max_packet_size = 268'435'460;
+  std::uint32_t max_packet_size = 1'048'576;
+  // Largest first packet (the CONNECT) of a connection (the smaller of this and max_packet_size
+  // applies): a stranger cannot make the broker hold much before it is known.
+  std::uint32_t max_connect_packet_size = 65'536;
+  // Connections at once, across all workers, and from one source address (0: no limit). The net
+  // layer enforces them at accept (the broker core sees one worker's connections only).
+  std::size_t max_connections = 100'000;
+  std::size_t max_connections_per_address = 0;
+  // Topic names and filters longer (bytes) or deeper (levels) than this are refused: a PUBLISH
+  // with 5.0 PUBACK/PUBREC 0x90 (QoS 0: dropped; 3.1.x: the connection is closed), a filter with
+  // SUBACK 0x8F (3.1.x: 0x80).
+  std::size_t max_topic_length = 65535;
+  std::size_t max_topic_levels = 128;
+  // Subscriptions a session may hold; more get SUBACK 0x97 (3.1.x: 0x80).
+  std::size_t max_subscriptions_per_client = 10'000;
+  // Retained messages kept (all workers together), and their topic and payload bytes. A new
+  // retained topic beyond either, or a replacement that grows the bytes beyond the limit, is not
+  // kept: a 5.0 QoS 1/2 PUBLISH gets 0x97 and is not delivered (what was retained stays);
+  // otherwise the message is delivered without being retained, and the topic's older retained
+  // message is deleted (never a stale value). Deleting always works.
+  std::size_t max_retained_messages = 1'000'000;
+  std::size_t max_retained_bytes = std::size_t{1} << 30;
+  // PUBLISH packets a connection may send per second (0: no limit), and the burst above it (0:
+  // one second's worth). Past it the connection's input is paused until tokens come back; a
+  // connection throttled without a break for publish_rate_grace is disconnected (5.0: 0x96).
+  // Zero grace: never disconnected.
+  std::uint32_t max_publish_rate = 0;
+  std::uint32_t publish_rate_burst = 0;
+  Duration publish_rate_grace = std::chrono::seconds(30);
   // Outgoing QoS 1/2 PUBLISH packets a session may have unacknowledged at once.
   std::uint16_t max_inflight = 20;
   // Messages (QoS 1/2 while offline or beyond the in-flight window) a session may queue, and their
@@ -177,6 +211,30 @@ struct Limits {
   // Longest Session Expiry Interval granted, in seconds (0: no cap); also caps how long a 3.1.x
   // persistent session outlives its connection.
   std::uint32_t max_session_expiry_s = 0;
+};
+
+// Who may connect and what they may do (SetAccess). Shared by every worker's broker and replaced
+// whole (a reload makes a new one); a connection keeps what it was let in with.
+struct AccessPolicy {
+  // Clients without a username (and without one from their certificate) are let in.
+  bool allow_anonymous = true;
+  // Users and their password hashes. Null: usernames are not checked (any is accepted).
+  std::shared_ptr<const auth::PasswordFile> passwords;
+  // Who may publish and subscribe to what. Null: every client may do anything.
+  std::shared_ptr<const auth::AclFile> acl;
+  // How long a refused CONNECT (bad password, unknown user, anonymous) waits for its CONNACK,
+  // without holding up anything else, so that guessing passwords is slow.
+  Duration failure_delay = std::chrono::seconds(1);
+};
+
+// A password to check against the password file, off the worker thread: PBKDF2 with hundreds of
+// thousands of iterations takes milliseconds of CPU, which a worker must not spend while its
+// other connections wait (TakeCredentialChecks, OnCredentialResult).
+struct CredentialCheck {
+  ConnectionId id = 0;
+  std::string username;
+  std::string password;
+  std::shared_ptr<const auth::PasswordFile> passwords;  // the file to check against
 };
 
 // How the broker keeps its state (AttachStore).
@@ -226,6 +284,15 @@ struct Counters {
   std::uint64_t dropped_expired = 0;       // Message Expiry Interval passed before sending (5.0)
   std::uint64_t protocol_errors = 0;       // connections closed for a protocol violation
   std::uint64_t refused_store_failed = 0;  // QoS 1/2 PUBLISHes refused: the store cannot write
+  std::uint64_t refused_auth = 0;          // CONNECTs refused: password, user, anonymous, will ACL
+  std::uint64_t denied_publish = 0;        // PUBLISHes the ACL did not allow (dropped)
+  std::uint64_t denied_subscribe = 0;      // topic filters the ACL did not allow (SUBACK failure)
+  std::uint64_t dropped_acl = 0;           // deliveries the ACL did not let the subscriber read
+  std::uint64_t refused_topic_limits = 0;  // topics over max_topic_length / max_topic_levels
+  std::uint64_t refused_subscription_limit = 0;  // filters over max_subscriptions_per_client
+  std::uint64_t refused_retained_limit = 0;      // retained messages over the retained limits
+  std::uint64_t throttled = 0;                   // times a connection's input paused for its rate
+  std::uint64_t rate_disconnects = 0;            // connections closed for exceeding the rate
 };
 
 enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarning };
@@ -241,8 +308,17 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // A new network connection from `peer` (text for logs, e.g. "127.0.0.1:50312").
-  ConnectionId Accept(std::string peer, Instant now);
+  // A new network connection from `peer` (text for logs, e.g. "127.0.0.1:50312"). `cert_username`:
+  // as SetCertUsername (for a connection handed over from another worker).
+  ConnectionId Accept(std::string peer, Instant now, std::string cert_username = {});
+  // The connection's username comes from its verified TLS certificate (before any byte of it is
+  // read): its CONNECT's User Name and Password are ignored, and no password is checked.
+  void SetCertUsername(ConnectionId id, std::string username);
+  // True while the broker wants no input from the connection: its CONNECT waits for a password
+  // check or for its refusal, or it publishes faster than Limits::max_publish_rate. The net layer
+  // stops reading it (and stops waiting for it to be readable); the broker marks it dirty
+  // (TakeDirty) when it wants input again, and decodes what it has buffered meanwhile.
+  bool InputPaused(ConnectionId id) const;
   // Where to read the connection's next bytes (at least one byte).
   std::span<std::uint8_t> ReadBuffer(ConnectionId id);
   // `n` bytes were read into ReadBuffer(id): decodes and handles every whole packet.
@@ -283,6 +359,7 @@ class Broker {
   std::optional<std::uint16_t> HandoffTarget(ConnectionId id) const;
   struct Handoff {
     std::string peer;
+    std::string cert_username;        // SetCertUsername's, if any
     std::vector<std::uint8_t> input;  // every byte read from the connection, CONNECT first
   };
   // Forgets a connection HandoffTarget() names, without a trace (no will, no log) and returns what
@@ -320,6 +397,16 @@ class Broker {
   // Every batch up to `epoch` is written and durable: held acknowledgements go out, confirmations
   // go to the workers that wait for them, spilled queue entries can be read back.
   void OnDurable(std::uint64_t epoch, Instant now);
+
+  // Who may connect and what they may do; null (the default): anyone, anything. Connections
+  // already in keep the policy they were let in with; new ones get this one.
+  void SetAccess(std::shared_ptr<const AccessPolicy> policy) { access_ = std::move(policy); }
+  // Moves the password checks asked for since the last call into `out` (appended). Each one's
+  // answer goes to OnCredentialResult, from the worker's thread, whenever it is ready.
+  void TakeCredentialChecks(std::vector<CredentialCheck>& out);
+  // The answer to a CredentialCheck: the CONNECT goes on, or is refused after the failure
+  // delay. Ignored when the connection is gone.
+  void OnCredentialResult(ConnectionId id, bool ok, Instant now);
 
   // MQTT 5 enhanced authentication; nullptr (the default): every method is refused with 0x8C.
   void set_authenticator(Authenticator* authenticator) { authenticator_ = authenticator; }
@@ -366,6 +453,26 @@ class Broker {
   void HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now);
   void HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant now);
   void HandleConnect(Connection& c, const mqtt::Connect& connect, Instant now);
+  // After the credentials are checked: enhanced authentication, then AcceptConnect.
+  void ContinueConnect(Connection& c, const mqtt::Connect& connect, Instant now);
+  // What the password file, the anonymous rule and a certificate say of `connect`: allowed (true),
+  // refused (false, with the reason in `refusal`), or nullopt when a password must be checked
+  // (a CredentialCheck is queued).
+  std::optional<bool> CheckCredentials(Connection& c, const mqtt::Connect& connect,
+                                       mqtt::ReasonCode& refusal, std::string& why);
+  // Refuses the CONNECT with `reason` once AccessPolicy::failure_delay has passed.
+  void RefuseLater(Connection& c, mqtt::ReasonCode reason, std::string why, Instant now);
+  // Decodes and handles the packets buffered for `c`, while its input is not paused.
+  void DrainInput(Connection& c, Instant now);
+  // The publish rate (Limits::max_publish_rate): takes a token for a PUBLISH; pauses the input
+  // when none is left, and closes a connection that stayed over the rate too long.
+  void TakePublishToken(Connection& c, Instant now);
+  void ArmResume(Connection& c, Instant when);
+  // The topic limits: false (counted) when `whole` is longer, or `matched` (what is matched:
+  // a shared subscription's filter without its "$share/{group}/") deeper, than they allow.
+  bool WithinTopicLimits(std::string_view whole, std::string_view matched);
+  // Whether the connection's ACL lets it read `d` (counted when not).
+  bool MayRead(const Connection& c, const Delivery& d);
   // The CONNECT is acceptable (and authenticated): attach the session, CONNACK, resend.
   void AcceptConnect(Connection& c, const mqtt::Connect& connect, Instant now,
                      mqtt::BinaryView auth_data);
@@ -381,7 +488,12 @@ class Broker {
 
   // Routing and delivery. Publish keeps a retained message, routes `message` here and sends it
   // to the other workers; false when no subscription can match (5.0: PUBACK 0x10).
-  bool Publish(const MessageRef& message, SubscriberId publisher, std::string_view publisher_id);
+  // (`retained`: the caller already kept it as the topic's retained message, with Retain.)
+  bool Publish(const MessageRef& message, SubscriberId publisher, std::string_view publisher_id,
+               bool retained = false);
+  // Keeps a retained message (or deletes one, for an empty payload) within the retained limits,
+  // and writes it to the store; false (counted) when the limits refuse it.
+  bool Retain(const MessageRef& message);
   // Route returns false when no subscription here matched.
   bool Route(const MessageRef& message, SubscriberId publisher, std::uint64_t publisher_hash);
   void RouteShared(SharedGroup& group, const MessageRef& message, std::uint64_t publisher_hash);
@@ -495,6 +607,8 @@ class Broker {
   MessagePool own_messages_;
   MessagePool& messages_;
   Authenticator* authenticator_ = nullptr;
+  std::shared_ptr<const AccessPolicy> access_;
+  std::vector<CredentialCheck> credential_checks_;
   Counters counters_;
   SubscriptionIndex index_;
   std::unique_ptr<ConcurrentRetainedStore> own_retained_;  // when the cluster has none
@@ -528,6 +642,8 @@ class Broker {
   // later (keep-alive activity) is pushed again when its old entry comes up, so activity costs
   // no heap operation.
   std::vector<TimerEntry> timers_;
+  // Connections whose input is paused for their publish rate, by when they may go on (min-heap).
+  std::vector<TimerEntry> resume_timers_;
   // Min-heap of session deadlines: expiry (5.0 Session Expiry Interval) and delayed wills (Will
   // Delay Interval). An entry whose generation no longer matches its session (reconnected, or
   // expiry changed) is stale and skipped.

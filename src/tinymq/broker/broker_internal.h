@@ -278,8 +278,12 @@ struct Broker::PendingOutput {
 
 struct Broker::Connection {
   // kHandedOff: the CONNECT belongs to another worker's session; input is kept, not decoded.
+  // kVerifying: the CONNECT waits for its password check; kRefusing: for its refusal's delay.
+  // Input is paused in both (InputPaused).
   enum class State : std::uint8_t {
     kAwaitConnect,
+    kVerifying,
+    kRefusing,
     kAuthenticating,
     kConnected,
     kClosing,
@@ -323,6 +327,25 @@ struct Broker::Connection {
     std::unique_ptr<std::string[]> aliases_in;
     std::unique_ptr<OutboundAliases> aliases_out;  // null when no alias is used towards the client
     std::unique_ptr<AuthState> auth;
+    // The username the connection was let in with: its certificate's (`cert_user`) or its
+    // CONNECT's; empty for an anonymous client.
+    std::string username;
+    bool cert_user = false;
+    // kVerifying: the CONNECT (re-encoded) waiting for its password check. kRefusing: the
+    // CONNACK's reason and the log's, sent once the failure delay passed.
+    std::vector<std::uint8_t> held_connect;
+    mqtt::ReasonCode refusal = mqtt::ReasonCode::kNotAuthorized;
+    std::string refusal_why;
+    // What the ACL lets this client do (null: no ACL).
+    std::shared_ptr<const auth::ClientAcl> acl;
+    // Limits::max_publish_rate: a token bucket.
+    struct Rate {
+      double tokens = 0;
+      Instant refilled{};
+      Instant over_since = kNever;  // since when the bucket keeps running dry; kNever: it is not
+      bool paused = false;
+    };
+    std::unique_ptr<Rate> rate;
   };
   std::unique_ptr<Extras> extras;
 
@@ -333,6 +356,10 @@ struct Broker::Connection {
     return *extras;
   }
   AuthState* auth() const { return extras == nullptr ? nullptr : extras->auth.get(); }
+  const auth::ClientAcl* acl() const { return extras == nullptr ? nullptr : extras->acl.get(); }
+  bool throttled() const {
+    return extras != nullptr && extras->rate != nullptr && extras->rate->paused;
+  }
   OutboundAliases* aliases_out() const {
     return extras == nullptr ? nullptr : extras->aliases_out.get();
   }

@@ -58,7 +58,12 @@ void RetainedStore::Set(const MessageRef& message) {
       }
       node = it->second.get();
     }
-    size_ += node->message == nullptr ? 1 : 0;
+    if (node->message == nullptr) {
+      ++size_;
+    } else {
+      bytes_ -= RetainedBytes(*node->message);
+    }
+    bytes_ += RetainedBytes(*message);
     node->message = message;
     return;
   }
@@ -78,12 +83,26 @@ void RetainedStore::Set(const MessageRef& message) {
   if (node->message == nullptr) {
     return;
   }
+  bytes_ -= RetainedBytes(*node->message);
   node->message.reset();
   TINYMQ_DCHECK(size_ > 0);
   --size_;
   for (auto step = path.rbegin(); step != path.rend() && step->second->second->empty(); ++step) {
     step->first->children.erase(step->second);
   }
+}
+
+const Message* RetainedStore::Find(std::string_view topic) const {
+  LevelReader levels(topic);
+  const Node* node = root_.get();
+  while (!levels.done()) {
+    const auto it = node->children.find(levels.Next());
+    if (it == node->children.end()) {
+      return nullptr;
+    }
+    node = it->second.get();
+  }
+  return node->message.get();
 }
 
 void RetainedStore::Match(std::string_view filter, std::vector<MessageRef>& out) const {
@@ -146,9 +165,31 @@ ConcurrentRetainedStore::Shard& ConcurrentRetainedStore::ShardOf(std::string_vie
 }
 
 void ConcurrentRetainedStore::Set(const MessageRef& message) {
+  TrySet(message, SIZE_MAX, SIZE_MAX);
+}
+
+bool ConcurrentRetainedStore::TrySet(const MessageRef& message, std::size_t max_count,
+                                     std::size_t max_bytes) {
   Shard& shard = ShardOf(message->topic);
   const std::unique_lock lock(shard.mutex);
+  const std::size_t size_before = shard.store.size();
+  const std::size_t bytes_before = shard.store.bytes();
+  if (!message->payload.empty()) {
+    const Message* old = shard.store.Find(message->topic);
+    const std::size_t added = RetainedBytes(*message);
+    const std::size_t removed = old != nullptr ? RetainedBytes(*old) : 0;
+    const std::size_t total = bytes_.load(std::memory_order_relaxed);
+    if ((old == nullptr && count_.load(std::memory_order_relaxed) >= max_count) ||
+        (added > removed &&
+         (added - removed > max_bytes || total > max_bytes - (added - removed)))) {
+      return false;
+    }
+  }
   shard.store.Set(message);
+  // Shard sizes only change under their lock, so the deltas are exact.
+  count_.fetch_add(shard.store.size() - size_before, std::memory_order_relaxed);
+  bytes_.fetch_add(shard.store.bytes() - bytes_before, std::memory_order_relaxed);
+  return true;
 }
 
 void ConcurrentRetainedStore::Erase(const MessageRef& message) {
@@ -157,7 +198,11 @@ void ConcurrentRetainedStore::Erase(const MessageRef& message) {
   std::vector<MessageRef> current;
   shard.store.Match(message->topic, current);  // a topic name is a filter matching only itself
   if (current.size() == 1 && current.front() == message) {
+    const std::size_t size_before = shard.store.size();
+    const std::size_t bytes_before = shard.store.bytes();
     shard.store.Set(MakeMessage(message->topic, {}, message->qos, true));
+    count_.fetch_add(shard.store.size() - size_before, std::memory_order_relaxed);
+    bytes_.fetch_add(shard.store.bytes() - bytes_before, std::memory_order_relaxed);
   }
 }
 
@@ -174,13 +219,6 @@ void ConcurrentRetainedStore::Match(std::string_view filter, std::vector<Message
   }
 }
 
-std::size_t ConcurrentRetainedStore::size() const {
-  std::size_t n = 0;
-  for (const Shard& shard : shards_) {
-    const std::shared_lock lock(shard.mutex);
-    n += shard.store.size();
-  }
-  return n;
-}
+std::size_t ConcurrentRetainedStore::size() const { return count_.load(std::memory_order_relaxed); }
 
 }  // namespace tinymq::broker

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <shared_mutex>
@@ -34,7 +35,12 @@ class RetainedStore {
   // filter starting with '+' or '#' matches no topic starting with '$' ([MQTT-4.7.2-1]).
   void Match(std::string_view filter, std::vector<MessageRef>& out) const;
 
+  // The retained message of topic name `topic`, or null.
+  const Message* Find(std::string_view topic) const;
+
   std::size_t size() const { return size_; }
+  // Topic and payload bytes of the messages kept (RetainedBytes of each).
+  std::size_t bytes() const { return bytes_; }
 
  private:
   struct Node;
@@ -42,7 +48,11 @@ class RetainedStore {
   // Level 0 of the trie: holds no message (a topic name has at least one level). Never null.
   std::unique_ptr<Node> root_;
   std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
 };
+
+// What a retained message counts against Limits::max_retained_bytes: its topic and payload.
+inline std::size_t RetainedBytes(const Message& m) { return m.topic.size() + m.payload.size(); }
 
 // The retained messages of every worker: a RetainedStore per shard of topic names, each behind a
 // reader/writer lock. Setting a retained message locks one shard (never the whole store);
@@ -56,12 +66,19 @@ class ConcurrentRetainedStore {
 
   // As RetainedStore::Set.
   void Set(const MessageRef& message);
+  // As Set, unless `message` is a new retained topic that would take the store past `max_count`
+  // messages or `max_bytes` bytes (RetainedBytes), or a replacement that grows it past
+  // `max_bytes`: then nothing changes and false is returned. Deleting always works. (The totals
+  // are shared by the shards without a common lock: publishers on several workers at once may
+  // take them past a limit by a few messages.)
+  bool TrySet(const MessageRef& message, std::size_t max_count, std::size_t max_bytes);
   // Deletes the retained message of message->topic if it is still `message` (an expired one
   // that another worker may have replaced meanwhile).
   void Erase(const MessageRef& message);
   // As RetainedStore::Match.
   void Match(std::string_view filter, std::vector<MessageRef>& out) const;
   std::size_t size() const;
+  std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
   struct Shard {
@@ -71,6 +88,8 @@ class ConcurrentRetainedStore {
   Shard& ShardOf(std::string_view topic);
 
   std::array<Shard, kShards> shards_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<std::size_t> bytes_{0};
 };
 
 }  // namespace tinymq::broker

@@ -12,6 +12,9 @@ namespace {
 constexpr std::array<std::string_view, 5> kLevelNames = {"trace", "debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kPolicyNames = {"round_robin", "publisher_hash"};
 constexpr std::array<std::string_view, 3> kDurabilityNames = {"always", "batch", "none"};
+constexpr std::array<std::string_view, 3> kClientCertsNames = {"none", "optional", "required"};
+constexpr std::array<std::string_view, 3> kCertUsernameNames = {"none", "cn", "subject"};
+constexpr std::array<std::string_view, 2> kTlsVersionNames = {"1.2", "1.3"};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> ByName(const std::array<std::string_view, N>& names, std::string_view name) {
@@ -47,6 +50,59 @@ std::string_view DurabilityName(Durability durability) {
 
 std::optional<Durability> ParseDurability(std::string_view name) {
   return ByName<Durability>(kDurabilityNames, name);
+}
+
+std::string_view ClientCertsName(ClientCerts mode) {
+  return kClientCertsNames[static_cast<std::size_t>(mode)];
+}
+
+std::optional<ClientCerts> ParseClientCerts(std::string_view name) {
+  return ByName<ClientCerts>(kClientCertsNames, name);
+}
+
+std::string_view CertUsernameName(CertUsername from) {
+  return kCertUsernameNames[static_cast<std::size_t>(from)];
+}
+
+std::optional<CertUsername> ParseCertUsername(std::string_view name) {
+  return ByName<CertUsername>(kCertUsernameNames, name);
+}
+
+std::string_view TlsVersionName(TlsVersion version) {
+  return kTlsVersionNames[static_cast<std::size_t>(version)];
+}
+
+std::optional<TlsVersion> ParseTlsVersion(std::string_view name) {
+  return ByName<TlsVersion>(kTlsVersionNames, name);
+}
+
+bool IsLoopbackAddress(std::string_view address) {
+  const std::string text(address);
+  std::array<unsigned char, 16> buf{};
+  if (inet_pton(AF_INET, text.c_str(), buf.data()) == 1) {
+    return buf[0] == 127;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), buf.data()) == 1) {
+    constexpr std::array<unsigned char, 16> kLoopback6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                          0, 0, 0, 0, 0, 0, 0, 1};
+    return buf == kLoopback6;
+  }
+  return false;
+}
+
+bool AnonymousAllowed(const Config& config) {
+  if (config.auth.allow_anonymous) {
+    return *config.auth.allow_anonymous;
+  }
+  if (!config.auth.password_file.empty()) {
+    return false;
+  }
+  for (const ListenerConfig& listener : config.listeners) {
+    if (!IsLoopbackAddress(listener.bind)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool IsIpAddress(std::string_view address) {

@@ -33,23 +33,110 @@ bool IsIpAddress(std::string_view address);
 inline constexpr std::string_view kDefaultBindAddress = "127.0.0.1";
 inline constexpr std::uint16_t kDefaultPort = 1883;
 
+// Whether a TLS listener asks for, and verifies, a client certificate.
+enum class ClientCerts : std::uint8_t {
+  kNone,      // not asked for
+  kOptional,  // asked for; one that is sent must verify against `ca`
+  kRequired,  // a client without a certificate that verifies against `ca` is refused
+};
+// "none", "optional" or "required".
+std::string_view ClientCertsName(ClientCerts mode);
+std::optional<ClientCerts> ParseClientCerts(std::string_view name);
+
+// Where the username of a client with a verified certificate comes from.
+enum class CertUsername : std::uint8_t {
+  kNone,        // the CONNECT's User Name, checked against the password file as usual
+  kCommonName,  // the certificate subject's CN; the CONNECT's User Name and Password are ignored
+  kSubject,     // the whole subject, RFC 2253 form ("CN=dev1,O=Acme"); likewise
+};
+// "none", "cn" or "subject".
+std::string_view CertUsernameName(CertUsername from);
+std::optional<CertUsername> ParseCertUsername(std::string_view name);
+
+// A TLS version, as "1.2" or "1.3" in the file.
+enum class TlsVersion : std::uint8_t { k1_2, k1_3 };
+std::string_view TlsVersionName(TlsVersion version);
+std::optional<TlsVersion> ParseTlsVersion(std::string_view name);
+
+// [listeners.tls]: the listener speaks TLS (OpenSSL). Paths are relative to the working
+// directory; the files are read at start-up and again on SIGHUP.
+struct TlsConfig {
+  std::string cert;  // PEM certificate chain, the server's own first (required)
+  std::string key;   // PEM private key of `cert` (required)
+  std::string ca;    // PEM CA certificates client certificates must verify against
+  ClientCerts client_certs = ClientCerts::kNone;          // kOptional/kRequired need `ca`
+  CertUsername username_from_cert = CertUsername::kNone;  // needs client_certs = kRequired
+  TlsVersion min_version = TlsVersion::k1_2;
+  TlsVersion max_version = TlsVersion::k1_3;
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 cipher suites (OpenSSL syntax); empty: OpenSSL's default
+
+  bool operator==(const TlsConfig&) const = default;
+};
+
 struct ListenerConfig {
   std::string bind = std::string(kDefaultBindAddress);  // numeric IPv4 or IPv6 address
   std::uint16_t port = kDefaultPort;                    // 0: any free port (logged at start)
+  std::optional<TlsConfig> tls;                         // none: plain TCP
 
   bool operator==(const ListenerConfig&) const = default;
 };
+
+// True when `address` (numeric, as ListenerConfig::bind) is a loopback address (127.0.0.0/8,
+// ::1): only this machine can connect through it.
+bool IsLoopbackAddress(std::string_view address);
+
+// [auth]: who may connect, and what they may do.
+struct AuthConfig {
+  // Users and their password hashes (docs/security.md; written by tinymq-passwd or
+  // mosquitto_passwd). Empty: no passwords.
+  std::string password_file;
+  // Who may publish and subscribe to what (docs/acl.md; Mosquitto's ACL format). Empty: anyone
+  // connected may do anything.
+  std::string acl_file;
+  // Whether a client without a username is let in. Unset: only when there is no password_file
+  // and every listener is on a loopback address (nothing from another machine can connect).
+  std::optional<bool> allow_anonymous;
+  // How long a refused CONNECT (wrong password, unknown user) waits for its CONNACK, so that
+  // guessing passwords is slow. The worker goes on meanwhile.
+  std::uint32_t failure_delay_ms = 1000;
+
+  bool operator==(const AuthConfig&) const = default;
+};
+
+// Whether `config` lets in clients without a username (AuthConfig::allow_anonymous, resolved).
+struct Config;
+bool AnonymousAllowed(const Config& config);
 
 // The broker's limits. The defaults equal broker::Limits' (server.cc checks this at compile time;
 // this layer sits below the broker and does not include it).
 struct LimitsConfig {
   std::uint32_t connect_timeout_ms = 10'000;
-  std::uint32_t max_packet_size = 268'435'460;  // the largest MQTT packet (fixed header included)
+  std::uint32_t max_packet_size = 1'048'576;  // fixed header included
+  // The largest first packet (the CONNECT) of a connection not yet connected (the broker uses
+  // the smaller of this and max_packet_size).
+  std::uint32_t max_connect_packet_size = 65'536;
   std::uint16_t max_inflight = 20;
   std::size_t max_queued_messages = 1000;
   std::size_t max_queued_bytes = std::size_t{64} << 20;
   std::size_t output_high_water = std::size_t{1} << 20;
   std::size_t max_client_id_length = 65535;
+  // Connections at once, in all and from one source address (0: no limit per address).
+  std::size_t max_connections = 100'000;
+  std::size_t max_connections_per_address = 0;
+  // Topic names and filters: bytes, and levels ('/'-separated parts).
+  std::size_t max_topic_length = 65535;
+  std::size_t max_topic_levels = 128;
+  std::size_t max_subscriptions_per_client = 10'000;
+  // Retained messages kept, in all, and their topic and payload bytes.
+  std::size_t max_retained_messages = 1'000'000;
+  std::size_t max_retained_bytes = std::size_t{1} << 30;
+  // PUBLISH packets a connection may send per second (0: no limit), the burst above that rate
+  // (0: one second's worth), and how long a connection may stay throttled before it is
+  // disconnected (0: never).
+  std::uint32_t max_publish_rate = 0;
+  std::uint32_t publish_rate_burst = 0;
+  std::uint32_t publish_rate_grace_s = 30;
 
   bool operator==(const LimitsConfig&) const = default;
 };
@@ -106,11 +193,14 @@ inline constexpr std::uint16_t kMaxWorkers = 1024;
 // The longest sync_interval_ms: an acknowledgement may wait this long for its sync.
 inline constexpr std::uint32_t kMinSyncIntervalMs = 1;
 inline constexpr std::uint32_t kMaxSyncIntervalMs = 10'000;
+// The longest AuthConfig::failure_delay_ms.
+inline constexpr std::uint32_t kMaxAuthFailureDelayMs = 60'000;
 
 struct Config {
   std::vector<ListenerConfig> listeners = {ListenerConfig{}};
   LimitsConfig limits;
   MqttConfig mqtt;
+  AuthConfig auth;
   LogLevel log_level = LogLevel::kInfo;
   // Worker threads, each with its own epoll loop and listening sockets. 0: one per CPU core, which
   // the server resolves at start-up (this layer does not ask the machine).

@@ -19,12 +19,33 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners", "limits",   "mqtt",       "log_level",
-                                         "workers",   "data_dir", "durability", "sync_interval_ms"};
-constexpr std::string_view kListenerKeys[] = {"bind", "port"};
-constexpr std::string_view kLimitKeys[] = {
-    "connect_timeout_ms", "max_packet_size",   "max_inflight",        "max_queued_messages",
-    "max_queued_bytes",   "output_high_water", "max_client_id_length"};
+constexpr std::string_view kTopKeys[] = {"listeners", "limits",     "mqtt",
+                                         "auth",      "log_level",  "workers",
+                                         "data_dir",  "durability", "sync_interval_ms"};
+constexpr std::string_view kListenerKeys[] = {"bind", "port", "tls"};
+constexpr std::string_view kTlsKeys[] = {
+    "cert",        "key",         "ca",      "client_certs", "username_from_cert",
+    "min_version", "max_version", "ciphers", "ciphersuites"};
+constexpr std::string_view kAuthKeys[] = {"password_file", "acl_file", "allow_anonymous",
+                                          "failure_delay_ms"};
+constexpr std::string_view kLimitKeys[] = {"connect_timeout_ms",
+                                           "max_packet_size",
+                                           "max_connect_packet_size",
+                                           "max_inflight",
+                                           "max_queued_messages",
+                                           "max_queued_bytes",
+                                           "output_high_water",
+                                           "max_client_id_length",
+                                           "max_connections",
+                                           "max_connections_per_address",
+                                           "max_topic_length",
+                                           "max_topic_levels",
+                                           "max_subscriptions_per_client",
+                                           "max_retained_messages",
+                                           "max_retained_bytes",
+                                           "max_publish_rate",
+                                           "publish_rate_burst",
+                                           "publish_rate_grace_s"};
 constexpr std::string_view kMqttKeys[] = {"maximum_qos",
                                           "retain_available",
                                           "wildcard_subscriptions",
@@ -87,6 +108,9 @@ std::string UnknownKeyProblem(std::string_view key, std::span<const std::string_
     }
     if (std::find(std::begin(kMqttKeys), std::end(kMqttKeys), key) != std::end(kMqttKeys)) {
       return problem + " (it belongs in the [mqtt] table)";
+    }
+    if (std::find(std::begin(kAuthKeys), std::end(kAuthKeys), key) != std::end(kAuthKeys)) {
+      return problem + " (it belongs in the [auth] table)";
     }
     if (key == "repair") {  // a one-off action, not a setting
       return problem + " (repair is the command-line option --repair)";
@@ -200,16 +224,115 @@ class Reader {
     out = *level;
   }
 
+  // A file or directory name: a string without NUL (`empty_ok`: "" is allowed).
+  void ReadPath(const toml::node& node, const std::string& path, bool empty_ok, std::string& out) {
+    const std::string* text = String(node, path);
+    if (text == nullptr) {
+      return;
+    }
+    if (text->find('\0') != std::string::npos) {
+      Fail(path, "must not contain a NUL character");
+      return;
+    }
+    if (!empty_ok && text->empty()) {
+      Fail(path, "must not be empty");
+      return;
+    }
+    out = *text;
+  }
+
   void ReadDataDir(const toml::node& node, std::string& out) {
-    const std::string* dir = String(node, "data_dir");
-    if (dir == nullptr) {
+    ReadPath(node, "data_dir", true, out);
+  }
+
+  // A string key whose value is one of `names`, parsed by `parse`.
+  template <typename T, typename Parse>
+  void Choice(const toml::table& table, std::string_view name, const std::string& path,
+              std::string_view names, Parse parse, T& out) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr || failed()) {
       return;
     }
-    if (dir->find('\0') != std::string::npos) {
-      Fail("data_dir", "must not contain a NUL character");
+    const std::string* text = String(*node, path);
+    if (text == nullptr) {
       return;
     }
-    out = *dir;
+    if (const std::optional<T> parsed = parse(*text)) {
+      out = *parsed;
+      return;
+    }
+    Fail(path, "must be " + std::string(names) + ", got '" + *text + "'");
+  }
+
+  void ReadTls(const toml::node& node, const std::string& path, std::optional<TlsConfig>& out) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      Fail(path, "must be a table ([listeners.tls]), got " + TypeName(node));
+      return;
+    }
+    CheckKeys(*table, path + ".", kTlsKeys);
+    TlsConfig tls;
+    for (auto [key, field] : {std::pair<std::string_view, std::string*>{"cert", &tls.cert},
+                              {"key", &tls.key},
+                              {"ca", &tls.ca}}) {
+      if (const toml::node* value = table->get(key); value != nullptr && !failed()) {
+        ReadPath(*value, path + "." + std::string(key), false, *field);
+      }
+    }
+    Choice(*table, "client_certs", path + ".client_certs", "\"none\", \"optional\" or \"required\"",
+           ParseClientCerts, tls.client_certs);
+    Choice(*table, "username_from_cert", path + ".username_from_cert",
+           "\"none\", \"cn\" or \"subject\"", ParseCertUsername, tls.username_from_cert);
+    Choice(*table, "min_version", path + ".min_version", "\"1.2\" or \"1.3\"", ParseTlsVersion,
+           tls.min_version);
+    Choice(*table, "max_version", path + ".max_version", "\"1.2\" or \"1.3\"", ParseTlsVersion,
+           tls.max_version);
+    for (auto [key, field] : {std::pair<std::string_view, std::string*>{"ciphers", &tls.ciphers},
+                              {"ciphersuites", &tls.ciphersuites}}) {
+      if (const toml::node* value = table->get(key); value != nullptr && !failed()) {
+        ReadPath(*value, path + "." + std::string(key), true, *field);
+      }
+    }
+    if (failed()) {
+      return;
+    }
+    if (tls.cert.empty() || tls.key.empty()) {
+      Fail(path, tls.cert.empty() ? "needs cert (the server's PEM certificate chain)"
+                                  : "needs key (the PEM private key of cert)");
+    } else if (tls.client_certs != ClientCerts::kNone && tls.ca.empty()) {
+      Fail(path + ".client_certs",
+           "needs ca (the CA certificates client certificates verify "
+           "against)");
+    } else if (tls.username_from_cert != CertUsername::kNone &&
+               tls.client_certs != ClientCerts::kRequired) {
+      Fail(path + ".username_from_cert", "needs client_certs = \"required\"");
+    } else if (tls.min_version > tls.max_version) {
+      Fail(path + ".min_version", "must not be above max_version");
+    } else {
+      out = std::move(tls);
+    }
+  }
+
+  void ReadAuth(const toml::node& node, AuthConfig& out) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      Fail("auth", "must be a table ([auth]), got " + TypeName(node));
+      return;
+    }
+    CheckKeys(*table, "auth.", kAuthKeys);
+    if (const toml::node* value = table->get("password_file"); value != nullptr && !failed()) {
+      ReadPath(*value, "auth.password_file", true, out.password_file);
+    }
+    if (const toml::node* value = table->get("acl_file"); value != nullptr && !failed()) {
+      ReadPath(*value, "auth.acl_file", true, out.acl_file);
+    }
+    if (table->get("allow_anonymous") != nullptr) {
+      bool allow = false;
+      Boolean(*table, "allow_anonymous", "auth.allow_anonymous", allow);
+      out.allow_anonymous = allow;
+    }
+    Integer(*table, "failure_delay_ms", "auth.failure_delay_ms", 0, kMaxAuthFailureDelayMs,
+            out.failure_delay_ms);
   }
 
   void ReadDurability(const toml::node& node, Durability& out) {
@@ -256,8 +379,11 @@ class Reader {
         }
       }
       Integer(*table, "port", path + ".port", 0, 65535, listener.port);
+      if (const toml::node* tls = table->get("tls"); tls != nullptr && !failed()) {
+        ReadTls(*tls, path + ".tls", listener.tls);
+      }
       for (std::size_t j = 0; j < listeners.size() && listener.port != 0; ++j) {
-        if (listeners[j] == listener) {
+        if (listeners[j].bind == listener.bind && listeners[j].port == listener.port) {
           Fail(path, "same bind and port as listeners[" + std::to_string(j) + "]");
         }
       }
@@ -279,6 +405,8 @@ class Reader {
             kMaxConnectTimeoutMs, out.connect_timeout_ms);
     Integer(*table, "max_packet_size", "limits.max_packet_size", kMinPacketSize, kMaxPacketSize,
             out.max_packet_size);
+    Integer(*table, "max_connect_packet_size", "limits.max_connect_packet_size", kMinPacketSize,
+            kMaxPacketSize, out.max_connect_packet_size);
     Integer(*table, "max_inflight", "limits.max_inflight", 1, 65535, out.max_inflight);
     Integer(*table, "max_queued_messages", "limits.max_queued_messages", 1, kUnbounded,
             out.max_queued_messages);
@@ -289,6 +417,24 @@ class Reader {
     Integer(*table, "max_client_id_length", "limits.max_client_id_length",
             static_cast<std::int64_t>(kMinClientIdLength),
             static_cast<std::int64_t>(kMaxClientIdLength), out.max_client_id_length);
+    Integer(*table, "max_connections", "limits.max_connections", 1, kUnbounded,
+            out.max_connections);
+    Integer(*table, "max_connections_per_address", "limits.max_connections_per_address", 0,
+            kUnbounded, out.max_connections_per_address);
+    Integer(*table, "max_topic_length", "limits.max_topic_length", 1, 65535, out.max_topic_length);
+    Integer(*table, "max_topic_levels", "limits.max_topic_levels", 1, 65536, out.max_topic_levels);
+    Integer(*table, "max_subscriptions_per_client", "limits.max_subscriptions_per_client", 1,
+            kUnbounded, out.max_subscriptions_per_client);
+    Integer(*table, "max_retained_messages", "limits.max_retained_messages", 0, kUnbounded,
+            out.max_retained_messages);
+    Integer(*table, "max_retained_bytes", "limits.max_retained_bytes", 0, kUnbounded,
+            out.max_retained_bytes);
+    Integer(*table, "max_publish_rate", "limits.max_publish_rate", 0, 0xFFFFFFFF,
+            out.max_publish_rate);
+    Integer(*table, "publish_rate_burst", "limits.publish_rate_burst", 0, 0xFFFFFFFF,
+            out.publish_rate_burst);
+    Integer(*table, "publish_rate_grace_s", "limits.publish_rate_grace_s", 0, 86'400,
+            out.publish_rate_grace_s);
   }
 
   void ReadMqtt(const toml::node& node, MqttConfig& out) {
@@ -378,6 +524,9 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
     }
     if (const toml::node* node = root.get("mqtt"); node != nullptr && !reader.failed()) {
       reader.ReadMqtt(*node, config.mqtt);
+    }
+    if (const toml::node* node = root.get("auth"); node != nullptr && !reader.failed()) {
+      reader.ReadAuth(*node, config.auth);
     }
     if (reader.failed()) {
       return util::Unexpected(reader.TakeError());

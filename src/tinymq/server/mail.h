@@ -1,11 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "tinymq/broker/broker.h"
 #include "tinymq/net/fd.h"
+#include "tinymq/net/tls.h"
+#include "tinymq/server/connection_caps.h"
 
 // Mail: what a worker's mailbox (mailbox.h) carries to it, from the other workers, the committer
 // (committer.h) and the server.
@@ -17,17 +20,29 @@ namespace tinymq::server {
 
 struct Mail {
   enum class Kind : std::uint8_t {
-    kEnvelope,    // broker work from another worker: `envelope`
-    kConnection,  // a connection handed over: its socket `fd`, `peer` and the bytes read so far
-    kDurable,     // from the committer: every batch this worker submitted up to `epoch` is durable
-    kStop,        // close every connection and return from Run()
+    kEnvelope,     // broker work from another worker: `envelope`
+    kConnection,   // a connection handed over: its socket `fd`, `peer` and the bytes read so far,
+                   // its TLS session `tls` (null: plain TCP), `cert_username`, `address`
+    kDurable,      // from the committer: every batch this worker submitted up to `epoch` is durable
+    kStop,         // close every connection and return from Run()
+    kCredentials,  // from the verifier: the password check of `connection` said `ok`
+    kAccess,       // from the server: new connections get the policy `access` (a reload)
   };
   Kind kind = Kind::kEnvelope;
   broker::Envelope envelope;
   net::Fd fd;
   std::string peer;
   std::vector<std::uint8_t> input;
-  std::uint64_t epoch = 0;  // kDurable
+  // kConnection: the TLS session moves with its socket (used by one thread at a time: the sender
+  // lets go of it before posting); the username its certificate gave (broker::Broker::Handoff);
+  // the source address it counts against (ConnectionCaps: the count moves with it).
+  std::unique_ptr<net::TlsSession> tls;
+  std::string cert_username;
+  AddressKey address{};
+  std::uint64_t epoch = 0;                             // kDurable
+  broker::ConnectionId connection = 0;                 // kCredentials
+  bool ok = false;                                     // kCredentials
+  std::shared_ptr<const broker::AccessPolicy> access;  // kAccess
 };
 
 }  // namespace tinymq::server

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 
 #include "tinymq/net/errno_text.h"
 #include "tinymq/net/listener.h"
+#include "tinymq/server/access.h"
 #include "tinymq/store/rocks_store.h"
 
 namespace tinymq::server {
@@ -34,6 +36,20 @@ static_assert(kConfigDefaults.max_queued_messages == kBrokerDefaults.max_queued_
 static_assert(kConfigDefaults.max_queued_bytes == kBrokerDefaults.max_queued_bytes);
 static_assert(kConfigDefaults.output_high_water == kBrokerDefaults.output_high_water);
 static_assert(kConfigDefaults.max_client_id_length == kBrokerDefaults.max_client_id_length);
+static_assert(kConfigDefaults.max_connect_packet_size == kBrokerDefaults.max_connect_packet_size);
+static_assert(kConfigDefaults.max_connections == kBrokerDefaults.max_connections);
+static_assert(kConfigDefaults.max_connections_per_address ==
+              kBrokerDefaults.max_connections_per_address);
+static_assert(kConfigDefaults.max_topic_length == kBrokerDefaults.max_topic_length);
+static_assert(kConfigDefaults.max_topic_levels == kBrokerDefaults.max_topic_levels);
+static_assert(kConfigDefaults.max_subscriptions_per_client ==
+              kBrokerDefaults.max_subscriptions_per_client);
+static_assert(kConfigDefaults.max_retained_messages == kBrokerDefaults.max_retained_messages);
+static_assert(kConfigDefaults.max_retained_bytes == kBrokerDefaults.max_retained_bytes);
+static_assert(kConfigDefaults.max_publish_rate == kBrokerDefaults.max_publish_rate);
+static_assert(kConfigDefaults.publish_rate_burst == kBrokerDefaults.publish_rate_burst);
+static_assert(std::chrono::seconds(kConfigDefaults.publish_rate_grace_s) ==
+              kBrokerDefaults.publish_rate_grace);
 constexpr config::MqttConfig kMqttDefaults{};
 static_assert(kMqttDefaults.maximum_qos == static_cast<std::uint8_t>(kBrokerDefaults.maximum_qos));
 static_assert(kMqttDefaults.retain_available == kBrokerDefaults.retain_available);
@@ -50,6 +66,62 @@ static_assert(kMqttDefaults.max_session_expiry_s == kBrokerDefaults.max_session_
 std::string SignalName(int signal) {
   const char* abbrev = ::sigabbrev_np(signal);
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
+}
+
+// Descriptors that are not client connections, beyond those of the workers (each has an epoll
+// instance, a mailbox eventfd and a socket per listener): the store's files, the signalfd and
+// eventfds, standard streams, password and certificate files being read, and a margin.
+constexpr std::size_t kDescriptorReserve = 512;
+
+// Raises the soft limit on open files to the hard limit (each connection holds a descriptor), and
+// warns when max_connections plus the reserve does not fit under it: the descriptor limit is then
+// the real cap (accept() fails with EMFILE and the workers back off).
+void RaiseDescriptorLimit(const config::Config& config, std::uint16_t workers) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("getrlimit(RLIMIT_NOFILE): {}", net::ErrnoText(errno));
+    return;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      limit = raised;
+    } else {
+      spdlog::warn("cannot raise the open-file limit from {} to {}: {}", limit.rlim_cur,
+                   limit.rlim_max, net::ErrnoText(errno));
+    }
+  }
+  const std::size_t reserve =
+      kDescriptorReserve + std::size_t{workers} * (2 + config.listeners.size());
+  if (limit.rlim_cur != RLIM_INFINITY && config.limits.max_connections + reserve > limit.rlim_cur) {
+    const std::size_t room = limit.rlim_cur > reserve ? limit.rlim_cur - reserve : 0;
+    spdlog::warn(
+        "limits.max_connections is {} but the open-file limit is {} ({} kept for other uses): "
+        "at most about {} connections can be open at once (raise the hard limit: ulimit -Hn, "
+        "systemd LimitNOFILE=)",
+        config.limits.max_connections, limit.rlim_cur, reserve, room);
+  }
+}
+
+// The TLS context of each listener of `config` (null for a plain one), its files read now.
+// Errors name the listener: "127.0.0.1:8883: tls.cert server.pem: cannot read: ...".
+util::Result<std::vector<std::shared_ptr<net::TlsContext>>, std::string> LoadTls(
+    const config::Config& config) {
+  std::vector<std::shared_ptr<net::TlsContext>> contexts;
+  for (const config::ListenerConfig& l : config.listeners) {
+    if (!l.tls) {
+      contexts.emplace_back();
+      continue;
+    }
+    util::Result<std::unique_ptr<net::TlsContext>, std::string> context =
+        net::TlsContext::Create(*l.tls);
+    if (!context) {
+      return util::Unexpected(net::FormatAddress(l.bind, l.port) + ": " + context.error());
+    }
+    contexts.push_back(std::move(*context));
+  }
+  return contexts;
 }
 
 std::uint64_t RandomSeed() {
@@ -104,10 +176,7 @@ util::Result<void, std::string> OpenAndRestore(const config::Config& config, Wor
     return util::Unexpected(opened.error());
   }
   store = std::move(*opened);
-  std::vector<Mailbox<Mail>*> mailboxes;
-  for (const std::unique_ptr<Mailbox<Mail>>& box : group.mailboxes) {
-    mailboxes.push_back(box.get());
-  }
+  std::vector<Mailbox<Mail>*> mailboxes = group.MailboxPointers();
   util::Result<std::unique_ptr<Committer>, std::string> started_committer = Committer::Start(
       *store, std::move(mailboxes),
       Committer::Options{.durability = config.durability,
@@ -184,6 +253,17 @@ broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::
   out.max_queued_bytes = limits.max_queued_bytes;
   out.output_high_water = limits.output_high_water;
   out.max_client_id_length = limits.max_client_id_length;
+  out.max_connect_packet_size = limits.max_connect_packet_size;
+  out.max_connections = limits.max_connections;
+  out.max_connections_per_address = limits.max_connections_per_address;
+  out.max_topic_length = limits.max_topic_length;
+  out.max_topic_levels = limits.max_topic_levels;
+  out.max_subscriptions_per_client = limits.max_subscriptions_per_client;
+  out.max_retained_messages = limits.max_retained_messages;
+  out.max_retained_bytes = limits.max_retained_bytes;
+  out.max_publish_rate = limits.max_publish_rate;
+  out.publish_rate_burst = limits.publish_rate_burst;
+  out.publish_rate_grace = std::chrono::seconds(limits.publish_rate_grace_s);
   out.client_id_seed = client_id_seed;
   out.maximum_qos = static_cast<mqtt::QoS>(mqtt.maximum_qos);
   out.retain_available = mqtt.retain_available;
@@ -203,11 +283,18 @@ broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::
 
 util::Result<Server, std::string> Server::Create(const config::Config& config) {
   // First, so that a signal during start-up already ends in a clean stop.
-  util::Result<net::SignalFd, std::string> signals = net::SignalFd::Create({SIGINT, SIGTERM});
+  util::Result<net::SignalFd, std::string> signals =
+      net::SignalFd::Create({SIGINT, SIGTERM, SIGHUP});
   if (!signals) {
     return util::Unexpected(signals.error());
   }
   const std::uint16_t count = ResolveWorkerCount(config.workers);
+  RaiseDescriptorLimit(config, count);
+  // Certificates before anything slow (a restore): a bad file should stop the start at once.
+  util::Result<std::vector<std::shared_ptr<net::TlsContext>>, std::string> tls = LoadTls(config);
+  if (!tls) {
+    return util::Unexpected(tls.error());
+  }
   const int ended = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (ended < 0) {
     return util::Unexpected("eventfd: " + net::ErrnoText(errno));
@@ -218,6 +305,8 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     return util::Unexpected(group.error());
   }
   const broker::Limits limits = ToBrokerLimits(config.limits, config.mqtt, RandomSeed());
+  (*group)->caps =
+      std::make_unique<ConnectionCaps>(limits.max_connections, limits.max_connections_per_address);
   // Declared in this order so that a failed start destroys the workers, then the committer (which
   // posts to the group's mailboxes and writes to the store), then the store.
   std::unique_ptr<store::Store> store;
@@ -230,6 +319,42 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     }
     workers.push_back(std::move(*worker));
   }
+  // Who may connect, before anyone can.
+  util::Result<std::shared_ptr<const broker::AccessPolicy>, std::string> access =
+      LoadAccess(config);
+  if (!access) {
+    return util::Unexpected(access.error());
+  }
+  {
+    // PBKDF2 runs on threads of its own: at most half the cores, so that a flood of CONNECTs
+    // with wrong passwords cannot take the workers' CPU. (Made even without a password file: a
+    // reload may bring one.)
+    (*group)->verifier = std::make_unique<Verifier>(
+        (*group)->MailboxPointers(),
+        Verifier::Options{
+            .threads = std::max<std::size_t>(1, count / 2),
+            .stale_after = std::chrono::milliseconds(config.limits.connect_timeout_ms)});
+  }
+  for (const std::unique_ptr<Worker>& worker : workers) {
+    worker->SetAccess(*access);
+  }
+  spdlog::info("access: {}", DescribeAccess(config, **access));
+  if ((*access)->acl != nullptr && (*access)->passwords == nullptr &&
+      !std::any_of(config.listeners.begin(), config.listeners.end(), [](const auto& l) {
+        return l.tls && l.tls->username_from_cert != config::CertUsername::kNone;
+      })) {
+    spdlog::warn(
+        "the ACL's user rules rest on usernames nobody checks: without a password file "
+        "(or certificate usernames) a client may claim any username");
+  }
+  if (!(*access)->allow_anonymous && (*access)->passwords == nullptr &&
+      !std::any_of(config.listeners.begin(), config.listeners.end(), [](const auto& l) {
+        return l.tls && l.tls->username_from_cert != config::CertUsername::kNone;
+      })) {
+    spdlog::warn(
+        "anonymous clients are not allowed and there is no password file: no client can "
+        "connect (set [auth] password_file, or allow_anonymous = true)");
+  }
   // The store and what it restores come before the listeners: no client may connect to a broker
   // that does not know its session yet.
   if (!config.data_dir.empty()) {
@@ -238,23 +363,65 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     }
   }
   std::vector<std::string> addresses;
-  for (const config::ListenerConfig& l : config.listeners) {
+  std::vector<TlsListener> tls_listeners;
+  for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+    const config::ListenerConfig& l = config.listeners[i];
     util::Result<std::vector<net::Listener>, std::string> sockets =
         net::Listener::BindGroup(l.bind, l.port, count);
     if (!sockets) {
       return util::Unexpected(sockets.error());
     }
     addresses.push_back(sockets->front().address());
+    const std::shared_ptr<net::TlsContext>& context = (*tls)[i];
+    if (context != nullptr) {
+      tls_listeners.push_back(TlsListener{addresses.back(), context});
+    }
     for (std::uint16_t w = 0; w < count; ++w) {
-      std::vector<net::Listener> one;
-      one.push_back(std::move((*sockets)[w]));
-      if (auto added = workers[w]->AddListeners(std::move(one)); !added) {
+      if (auto added = workers[w]->AddListener(std::move((*sockets)[w]), context); !added) {
         return util::Unexpected(added.error());
       }
     }
   }
   return Server(std::move(*signals), std::move(worker_ended), std::move(store), std::move(*group),
-                std::move(committer), std::move(workers), std::move(addresses));
+                std::move(committer), std::move(workers), std::move(addresses),
+                std::move(tls_listeners), config.auth, (*access)->allow_anonymous);
+}
+
+bool Server::Reload() noexcept {
+  bool ok = true;
+  // TLS: each listener's certificate chain, key and CAs, read again. Connections accepted from now
+  // on get them; open ones keep the session they have. A listener whose files fail keeps the ones
+  // it had.
+  for (const TlsListener& l : tls_) {
+    if (util::Result<void, std::string> reloaded = l.context->Reload(); !reloaded) {
+      spdlog::error("{}: TLS certificates not reloaded, the old ones stay: {}", l.address,
+                    reloaded.error());
+      ok = false;
+    } else {
+      spdlog::info("{}: TLS certificates reloaded", l.address);
+    }
+  }
+  // The password file and the ACL: read again and posted to every worker (Mail::kAccess); the
+  // old ones stay when either fails.
+  config::Config access_config;
+  access_config.auth = auth_;
+  access_config.auth.allow_anonymous = allow_anonymous_;
+  util::Result<std::shared_ptr<const broker::AccessPolicy>, std::string> access =
+      LoadAccess(access_config);
+  if (!access) {
+    spdlog::error("access not reloaded, the old password file and ACL stay: {}", access.error());
+    return false;
+  }
+  for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
+    std::vector<Mail> mail(1);
+    mail.front().kind = Mail::Kind::kAccess;
+    mail.front().access = *access;
+    while (box->Post(mail) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
+    }
+  }
+  spdlog::info("access reloaded: {}", DescribeAccess(access_config, **access));
+  return ok;
 }
 
 std::uint16_t ResolveWorkerCount(std::uint16_t configured) {
@@ -295,6 +462,11 @@ util::Result<void, std::string> Server::Run() noexcept {
       break;
     }
     if (const std::optional<int> signal = signals_.Read()) {
+      if (*signal == SIGHUP) {
+        spdlog::info("SIGHUP received: reloading");
+        (void)Reload();
+        continue;
+      }
       spdlog::info("{} received: closing every connection and stopping", SignalName(*signal));
       break;
     }

@@ -91,12 +91,20 @@ util::Result<broker::RestoreCounts, std::string> Worker::Restore(Instant now, bo
 
 util::Result<void, std::string> Worker::AddListeners(std::vector<net::Listener> listeners) {
   for (net::Listener& l : listeners) {
-    const std::size_t i = listeners_.size();
-    if (auto added = loop_.Add(l.fd(), net::kReadable, kListenerTokenBase + i); !added) {
-      return util::Unexpected(l.address() + ": " + added.error());
+    if (auto added = AddListener(std::move(l), nullptr); !added) {
+      return added;
     }
-    listeners_.push_back(std::move(l));
   }
+  return {};
+}
+
+util::Result<void, std::string> Worker::AddListener(net::Listener listener,
+                                                    std::shared_ptr<net::TlsContext> tls) {
+  const std::size_t i = listeners_.size();
+  if (auto added = loop_.Add(listener.fd(), net::kReadable, kListenerTokenBase + i); !added) {
+    return util::Unexpected(listener.address() + ": " + added.error());
+  }
+  listeners_.push_back(ListenerEntry{std::move(listener), std::move(tls)});
   return {};
 }
 
@@ -146,6 +154,7 @@ util::Result<void, std::string> Worker::Run() noexcept {
     }
     CloseExpiredLingerers(now);  // before the commit: releasing a connection may make writes
     FlushAndCommit(now);
+    SubmitCredentialChecks();
     SendMail();
     HousekeepAccepting(now);
   }
@@ -169,19 +178,12 @@ bool Worker::ReadMail(Instant now, bool signaled) noexcept {
   for (Mail& mail : incoming_) {
     switch (mail.kind) {
       case Mail::Kind::kEnvelope: broker_.OnEnvelope(std::move(mail.envelope), now); break;
-      case Mail::Kind::kConnection: {
-        const std::optional<ConnectionId> id = Adopt(std::move(mail.fd), std::move(mail.peer), now);
-        // The bytes it brought, as if just read here (the CONNECT first).
-        for (std::size_t at = 0; id && at < mail.input.size() && !broker_.ShouldClose(*id);) {
-          const std::span<std::uint8_t> buffer = broker_.ReadBuffer(*id);
-          const std::size_t n = std::min(buffer.size(), mail.input.size() - at);
-          std::memcpy(buffer.data(), mail.input.data() + at, n);
-          broker_.OnRead(*id, n, now);
-          at += n;
-        }
-        break;
-      }
+      case Mail::Kind::kConnection: TakeOver(mail, now); break;
       case Mail::Kind::kDurable: broker_.OnDurable(mail.epoch, now); break;
+      case Mail::Kind::kCredentials:
+        broker_.OnCredentialResult(mail.connection, mail.ok, now);
+        break;
+      case Mail::Kind::kAccess: broker_.SetAccess(std::move(mail.access)); break;
       case Mail::Kind::kStop: running = false; break;
     }
   }
@@ -217,6 +219,18 @@ void Worker::Commit() noexcept {
   writes_.Clear();  // moved from, or unused
 }
 
+void Worker::SubmitCredentialChecks() noexcept {
+  broker_.TakeCredentialChecks(checks_);
+  for (broker::CredentialCheck& check : checks_) {
+    if (group_.verifier != nullptr) {
+      group_.verifier->Submit(index_, std::move(check));
+    } else {
+      broker_.OnCredentialResult(check.id, false, Clock::now());  // nobody to check it: refused
+    }
+  }
+  checks_.clear();
+}
+
 void Worker::SendMail() noexcept {
   broker_.TakeOutbox(letters_);
   for (broker::Letter& letter : letters_) {
@@ -244,37 +258,125 @@ bool Worker::HandOff(ConnectionId id) noexcept {
   mail.kind = Mail::Kind::kConnection;
   (void)loop_.Remove(c->fd.get());
   mail.fd = std::move(c->fd);
+  if (c->tls != nullptr) {
+    mail.tls = std::move(c->tls->session);  // this thread is done with it
+  }
+  mail.address = c->address;  // the count in group_.caps goes along
   connections_.Erase(id);
   broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
   mail.peer = std::move(handoff.peer);
+  mail.cert_username = std::move(handoff.cert_username);
   mail.input = std::move(handoff.input);
   outgoing_[*to].push_back(std::move(mail));
   return true;
 }
 
-std::optional<ConnectionId> Worker::Adopt(net::Fd fd, std::string peer, Instant now) noexcept {
-  const ConnectionId id = broker_.Accept(std::move(peer), now);
+void Worker::TakeOver(Mail& mail, Instant now) noexcept {
+  Arrival arrival{.fd = std::move(mail.fd),
+                  .peer = std::move(mail.peer),
+                  .tls = nullptr,
+                  .cert_username = std::move(mail.cert_username),
+                  .address = mail.address};
+  if (mail.tls != nullptr) {  // its handshake is done: TlsConnection::peer is not needed
+    arrival.tls = std::make_unique<TlsConnection>();
+    arrival.tls->session = std::move(mail.tls);
+  }
+  const std::optional<ConnectionId> id = Adopt(std::move(arrival), now);
+  // The bytes it brought, as if just read here (the CONNECT first).
+  for (std::size_t at = 0; id && at < mail.input.size() && !broker_.ShouldClose(*id);) {
+    const std::span<std::uint8_t> buffer = broker_.ReadBuffer(*id);
+    const std::size_t n = std::min(buffer.size(), mail.input.size() - at);
+    std::memcpy(buffer.data(), mail.input.data() + at, n);
+    broker_.OnRead(*id, n, now);
+    at += n;
+  }
+  // Plaintext its TLS session decrypted before the hand-over gets no readiness event here.
+  if (Connection* c = id ? connections_.Find(*id) : nullptr;
+      c != nullptr && c->tls != nullptr && c->tls->session->buffered_input()) {
+    (void)ReadFrom(*id, *c, now);
+  }
+}
+
+std::optional<ConnectionId> Worker::Adopt(Arrival arrival, Instant now) noexcept {
+  const ConnectionId id =
+      broker_.Accept(std::move(arrival.peer), now, std::move(arrival.cert_username));
   TINYMQ_CHECK(id < kListenerTokenBase);
-  if (auto added = loop_.Add(fd.get(), net::kReadable, id); !added) {
+  if (auto added = loop_.Add(arrival.fd.get(), net::kReadable, id); !added) {
     spdlog::warn("cannot watch a new connection: {}", added.error());
     broker_.OnPeerClosed(id, now);
     broker_.Release(id);
-    return std::nullopt;  // `fd` closes
+    if (group_.caps != nullptr) {
+      group_.caps->Remove(arrival.address);
+    }
+    return std::nullopt;  // the socket closes
   }
   Connection c;
-  c.fd = std::move(fd);
+  c.fd = std::move(arrival.fd);
+  c.tls = std::move(arrival.tls);
+  c.address = arrival.address;
   connections_.Insert(id, std::move(c));
   return id;
 }
 
+bool Worker::Admit(const std::string& peer, AddressKey& address, Instant now) noexcept {
+  ConnectionCaps* caps = group_.caps.get();
+  if (caps == nullptr) {
+    return true;
+  }
+  if (caps->per_address()) {
+    address = ConnectionCaps::KeyOf(peer);
+  }
+  const ConnectionCaps::Verdict verdict = caps->TryAdd(address);
+  if (verdict == ConnectionCaps::Verdict::kAdmitted) {
+    return true;
+  }
+  // No CONNACK: the protocol version is not known yet, and reading the CONNECT would cost what
+  // the cap is there to save.
+  if (const std::optional<std::uint64_t> refused = caps->TakeReport(verdict, now)) {
+    if (verdict == ConnectionCaps::Verdict::kOverTotal) {
+      spdlog::warn(
+          "limits.max_connections ({}) reached: refused {} connection(s) (the latest "
+          "from {}) since the last report",
+          caps->max_total(), *refused, peer);
+    } else {
+      spdlog::warn(
+          "limits.max_connections_per_address ({}) reached: refused {} connection(s) "
+          "(the latest from {}) since the last report",
+          caps->max_per_address(), *refused, peer);
+    }
+  }
+  return false;
+}
+
 void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
-  net::Listener& listener = listeners_[index];
+  ListenerEntry& listener = listeners_[index];
   for (int i = 0; i < kMaxAcceptsPerTurn; ++i) {
-    net::AcceptResult r = listener.Accept();
+    net::AcceptResult r = listener.socket.Accept();
     switch (r.status) {
       case net::AcceptStatus::kAccepted: {
-        spdlog::debug("{}: new connection from {}", listener.address(), r.peer);
-        (void)Adopt(std::move(r.fd), std::move(r.peer), now);
+        Arrival arrival;
+        if (!Admit(r.peer, arrival.address, now)) {
+          continue;  // over a cap: `r.fd` closes, unread
+        }
+        spdlog::debug("{}: new connection from {}", listener.socket.address(), r.peer);
+        if (listener.tls != nullptr) {
+          util::Result<std::unique_ptr<net::TlsSession>, std::string> session =
+              listener.tls->NewSession(r.fd.get());
+          if (!session) {
+            spdlog::warn("{}: {}", listener.socket.address(), session.error());
+            if (group_.caps != nullptr) {
+              group_.caps->Remove(arrival.address);
+            }
+            continue;
+          }
+          arrival.tls = std::make_unique<TlsConnection>();
+          arrival.tls->session = std::move(*session);
+          arrival.tls->peer = r.peer;
+          arrival.tls->username_from = listener.tls->config().username_from_cert;
+        }
+        arrival.fd = std::move(r.fd);
+        arrival.peer = std::move(r.peer);
+        (void)Adopt(std::move(arrival), now);
         continue;
       }
       case net::AcceptStatus::kWouldBlock: return;
@@ -282,7 +384,7 @@ void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
       case net::AcceptStatus::kNoResources:
       case net::AcceptStatus::kError:
         // Level-triggered: the pending connection would wake every turn; back off instead.
-        spdlog::warn("{}: accept: {}; not accepting for {} ms", listener.address(),
+        spdlog::warn("{}: accept: {}; not accepting for {} ms", listener.socket.address(),
                      net::ErrnoText(r.error), kAcceptBackoff.count());
         PauseAccepting(now);
         return;
@@ -298,6 +400,18 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
   if (c->half_closed) {
     Discard(id, *c);
     return;
+  }
+  if (c->tls != nullptr) {
+    if (!c->tls->session->handshake_done()) {
+      if (!Handshake(id, *c, now)) {
+        return;  // waiting for the socket, or failed (closed)
+      }
+      events |= net::kReadable;  // the client's first packets may have come with its Finished
+    }
+    if ((events & net::kWritable) != 0 && c->tls->read_wants_write) {
+      c->tls->read_wants_write = false;
+      events |= net::kReadable;
+    }
   }
   if ((events & net::kWritable) != 0 && !Flush(id, *c, now)) {
     return;
@@ -318,11 +432,14 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
   }
 }
 
-Worker::ReadEnd Worker::ReadFrom(ConnectionId id, const Connection& c, Instant now) noexcept {
+Worker::ReadEnd Worker::ReadFrom(ConnectionId id, Connection& c, Instant now) noexcept {
+  if (c.tls != nullptr) {
+    return ReadTls(id, c, now);
+  }
   std::size_t total = 0;
   while (total < kMaxReadPerTurn) {
-    if (broker_.ShouldClose(id)) {
-      return ReadEnd::kMore;  // the broker is done with it: what else arrives is not read
+    if (broker_.ShouldClose(id) || broker_.InputPaused(id)) {
+      return ReadEnd::kMore;  // the broker is done with it, or wants no more for now
     }
     const std::span<std::uint8_t> buffer = broker_.ReadBuffer(id);
     const net::IoResult r = net::Receive(c.fd.get(), buffer);
@@ -344,14 +461,18 @@ Worker::ReadEnd Worker::ReadFrom(ConnectionId id, const Connection& c, Instant n
   return ReadEnd::kMore;
 }
 
-bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
+bool Worker::WriteOutput(ConnectionId id, Connection& c, Instant now) noexcept {
+  if (c.tls != nullptr) {
+    // Before its handshake a connection has no output (the broker has seen no byte of it).
+    return !c.tls->session->handshake_done() || WriteTls(id, c, now);
+  }
   std::array<broker::Broker::OutputChunk, net::kMaxGather> chunks;
   std::array<net::ByteRange, net::kMaxGather> pieces;
   for (;;) {
     // Everything pending, up to kMaxGather pieces (headers and shared payloads), in one sendmsg.
     const std::size_t n = broker_.Output(id, chunks);
     if (n == 0) {
-      break;
+      return true;
     }
     for (std::size_t i = 0; i < n; ++i) {
       pieces[i] = net::ByteRange{chunks[i].data, chunks[i].size};
@@ -362,12 +483,20 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
       continue;
     }
     if (r.status == net::IoStatus::kWouldBlock) {
-      break;
+      return true;
     }
     PeerGone(id, net::ErrnoText(r.error), now);
     return false;
   }
-  const bool pending = broker_.OutputSize(id) != 0;
+}
+
+bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
+  if (!WriteOutput(id, c, now)) {
+    return false;
+  }
+  // TLS: a record the socket could not take yet is output too.
+  const bool pending =
+      broker_.OutputSize(id) != 0 || (c.tls != nullptr && c.tls->session->pending_output());
   const bool closing = broker_.ShouldClose(id);
   if (closing && !pending) {
     return HalfClose(id, c, now);
@@ -376,14 +505,26 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
     c.lingering = true;
     lingering_.emplace_back(now + kCloseLinger, id);
   }
-  // Once closing, input is no longer read; hang-ups and errors are reported regardless.
-  SetInterest(id, c, (closing ? 0 : net::kReadable) | (pending ? net::kWritable : 0));
+  // Once closing, input is no longer read, nor while the broker pauses it (a CONNECT waiting for
+  // its password check, a publisher over its rate); hang-ups and errors are reported regardless.
+  const bool reading = !closing && !broker_.InputPaused(id);
+  const bool writing = pending || (c.tls != nullptr && c.tls->read_wants_write);
+  SetInterest(id, c, (reading ? net::kReadable : 0) | (writing ? net::kWritable : 0));
+  if (reading && c.tls != nullptr && c.tls->session->handshake_done() &&
+      c.tls->session->buffered_input()) {
+    // Plaintext OpenSSL decrypted while the broker paused the input gets no readiness event:
+    // the broker wants input again, so read it now.
+    return ReadFrom(id, c, now) != ReadEnd::kGone;
+  }
   return true;
 }
 
 bool Worker::HalfClose(ConnectionId id, Connection& c, Instant now) noexcept {
   if (c.half_closed) {
     return true;
+  }
+  if (c.tls != nullptr) {
+    c.tls->session->Close();  // close_notify, before the TCP stream's end
   }
   if (net::ShutdownWrite(c.fd.get()) != 0) {
     Close(id);  // not connected any more: nothing to wait for
@@ -444,7 +585,10 @@ void Worker::Close(ConnectionId id) noexcept {
     return;
   }
   (void)loop_.Remove(c->fd.get());
-  connections_.Erase(id);  // closes the socket
+  if (group_.caps != nullptr) {
+    group_.caps->Remove(c->address);
+  }
+  connections_.Erase(id);  // closes the socket (and frees its TLS session)
   broker_.Release(id);
 }
 
@@ -473,7 +617,7 @@ void Worker::CloseExpiredLingerers(Instant now) noexcept {
 
 void Worker::PauseAccepting(Instant now) noexcept {
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    (void)loop_.Modify(listeners_[i].fd(), 0, kListenerTokenBase + i);
+    (void)loop_.Modify(listeners_[i].socket.fd(), 0, kListenerTokenBase + i);
   }
   accept_paused_until_ = now + kAcceptBackoff;
 }
@@ -483,7 +627,7 @@ void Worker::HousekeepAccepting(Instant now) noexcept {
     return;
   }
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    (void)loop_.Modify(listeners_[i].fd(), net::kReadable, kListenerTokenBase + i);
+    (void)loop_.Modify(listeners_[i].socket.fd(), net::kReadable, kListenerTokenBase + i);
   }
   accept_paused_until_.reset();
 }

@@ -17,9 +17,12 @@
 #include "tinymq/net/event_loop.h"
 #include "tinymq/net/fd.h"
 #include "tinymq/net/listener.h"
+#include "tinymq/net/tls.h"
 #include "tinymq/server/committer.h"
+#include "tinymq/server/connection_caps.h"
 #include "tinymq/server/mail.h"
 #include "tinymq/server/mailbox.h"
+#include "tinymq/server/verifier.h"
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
 
@@ -30,7 +33,7 @@
 // to the committer once per turn and tells the broker when they are durable.
 //
 // Set-up, before Run(): Create(); with a store, AttachStore() then Restore(); then AddListeners()
-// (so that the broker has restored everything before a client can connect).
+// or AddListener() (so that the broker has restored everything before a client can connect).
 //
 // One loop turn:
 //   1. epoll_wait, with the broker's NextDeadline() as the timeout;
@@ -38,8 +41,9 @@
 //      is seen before that input): envelopes go to the broker, handed-over connections join
 //      this loop with the bytes they brought, the committer's reports go to OnDurable() (which
 //      releases the output held for them);
-//   3. per ready socket: accept (listeners); read into ReadBuffer()/OnRead() until the socket is
-//      drained; write pending output (writable); OnPeerClosed() on EOF, reset or hang-up;
+//   3. per ready socket: accept (listeners: over a connection cap the socket is closed at once,
+//      nothing read); read into ReadBuffer()/OnRead() until the socket is drained; write pending
+//      output (writable); OnPeerClosed() on EOF, reset or hang-up;
 //   4. OnTimer() when the deadline has passed; lingering connections past their time are closed;
 //   5. flush every connection TakeDirty() names (a connection whose CONNECT belongs to another
 //      worker is handed over instead: out of this loop, into that worker's mailbox): write its
@@ -56,11 +60,22 @@
 //      turn. What a full mailbox cannot take waits here, in order, and is tried again every turn;
 //      meanwhile this worker reads no client input (the backlog stays bounded).
 //
+// TLS (worker_tls.cc): a connection accepted on a TLS listener gets a net::TlsSession at once and
+// is given to the broker as any other (so that its CONNECT timeout bounds the handshake too). The
+// handshake runs on the socket's readiness events, waiting for what OpenSSL asks (readable or
+// writable), before any byte reaches the broker; a failed one is logged (a few lines per 10 s per
+// worker, then a count) and closed. With username_from_cert the verified certificate's name goes
+// to the broker (SetCertUsername) before its first byte. The broker then sees only plaintext:
+// reads decrypt into ReadBuffer(), and flushes copy its output pieces into records of up to
+// 16 KiB (one SSL_write and one send() each). A connection handed to another worker takes its
+// TlsSession along in the mail.
+//
 // Threading: Run() on one thread; the rest of the class belongs to that thread (the set-up calls
 //            to the thread that creates it, before Run()). Workers meet only in the WorkerGroup
 //            (mailboxes, retained store, counters) and the Committer, which are thread-safe.
-// Lifetime:  owns its listeners, its connections' sockets and its broker. The WorkerGroup, and the
-//            store and committer given to AttachStore(), must outlive every worker.
+// Lifetime:  owns its listeners, its connections' sockets and TLS sessions, and its broker. It
+//            shares its listeners' TlsContexts. The WorkerGroup, and the store and committer given
+//            to AttachStore(), must outlive every worker.
 // Errors:    Create(), AddListeners(), Restore() and Run() return one line of text. Run() fails
 //            only when the loop itself does (epoll); a failing connection is closed and logged,
 //            and the loop goes on.
@@ -75,12 +90,25 @@ struct WorkerGroup {
   static util::Result<std::unique_ptr<WorkerGroup>, std::string> Create(std::uint16_t workers);
 
   std::uint16_t size() const { return static_cast<std::uint16_t>(mailboxes.size()); }
+  std::vector<Mailbox<Mail>*> MailboxPointers() const {
+    std::vector<Mailbox<Mail>*> out;
+    for (const std::unique_ptr<Mailbox<Mail>>& box : mailboxes) {
+      out.push_back(box.get());
+    }
+    return out;
+  }
 
   // First, so that they outlive every message the rest holds.
   std::vector<std::unique_ptr<broker::MessagePool>> pools;
   broker::ConcurrentRetainedStore retained;
   std::unique_ptr<broker::SubscriptionSummary> summary;
   std::vector<std::unique_ptr<Mailbox<Mail>>> mailboxes;
+  // Checks the passwords of every worker's CONNECTs (null: no password file; a check that
+  // comes up anyway is refused). Last, so that its threads stop before the mailboxes go.
+  std::unique_ptr<Verifier> verifier;
+  // Connections open across all workers, against max_connections and
+  // max_connections_per_address (null: no caps).
+  std::unique_ptr<ConnectionCaps> caps;
 };
 
 class Worker {
@@ -110,9 +138,19 @@ class Worker {
   // REQUIRES: after AttachStore(), before AddListeners() and Run().
   util::Result<broker::RestoreCounts, std::string> Restore(broker::Instant now, bool retained,
                                                            bool sessions = true);
+  // Who may connect and what they may do (broker::Broker::SetAccess); later changes go by
+  // Mail::kAccess. REQUIRES: before Run().
+  void SetAccess(std::shared_ptr<const broker::AccessPolicy> policy) {
+    broker_.SetAccess(std::move(policy));
+  }
   // Starts accepting on `listeners` (its sockets of each listener group) once Run() runs.
   // REQUIRES: before Run().
   util::Result<void, std::string> AddListeners(std::vector<net::Listener> listeners);
+  // The same for one listener, which speaks TLS with `tls` (null: plain TCP). The workers'
+  // sockets of one listener share its TlsContext, so that a reload reaches them all.
+  // REQUIRES: before Run().
+  util::Result<void, std::string> AddListener(net::Listener listener,
+                                              std::shared_ptr<net::TlsContext> tls);
 
  private:
   struct Key {
@@ -135,6 +173,15 @@ class Worker {
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
+  // What a TLS connection has beyond its socket (worker_tls.cc).
+  struct TlsConnection {
+    std::unique_ptr<net::TlsSession> session;
+    std::string peer;  // for the log line of a failed handshake (emptied once it succeeded)
+    config::CertUsername username_from = config::CertUsername::kNone;
+    // A read stopped because OpenSSL must write first (a TLS 1.3 key update's answer): read again
+    // once the socket is writable.
+    bool read_wants_write = false;
+  };
   struct Connection {
     // The broker id's sequence number (the bits above its slot; never 0); 0: a free slot.
     std::uint32_t sequence = 0;
@@ -145,8 +192,10 @@ class Worker {
     // and dropped until its EOF (or the linger time), so that closing does not reset the
     // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
     bool half_closed = false;
+    std::unique_ptr<TlsConnection> tls;  // null: plain TCP
+    AddressKey address{};  // what it counts against in group_.caps (per address: its source)
   };
-  // The connections by their broker slot (broker::SlotOf), so that each costs its 16 bytes and no
+  // The connections by their broker slot (broker::SlotOf), so that each costs its 40 bytes and no
   // hash node.
   class ConnectionTable {
    public:
@@ -188,17 +237,37 @@ class Worker {
   };
   enum class ReadEnd : std::uint8_t { kDrained, kMore, kGone };
 
+  struct ListenerEntry {
+    net::Listener socket;
+    std::shared_ptr<net::TlsContext> tls;  // null: plain TCP
+  };
+  // A connection to adopt: just accepted, or handed over by another worker.
+  struct Arrival {
+    net::Fd fd;
+    std::string peer;
+    std::unique_ptr<TlsConnection> tls;  // null: plain TCP
+    std::string cert_username;           // from a handed-over connection's certificate
+    AddressKey address{};                // counted in group_.caps already
+  };
+
   void AcceptFrom(std::size_t index, broker::Instant now) noexcept;
-  // Adds an accepted (or handed-over) socket to the loop and the broker; false when it cannot
+  // Counts a connection just accepted from `peer` against group_.caps; false (the refusal counted
+  // and, now and then, logged) when it is over a cap.
+  bool Admit(const std::string& peer, AddressKey& address, broker::Instant now) noexcept;
+  // Adds an accepted (or handed-over) socket to the loop and the broker; nullopt when it cannot
   // be watched (then it is closed).
-  std::optional<broker::ConnectionId> Adopt(net::Fd fd, std::string peer,
-                                            broker::Instant now) noexcept;
+  std::optional<broker::ConnectionId> Adopt(Arrival arrival, broker::Instant now) noexcept;
+  // A connection handed over by another worker (Mail::kConnection): adopted, and the bytes it
+  // brought read as if they had just arrived.
+  void TakeOver(Mail& mail, broker::Instant now) noexcept;
   // Handles this turn's mail (`signaled`: the mailbox's eventfd was readable); false when it
   // said stop.
   bool ReadMail(broker::Instant now, bool signaled) noexcept;
   // Gives connection `id` (HandoffTarget() says where) to its worker; true when it was one.
   bool HandOff(broker::ConnectionId id) noexcept;
   // Posts what the broker has for other workers; sets backlog_ when a mailbox was full.
+  // Hands the broker's password checks to the group's Verifier (step 6, with the commit).
+  void SubmitCredentialChecks() noexcept;
   void SendMail() noexcept;
   // Step 5 and, with a store, step 6 of a turn.
   void FlushAndCommit(broker::Instant now) noexcept;
@@ -206,7 +275,19 @@ class Worker {
   void Commit() noexcept;
   void OnConnectionEvent(broker::ConnectionId id, net::EventMask events,
                          broker::Instant now) noexcept;
-  ReadEnd ReadFrom(broker::ConnectionId id, const Connection& c, broker::Instant now) noexcept;
+  ReadEnd ReadFrom(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // Writes what the broker has for `id` until it has nothing or the socket is full; false once
+  // closed (plain TCP: gathered sendmsg; TLS: records).
+  bool WriteOutput(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // TLS (worker_tls.cc). Runs the handshake as far as it goes; true once it is complete (the
+  // broker has the certificate's username), false while it waits or when it failed (closed).
+  bool Handshake(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // Logs (within the budget) why the TLS connection `id` ends before its first byte reached the
+  // broker, and closes it.
+  void RefuseTls(broker::ConnectionId id, Connection& c, std::string_view why,
+                 broker::Instant now) noexcept;
+  ReadEnd ReadTls(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  bool WriteTls(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
   // Reads and drops the input of a half-closed connection; closes it at EOF or on an error.
   void Discard(broker::ConnectionId id, Connection& c) noexcept;
   // The broker is done with `id` and its output is written: shut down the sending side and wait
@@ -229,7 +310,7 @@ class Worker {
   std::uint16_t index_;
   WorkerGroup& group_;
   net::EventLoop loop_;
-  std::vector<net::Listener> listeners_;
+  std::vector<ListenerEntry> listeners_;
   broker::Broker broker_;
   ConnectionTable connections_;
   std::deque<std::pair<broker::Instant, broker::ConnectionId>> lingering_;  // by deadline
@@ -241,10 +322,20 @@ class Worker {
   // turn; reused every turn.
   std::vector<std::vector<Mail>> outgoing_;
   std::vector<broker::Letter> letters_;
+  std::vector<broker::CredentialCheck> checks_;
   std::vector<Mail> incoming_;
   bool backlog_ = false;            // some of outgoing_ is left: read no client input, retry soon
   Committer* committer_ = nullptr;  // null: no store
   store::Batch writes_;             // the turn's writes, reused
+  // TLS: where Write() stages a record (allocated with the first TLS connection), and the log
+  // budget of failed handshakes (a scanner or a misconfigured fleet must not flood the log).
+  std::vector<std::uint8_t> tls_staging_;
+  struct LogBudget {
+    broker::Instant window_end{};
+    int lines = 0;
+    std::uint64_t suppressed = 0;
+  };
+  LogBudget tls_log_;
 };
 
 }  // namespace tinymq::server

@@ -148,7 +148,8 @@ TEST_F(BrokerV5Test, ConnackDefaultsOfferEverything) {
   EXPECT_FALSE(connack.properties.Find(PropertyId::kSubscriptionIdentifierAvailable));
   EXPECT_FALSE(connack.properties.Find(PropertyId::kSharedSubscriptionAvailable));
   EXPECT_FALSE(connack.properties.Find(PropertyId::kServerKeepAlive));
-  EXPECT_FALSE(connack.properties.Find(PropertyId::kMaximumPacketSize));
+  // The default packet limit (1 MiB) is announced [MQTT-3.2.2-9].
+  EXPECT_EQ(connack.properties.Number(PropertyId::kMaximumPacketSize), 1'048'576U);
 }
 
 TEST_F(BrokerV5Test, ConnackSaysWhatTheLimitsTakeAway) {

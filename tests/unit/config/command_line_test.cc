@@ -212,7 +212,7 @@ TEST(CommandLineTest, OptionsOverrideTheFile) {
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
   // --port replaces the listeners with one, keeping the first one's address.
-  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"0.0.0.0", 2000}}));
+  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"0.0.0.0", 2000, {}}}));
   EXPECT_EQ(c->log_level, LogLevel::kDebug);
   EXPECT_EQ(c->workers, 6);
   EXPECT_EQ(c->limits.max_inflight, 3);  // not on the command line: the file's value
@@ -224,7 +224,7 @@ TEST(CommandLineTest, BindAloneKeepsTheFilePort) {
   ASSERT_TRUE(r) << r.error();
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
-  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1884}}));
+  EXPECT_EQ(c->listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1884, {}}}));
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
 }
 
@@ -244,9 +244,10 @@ TEST(CommandLineTest, WithoutAFileOptionsOverrideTheDefaults) {
   CommandLine line;
   line.port = 0;
   EXPECT_EQ(ApplyCommandLine(Config{}, line).listeners,
-            (std::vector<ListenerConfig>{{"127.0.0.1", 0}}));
+            (std::vector<ListenerConfig>{{"127.0.0.1", 0, {}}}));
   line.bind = "::1";
-  EXPECT_EQ(ApplyCommandLine(Config{}, line).listeners, (std::vector<ListenerConfig>{{"::1", 0}}));
+  EXPECT_EQ(ApplyCommandLine(Config{}, line).listeners,
+            (std::vector<ListenerConfig>{{"::1", 0, {}}}));
 }
 
 TEST(CommandLineTest, FileErrorsComeThrough) {

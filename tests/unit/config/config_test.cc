@@ -35,7 +35,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.listeners[0].bind, "127.0.0.1");
   EXPECT_EQ(c.listeners[0].port, 1883);
   EXPECT_EQ(c.limits.connect_timeout_ms, 10'000u);
-  EXPECT_EQ(c.limits.max_packet_size, 268'435'460u);
+  EXPECT_EQ(c.limits.max_packet_size, 1'048'576u);
   EXPECT_EQ(c.limits.max_inflight, 20);
   EXPECT_EQ(c.limits.max_queued_messages, 1000u);
   EXPECT_EQ(c.limits.max_queued_bytes, 64u << 20);
@@ -79,8 +79,8 @@ max_client_id_length = 128
   EXPECT_EQ(c.log_level, LogLevel::kDebug);
   EXPECT_EQ(c.workers, 4);
   ASSERT_EQ(c.listeners.size(), 2u);
-  EXPECT_EQ(c.listeners[0], (ListenerConfig{"0.0.0.0", 1884}));
-  EXPECT_EQ(c.listeners[1], (ListenerConfig{"::1", 0}));
+  EXPECT_EQ(c.listeners[0], (ListenerConfig{"0.0.0.0", 1884, {}}));
+  EXPECT_EQ(c.listeners[1], (ListenerConfig{"::1", 0, {}}));
   EXPECT_EQ(c.limits.connect_timeout_ms, 2500u);
   EXPECT_EQ(c.limits.max_packet_size, 65536u);
   EXPECT_EQ(c.limits.max_inflight, 100);
@@ -169,7 +169,7 @@ TEST(ConfigTest, AbsentKeysKeepTheirDefaults) {
   const Config c = Parsed("[limits]\nmax_inflight = 7\n[[listeners]]\nport = 1999\n");
   EXPECT_EQ(c.limits.max_inflight, 7);
   EXPECT_EQ(c.limits.max_packet_size, LimitsConfig{}.max_packet_size);
-  EXPECT_EQ(c.listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1999}}));
+  EXPECT_EQ(c.listeners, (std::vector<ListenerConfig>{{"127.0.0.1", 1999, {}}}));
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
 }
 
@@ -245,6 +245,52 @@ INSTANTIATE_TEST_SUITE_P(
                  "t.toml: limits.max_client_id_length: must be between 23 and 65535, got 22"},
         BadValue{"[limits]\nmax_client_id_length = true",
                  "t.toml: limits.max_client_id_length: must be an integer, got a boolean"},
+        BadValue{"[limits]\nmax_topic_levels = 0",
+                 "t.toml: limits.max_topic_levels: must be between 1 and 65536, got 0"},
+        BadValue{"[limits]\nmax_topic_length = 65536",
+                 "t.toml: limits.max_topic_length: must be between 1 and 65535, got 65536"},
+        BadValue{"[limits]\nmax_connections = 0",
+                 "t.toml: limits.max_connections: must be at least 1, got 0"},
+        BadValue{"[limits]\nmax_subscriptions_per_client = 0",
+                 "t.toml: limits.max_subscriptions_per_client: must be at least 1, got 0"},
+        BadValue{"[limits]\npublish_rate_grace_s = 86401",
+                 "t.toml: limits.publish_rate_grace_s: must be between 0 and 86400, got 86401"},
+        BadValue{
+            "[limits]\nmax_connect_packet_size = 15",
+            "t.toml: limits.max_connect_packet_size: must be between 16 and 268435460, got 15"},
+        BadValue{"auth = 1", "t.toml: auth: must be a table ([auth]), got an integer"},
+        BadValue{"[auth]\npasswords = 'x'", "t.toml: auth.passwords: unknown key"},
+        BadValue{"[auth]\npassword_file = 5",
+                 "t.toml: auth.password_file: must be a string, got an integer"},
+        BadValue{"[auth]\nallow_anonymous = 'yes'",
+                 "t.toml: auth.allow_anonymous: must be true or false, got a string"},
+        BadValue{"[auth]\nfailure_delay_ms = 60001",
+                 "t.toml: auth.failure_delay_ms: must be between 0 and 60000, got 60001"},
+        BadValue{"password_file = 'p'",
+                 "t.toml: password_file: unknown key (it belongs in the [auth] table)"},
+        BadValue{"[[listeners]]\nport = 8883\n[listeners.tls]\nkey = 'k.pem'",
+                 "t.toml: listeners[0].tls: needs cert (the server's PEM certificate chain)"},
+        BadValue{"[[listeners]]\nport = 8883\n[listeners.tls]\ncert = 'c.pem'",
+                 "t.toml: listeners[0].tls: needs key (the PEM private key of cert)"},
+        BadValue{"[[listeners]]\nport = 8883\n[listeners.tls]\ncert = ''\nkey = 'k'",
+                 "t.toml: listeners[0].tls.cert: must not be empty"},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nclient_certs = 'yes'",
+                 "t.toml: listeners[0].tls.client_certs: must be \"none\", \"optional\" or "
+                 "\"required\", got 'yes'"},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nclient_certs = "
+                 "'required'",
+                 "t.toml: listeners[0].tls.client_certs: needs ca (the CA certificates client "
+                 "certificates verify against)"},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nca = 'a'\n"
+                 "username_from_cert = 'cn'",
+                 "t.toml: listeners[0].tls.username_from_cert: needs client_certs = \"required\""},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nmin_version = '1.3'\n"
+                 "max_version = '1.2'",
+                 "t.toml: listeners[0].tls.min_version: must not be above max_version"},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nmin_version = '1.1'",
+                 "t.toml: listeners[0].tls.min_version: must be \"1.2\" or \"1.3\", got '1.1'"},
+        BadValue{"[[listeners]]\n[listeners.tls]\ncert = 'c'\nkey = 'k'\nsni = 'x'",
+                 "t.toml: listeners[0].tls.sni: unknown key"},
         BadValue{"limits = 5", "t.toml: limits: must be a table ([limits]), got an integer"},
         BadValue{"mqtt = 5", "t.toml: mqtt: must be a table ([mqtt]), got an integer"},
         BadValue{"[mqtt]\nmaximum_qos = 3",
@@ -399,4 +445,53 @@ TEST(ConfigTest, IpAddressesAreNumericOnly) {
 }
 
 }  // namespace
+
+TEST(ConfigFileTest, AuthAndTlsParse) {
+  const auto r = ParseConfig(
+      "[[listeners]]\nbind = '0.0.0.0'\nport = 8883\n[listeners.tls]\ncert = 'c.pem'\n"
+      "key = 'k.pem'\nca = 'ca.pem'\nclient_certs = 'required'\nusername_from_cert = "
+      "'subject'\nmin_version = '1.3'\nciphersuites = 'TLS_AES_256_GCM_SHA384'\n"
+      "[auth]\npassword_file = 'pw'\nacl_file = 'acl'\nallow_anonymous = true\n"
+      "failure_delay_ms = 0\n[limits]\nmax_publish_rate = 100\nmax_topic_levels = 8\n",
+      "t.toml");
+  ASSERT_TRUE(r.has_value()) << r.error();
+  ASSERT_TRUE(r->listeners[0].tls.has_value());
+  const TlsConfig& tls = *r->listeners[0].tls;
+  EXPECT_EQ(tls.cert, "c.pem");
+  EXPECT_EQ(tls.key, "k.pem");
+  EXPECT_EQ(tls.ca, "ca.pem");
+  EXPECT_EQ(tls.client_certs, ClientCerts::kRequired);
+  EXPECT_EQ(tls.username_from_cert, CertUsername::kSubject);
+  EXPECT_EQ(tls.min_version, TlsVersion::k1_3);
+  EXPECT_EQ(tls.max_version, TlsVersion::k1_3);
+  EXPECT_EQ(tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+  EXPECT_EQ(r->auth.password_file, "pw");
+  EXPECT_EQ(r->auth.acl_file, "acl");
+  EXPECT_EQ(r->auth.allow_anonymous, std::optional<bool>(true));
+  EXPECT_EQ(r->auth.failure_delay_ms, 0U);
+  EXPECT_EQ(r->limits.max_publish_rate, 100U);
+  EXPECT_EQ(r->limits.max_topic_levels, 8U);
+}
+
+TEST(ConfigFileTest, AnonymousOnlyOnLoopbackWithoutPasswordsUnlessSaidSo) {
+  Config c;
+  EXPECT_TRUE(AnonymousAllowed(c));  // 127.0.0.1, no password file
+  c.listeners = {ListenerConfig{"::1", 1883, {}}, ListenerConfig{"127.9.9.9", 1884, {}}};
+  EXPECT_TRUE(AnonymousAllowed(c));
+  c.listeners.push_back(ListenerConfig{"0.0.0.0", 1885, {}});
+  EXPECT_FALSE(AnonymousAllowed(c));  // reachable from elsewhere
+  c.auth.allow_anonymous = true;
+  EXPECT_TRUE(AnonymousAllowed(c));
+  c = Config{};
+  c.auth.password_file = "pw";
+  EXPECT_FALSE(AnonymousAllowed(c));
+  c.auth.allow_anonymous = true;
+  EXPECT_TRUE(AnonymousAllowed(c));
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackAddress("::1"));
+  EXPECT_FALSE(IsLoopbackAddress("::"));
+  EXPECT_FALSE(IsLoopbackAddress("128.0.0.1"));
+  EXPECT_FALSE(IsLoopbackAddress("localhost"));
+}
+
 }  // namespace tinymq::config
