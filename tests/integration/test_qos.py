@@ -56,6 +56,7 @@ class QosEndToEndTest(harness.BrokerTestCase):
         for sub in subs:
             sub.expect_nothing(0.3)
 
+    @harness.broker_config(limits={"max_packet_size": 8 << 20})  # above the 1 MiB default
     def test_payloads_larger_than_the_output_buffer(self):
         # Several 2 MiB messages in a row (more than tinymq's 1 MiB output high-water mark).
         sub = self.sub("it/big", qos=1)

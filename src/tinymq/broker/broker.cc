@@ -18,6 +18,20 @@
 namespace tinymq::broker {
 namespace {
 
+// Moves everything in `from` to the end of `out`, leaving `from` empty (a swap when `out` is
+// empty, so that buffers are reused rather than copied).
+template <typename T>
+void MoveAppend(std::vector<T>& from, std::vector<T>& out) {
+  if (out.empty()) {
+    out.swap(from);
+    return;
+  }
+  for (T& item : from) {
+    out.push_back(std::move(item));
+  }
+  from.clear();
+}
+
 std::string_view VersionName(ProtocolVersion v) {
   switch (v) {
     case ProtocolVersion::kV31: return "MQTT 3.1";
@@ -961,14 +975,7 @@ void Broker::RefuseLater(Connection& c, ReasonCode reason, std::string why, Inst
 }
 
 void Broker::TakeCredentialChecks(std::vector<CredentialCheck>& out) {
-  if (out.empty()) {
-    out.swap(credential_checks_);
-    return;
-  }
-  for (CredentialCheck& check : credential_checks_) {
-    out.push_back(std::move(check));
-  }
-  credential_checks_.clear();
+  MoveAppend(credential_checks_, out);
 }
 
 void Broker::OnCredentialResult(ConnectionId id, bool ok, Instant now) {
@@ -1617,16 +1624,7 @@ void Broker::Post(std::uint16_t to, Envelope envelope) {
   outbox_.push_back(Letter{to, std::move(envelope)});
 }
 
-void Broker::TakeOutbox(std::vector<Letter>& out) {
-  if (out.empty()) {
-    out.swap(outbox_);
-    return;
-  }
-  for (Letter& letter : outbox_) {
-    out.push_back(std::move(letter));
-  }
-  outbox_.clear();
-}
+void Broker::TakeOutbox(std::vector<Letter>& out) { MoveAppend(outbox_, out); }
 
 void Broker::IndexAdd(std::string_view filter, const Subscription& subscription) {
   if (index_.Subscribe(filter, subscription) && cluster_.summary != nullptr) {

@@ -102,29 +102,29 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   if (app.count("--bind") > 0) {
     if (!IsIpAddress(bind)) {
       return util::Unexpected(
-          "--bind: must be a numeric IPv4 or IPv6 address (no host name, no brackets), got '" +
-          bind + "'");
+          "--bind: must be a numeric IPv4 or IPv6 address (no host name, no brackets), got " +
+          Quoted(bind));
     }
     result.bind = bind;
   }
   if (app.count("--port") > 0) {
     result.port = ParsePort(port);
     if (!result.port) {
-      return util::Unexpected("--port: must be a number between 0 and 65535, got '" + port + "'");
+      return util::Unexpected("--port: must be a number between 0 and 65535, got " + Quoted(port));
     }
   }
   if (app.count("--log-level") > 0) {
     result.log_level = ParseLogLevel(log_level);
     if (!result.log_level) {
-      return util::Unexpected("--log-level: must be one of trace, debug, info, warn, error, got '" +
-                              log_level + "'");
+      return util::Unexpected("--log-level: must be one of trace, debug, info, warn, error, got " +
+                              Quoted(log_level));
     }
   }
   if (app.count("--workers") > 0) {
     result.workers = ParseWorkers(workers);
     if (!result.workers) {
       return util::Unexpected("--workers: must be a number between 0 and " +
-                              std::to_string(kMaxWorkers) + ", got '" + workers + "'");
+                              std::to_string(kMaxWorkers) + ", got " + Quoted(workers));
     }
   }
   if (app.count("--data-dir") > 0) {
@@ -133,8 +133,8 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   if (app.count("--durability") > 0) {
     result.durability = ParseDurability(durability);
     if (!result.durability) {
-      return util::Unexpected("--durability: must be one of always, batch, none, got '" +
-                              durability + "'");
+      return util::Unexpected("--durability: must be one of always, batch, none, got " +
+                              Quoted(durability));
     }
   }
   result.repair = repair;

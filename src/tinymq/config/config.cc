@@ -76,6 +76,26 @@ std::optional<TlsVersion> ParseTlsVersion(std::string_view name) {
   return ByName<TlsVersion>(kTlsVersionNames, name);
 }
 
+std::string Quoted(std::string_view value) {
+  constexpr std::size_t kMaxShown = 64;
+  std::string out = "'";
+  for (std::size_t i = 0; i < value.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c > 0x7E) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (value.size() > kMaxShown) {
+    out += "...";
+  }
+  return out + "'";
+}
+
 bool IsLoopbackAddress(std::string_view address) {
   const std::string text(address);
   std::array<unsigned char, 16> buf{};

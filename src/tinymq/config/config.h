@@ -25,6 +25,10 @@ std::string_view LogLevelName(LogLevel level);
 // The level named `name` (exactly as LogLevelName spells it), or nullopt.
 std::optional<LogLevel> ParseLogLevel(std::string_view name);
 
+// `value` as an error message quotes it: between single quotes, control characters and bytes
+// above 0x7E as \xNN (so a message stays one printable line), cut after 64 bytes with "...".
+std::string Quoted(std::string_view value);
+
 // True when `address` is a numeric IPv4 ("127.0.0.1") or IPv6 ("::1", no brackets) address.
 // Host names are refused: resolving them would block start-up on DNS and hide which address is
 // actually bound.

@@ -218,7 +218,7 @@ class Reader {
     }
     const std::optional<LogLevel> level = ParseLogLevel(*name);
     if (!level) {
-      Fail("log_level", "must be one of trace, debug, info, warn, error, got '" + *name + "'");
+      Fail("log_level", "must be one of trace, debug, info, warn, error, got " + Quoted(*name));
       return;
     }
     out = *level;
@@ -261,7 +261,7 @@ class Reader {
       out = *parsed;
       return;
     }
-    Fail(path, "must be " + std::string(names) + ", got '" + *text + "'");
+    Fail(path, "must be " + std::string(names) + ", got " + Quoted(*text));
   }
 
   void ReadTls(const toml::node& node, const std::string& path, std::optional<TlsConfig>& out) {
@@ -342,7 +342,7 @@ class Reader {
     }
     const std::optional<Durability> durability = ParseDurability(*name);
     if (!durability) {
-      Fail("durability", "must be \"always\", \"batch\" or \"none\", got '" + *name + "'");
+      Fail("durability", "must be \"always\", \"batch\" or \"none\", got " + Quoted(*name));
       return;
     }
     out = *durability;
@@ -372,8 +372,8 @@ class Reader {
         if (const std::string* address = String(*bind, path + ".bind"); address != nullptr) {
           if (!IsIpAddress(*address)) {
             Fail(path + ".bind",
-                 "must be a numeric IPv4 or IPv6 address (no host name, no brackets), got '" +
-                     *address + "'");
+                 "must be a numeric IPv4 or IPv6 address (no host name, no brackets), got " +
+                     Quoted(*address));
           }
           listener.bind = *address;
         }
@@ -458,7 +458,7 @@ class Reader {
           out.shared_subscription_policy = *parsed;
         } else {
           Fail("mqtt.shared_subscription_policy",
-               "must be \"round_robin\" or \"publisher_hash\", got '" + *name + "'");
+               "must be \"round_robin\" or \"publisher_hash\", got " + Quoted(*name));
         }
       }
     }
@@ -489,10 +489,106 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+// toml++ 3.3.0 (Debian 12's) reaches __builtin_unreachable() when it asks whether a non-ASCII
+// character is whitespace (upstream issues #190 and #295, fixed after 3.3.0): undefined
+// behaviour on a mere typo such as a bare key `café`. TOML allows non-ASCII characters only in
+// strings and comments, so anything else is refused here, with its line, before toml++ sees it;
+// so is one right after a line-ending backslash in a multi-line string (where toml++ skips
+// whitespace). Returns the line of the first such character.
+std::optional<std::size_t> NonAsciiWhereTomlAllowsNone(std::string_view text) {
+  enum class In : std::uint8_t { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  In in = In::kCode;
+  std::size_t line = 1;
+  std::size_t i = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;  // a UTF-8 byte order mark
+  auto at = [&](std::size_t k) { return k < text.size() ? text[k] : '\0'; };
+  auto three = [&](char q) { return at(i) == q && at(i + 1) == q && at(i + 2) == q; };
+  for (; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '\n') {
+      ++line;
+      if (in == In::kComment || in == In::kBasic || in == In::kLiteral) {
+        in = In::kCode;  // (an unclosed one-line string is toml++'s error to report)
+      }
+      continue;
+    }
+    switch (in) {
+      case In::kCode:
+        if ((static_cast<unsigned char>(ch) & 0x80) != 0) {
+          return line;
+        }
+        if (ch == '#') {
+          in = In::kComment;
+        } else if (ch == '"' || ch == '\'') {
+          if (three(ch)) {
+            in = ch == '"' ? In::kMultiBasic : In::kMultiLiteral;
+            i += 2;
+          } else {
+            in = ch == '"' ? In::kBasic : In::kLiteral;
+          }
+        }
+        break;
+      case In::kComment: break;
+      case In::kBasic:
+        if (ch == '\\') {
+          ++i;  // the escaped character (a line break here is toml++'s error)
+        } else if (ch == '"') {
+          in = In::kCode;
+        }
+        break;
+      case In::kLiteral:
+        if (ch == '\'') {
+          in = In::kCode;
+        }
+        break;
+      case In::kMultiBasic:
+        if (ch == '\\') {
+          std::size_t k = i + 1;
+          while (at(k) == ' ' || at(k) == '\t') {
+            ++k;
+          }
+          if (at(k) == '\r' || at(k) == '\n') {  // a line-ending backslash: whitespace skipped
+            while (at(k) == ' ' || at(k) == '\t' || at(k) == '\r' || at(k) == '\n') {
+              line += at(k) == '\n' ? 1 : 0;
+              ++k;
+            }
+            if ((static_cast<unsigned char>(at(k)) & 0x80) != 0) {
+              return line;
+            }
+            i = k - 1;
+          } else {
+            ++i;  // an escape sequence
+          }
+        } else if (three('"')) {
+          i += 2;
+          while (at(i + 1) == '"') {  // up to two quotes may end the content
+            ++i;
+          }
+          in = In::kCode;
+        }
+        break;
+      case In::kMultiLiteral:
+        if (three('\'')) {
+          i += 2;
+          while (at(i + 1) == '\'') {
+            ++i;
+          }
+          in = In::kCode;
+        }
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 util::Result<Config, std::string> ParseConfig(std::string_view text, std::string_view source) {
   try {
+    if (const std::optional<std::size_t> line = NonAsciiWhereTomlAllowsNone(text)) {
+      return util::Unexpected(std::string(source) + ":" + std::to_string(*line) +
+                              ": a non-ASCII character outside a string or comment (TOML "
+                              "allows them only there; quote a key that needs one)");
+    }
     toml::table root;
     try {
       root = toml::parse(text, source);

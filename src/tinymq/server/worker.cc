@@ -261,7 +261,7 @@ bool Worker::HandOff(ConnectionId id) noexcept {
   if (c->tls != nullptr) {
     mail.tls = std::move(c->tls->session);  // this thread is done with it
   }
-  mail.address = c->address;  // the count in group_.caps goes along
+  mail.address = TakeAddress(id);  // the count in group_.caps goes along
   connections_.Erase(id);
   broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
   mail.peer = std::move(handoff.peer);
@@ -313,7 +313,9 @@ std::optional<ConnectionId> Worker::Adopt(Arrival arrival, Instant now) noexcept
   Connection c;
   c.fd = std::move(arrival.fd);
   c.tls = std::move(arrival.tls);
-  c.address = arrival.address;
+  if (group_.caps != nullptr && group_.caps->per_address()) {
+    addresses_[broker::SlotOf(id)] = arrival.address;
+  }
   connections_.Insert(id, std::move(c));
   return id;
 }
@@ -578,6 +580,15 @@ void Worker::PeerGone(ConnectionId id, std::string_view why, Instant now) noexce
   Close(id);
 }
 
+AddressKey Worker::TakeAddress(ConnectionId id) noexcept {
+  AddressKey key{};  // any key does without a per-address cap (ConnectionCaps::per_address)
+  if (const auto it = addresses_.find(broker::SlotOf(id)); it != addresses_.end()) {
+    key = it->second;
+    addresses_.erase(it);
+  }
+  return key;
+}
+
 void Worker::Close(ConnectionId id) noexcept {
   Connection* c = connections_.Find(id);
   if (c == nullptr) {
@@ -586,7 +597,7 @@ void Worker::Close(ConnectionId id) noexcept {
   }
   (void)loop_.Remove(c->fd.get());
   if (group_.caps != nullptr) {
-    group_.caps->Remove(c->address);
+    group_.caps->Remove(TakeAddress(id));
   }
   connections_.Erase(id);  // closes the socket (and frees its TLS session)
   broker_.Release(id);

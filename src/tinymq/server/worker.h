@@ -193,9 +193,8 @@ class Worker {
     // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
     bool half_closed = false;
     std::unique_ptr<TlsConnection> tls;  // null: plain TCP
-    AddressKey address{};  // what it counts against in group_.caps (per address: its source)
   };
-  // The connections by their broker slot (broker::SlotOf), so that each costs its 40 bytes and no
+  // The connections by their broker slot (broker::SlotOf), so that each costs its 24 bytes and no
   // hash node.
   class ConnectionTable {
    public:
@@ -300,6 +299,8 @@ class Worker {
   bool FlushDirty(broker::Instant now) noexcept;
   void PeerGone(broker::ConnectionId id, std::string_view why, broker::Instant now) noexcept;
   void Close(broker::ConnectionId id) noexcept;
+  // Forgets and returns the connection's source address (addresses_; zeros when none is kept).
+  AddressKey TakeAddress(broker::ConnectionId id) noexcept;
   void SetInterest(broker::ConnectionId id, Connection& c, net::EventMask interest) noexcept;
   void PauseAccepting(broker::Instant now) noexcept;
   void HousekeepAccepting(broker::Instant now) noexcept;
@@ -313,6 +314,9 @@ class Worker {
   std::vector<ListenerEntry> listeners_;
   broker::Broker broker_;
   ConnectionTable connections_;
+  // With a per-address cap only: each connection's source address (what it counts against in
+  // group_.caps), by broker slot; kept out of Connection so that it costs nothing otherwise.
+  std::unordered_map<std::uint32_t, AddressKey> addresses_;
   std::deque<std::pair<broker::Instant, broker::ConnectionId>> lingering_;  // by deadline
   std::optional<broker::Instant> accept_paused_until_;
   // Work is left for the next turn (FlushDirty or the commit rounds stopped early, or Restore()

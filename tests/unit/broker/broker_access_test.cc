@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/unit/broker/broker_test_util.h"
+#include "tests/unit/broker/packet_summary.h"
 #include "tinymq/auth/acl.h"
 #include "tinymq/auth/password_file.h"
 #include "tinymq/broker/broker.h"
@@ -54,68 +55,9 @@ pattern readwrite dev/%c/#
 pattern read inbox/%u/#
 )";
 
-std::string Hex(std::uint8_t byte) {
-  char text[8];
-  std::snprintf(text, sizeof text, "0x%02X", static_cast<unsigned>(byte));
-  return text;
-}
-std::string Hex(ReasonCode code) { return Hex(static_cast<std::uint8_t>(code)); }
-
-std::string VersionName(const ::testing::TestParamInfo<ProtocolVersion>& param) {
-  return param.param == kV5 ? "V5" : "V311";
-}
-
-// What a client received, one entry per packet, with the fields the tests compare:
-// "CONNACK 0x86" (3.1.x: "CONNACK rc5"; " sp" when a session is present), "SUBACK 1 [0x01 0x87]",
-// "PUBLISH a/x q1 'payload'" (" retain", " dup" when set), "PUBACK 7 0x87" (3.1.x: "PUBACK 7"),
-// "DISCONNECT 0x96"; " | " between packets.
-std::string Summary(const std::vector<mqtt::Packet>& packets, ProtocolVersion version) {
-  const bool v5 = version == kV5;
-  std::string out;
-  auto ack = [&](std::string_view name, std::uint16_t id, ReasonCode reason) {
-    out += std::string(name) + " " + std::to_string(id) + (v5 ? " " + Hex(reason) : "");
-  };
-  for (const mqtt::Packet& packet : packets) {
-    if (!out.empty()) {
-      out += " | ";
-    }
-    std::visit(
-        [&](const auto& p) {
-          using T = std::decay_t<decltype(p)>;
-          if constexpr (std::is_same_v<T, mqtt::Connack>) {
-            const auto rc = mqtt::ToConnackReturnCode(p.reason);
-            out +=
-                "CONNACK " + (v5 ? Hex(p.reason)
-                                 : "rc" + (rc ? std::to_string(static_cast<unsigned>(*rc)) : "?"));
-            out += p.session_present ? " sp" : "";
-          } else if constexpr (std::is_same_v<T, mqtt::Suback>) {
-            out += "SUBACK " + std::to_string(p.packet_id) + " [";
-            for (std::size_t i = 0; i < p.reason_codes.size(); ++i) {
-              out += (i == 0 ? "" : " ") + Hex(p.reason_codes[i]);
-            }
-            out += "]";
-          } else if constexpr (std::is_same_v<T, mqtt::Publish>) {
-            out += "PUBLISH " + std::string(p.topic) + " q" +
-                   std::to_string(static_cast<unsigned>(p.qos)) + (p.retain ? " retain" : "") +
-                   (p.dup ? " dup" : "") + " '" + std::string(p.payload.AsString()) + "'";
-          } else if constexpr (std::is_same_v<T, mqtt::Puback>) {
-            ack("PUBACK", p.packet_id, p.reason);
-          } else if constexpr (std::is_same_v<T, mqtt::Pubrec>) {
-            ack("PUBREC", p.packet_id, p.reason);
-          } else if constexpr (std::is_same_v<T, mqtt::Pubrel>) {
-            ack("PUBREL", p.packet_id, p.reason);
-          } else if constexpr (std::is_same_v<T, mqtt::Pubcomp>) {
-            ack("PUBCOMP", p.packet_id, p.reason);
-          } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
-            out += "DISCONNECT" + (v5 ? " " + Hex(p.reason) : "");
-          } else {
-            out += std::string(mqtt::PacketTypeName(mqtt::TypeOf(packet)));
-          }
-        },
-        packet);
-  }
-  return out;
-}
+using testing::Hex;
+using testing::Summary;
+using testing::VersionName;
 
 std::shared_ptr<const auth::PasswordFile> MakePasswords() {
   std::string text = "# made by broker_access_test\n";

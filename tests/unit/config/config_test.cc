@@ -494,4 +494,24 @@ TEST(ConfigFileTest, AnonymousOnlyOnLoopbackWithoutPasswordsUnlessSaidSo) {
   EXPECT_FALSE(IsLoopbackAddress("localhost"));
 }
 
+TEST(ConfigFileTest, NonAsciiOutsideStringsIsRefusedBeforeTomlSeesIt) {
+  // Inputs that reach undefined behaviour inside toml++ 3.3.0 (found by the config fuzzer).
+  EXPECT_EQ(ParseConfig("caf\xC3\xA9 = 1\n", "t.toml").error(),
+            "t.toml:1: a non-ASCII character outside a string or comment (TOML allows them only "
+            "there; quote a key that needs one)");
+  EXPECT_TRUE(ParseConfig("log_level = 'info'\nlosync_i\xEF\xBB\xAFrval = 1\n", "t.toml")
+                  .error()
+                  .starts_with("t.toml:2: a non-ASCII character"));
+  EXPECT_TRUE(ParseConfig("s = \"\"\"\\\n\xC2\xA7\"\"\"\n", "t.toml")
+                  .error()
+                  .starts_with("t.toml:2: a non-ASCII character"));
+  // Where TOML allows them, they pass on to toml++ (and to the usual checks).
+  EXPECT_TRUE(ParseConfig("# caf\xC3\xA9\ndata_dir = \"caf\xC3\xA9\"\n", "t.toml").has_value());
+  EXPECT_TRUE(ParseConfig("data_dir = '''x\n\xC3\xA9'''\n", "t.toml").has_value());
+  EXPECT_TRUE(ParseConfig("data_dir = \"\"\"a\\\n  b\xC3\xA9\"\"\"\n", "t.toml").has_value());
+  EXPECT_EQ(ParseConfig("\"caf\xC3\xA9\" = 1\n", "t.toml").error().find("non-ASCII"),
+            std::string::npos);
+  EXPECT_TRUE(ParseConfig("\xEF\xBB\xBFlog_level = 'info'\n", "t.toml").has_value());
+}
+
 }  // namespace tinymq::config
