@@ -19,6 +19,7 @@
 
 #include "tests/unit/broker/broker_test_util.h"
 #include "tests/unit/broker/packet_summary.h"
+#include "tests/unit/broker/versioned_broker_test.h"
 #include "tinymq/auth/acl.h"
 #include "tinymq/auth/password_file.h"
 #include "tinymq/broker/broker.h"
@@ -79,30 +80,14 @@ std::shared_ptr<const auth::AclFile> MakeAcl() {
   return std::make_shared<const auth::AclFile>(std::move(*file));
 }
 
-class BrokerAccessTest : public ::testing::TestWithParam<ProtocolVersion> {
+class BrokerAccessTest : public testing::VersionedBrokerTest {
  protected:
   BrokerAccessTest() { session_props_.Add(PropertyId::kSessionExpiryInterval, 3600U); }
 
-  bool v5() const { return GetParam() == kV5; }
-  // The CONNACK of a client let in, and of one refused with `v5_code` (3.1.1: return code `rc`).
-  std::string Accepted() const { return v5() ? "CONNACK 0x00" : "CONNACK rc0"; }
+  // The CONNACK of a client refused with `v5_code` (3.1.1: return code `rc`).
   std::string Refused(ReasonCode v5_code, int rc) const {
     return v5() ? "CONNACK " + Hex(v5_code) : "CONNACK rc" + std::to_string(rc);
   }
-  // The 3.1.1 SUBACK failure is 0x80 whatever the 5.0 code would be.
-  std::string Failure(ReasonCode v5_code) const { return v5() ? Hex(v5_code) : "0x80"; }
-
-  // The broker, built from limits_ and policy on first use.
-  Broker& broker() {
-    if (broker_ == nullptr) {
-      broker_ = std::make_unique<Broker>(limits_);
-      if (policy_ != nullptr) {
-        broker_->SetAccess(policy_);
-      }
-    }
-    return *broker_;
-  }
-
   // The policy of the broker's next connections.
   void UsePolicy(bool allow_anonymous, bool with_passwords, bool with_acl,
                  Duration failure_delay = seconds(1)) {
@@ -134,18 +119,6 @@ class BrokerAccessTest : public ::testing::TestWithParam<ProtocolVersion> {
     return c;
   }
 
-  std::vector<std::uint8_t> Encoded(std::initializer_list<mqtt::Packet> packets) const {
-    std::vector<std::uint8_t> bytes;
-    for (const mqtt::Packet& p : packets) {
-      EXPECT_TRUE(mqtt::Encode(p, GetParam(), bytes).has_value());
-    }
-    return bytes;
-  }
-
-  std::unique_ptr<TestClient> NewClient() {
-    return std::make_unique<TestClient>(broker(), clock_, GetParam());
-  }
-
   // A client that connected, had its password (if any) checked as a checker thread would, and got
   // CONNACK 0x00.
   std::unique_ptr<TestClient> LetIn(std::string_view client_id,
@@ -174,43 +147,9 @@ class BrokerAccessTest : public ::testing::TestWithParam<ProtocolVersion> {
     return checks;
   }
 
-  // Everything `c` was sent since it last looked.
-  std::string Got(TestClient& c) { return Summary(c.Receive(), GetParam()); }
-
-  // Subscribes to `filters` at `qos`; returns what the client got (the SUBACK first).
-  std::string Sub(TestClient& c, std::initializer_list<std::string_view> filters,
-                  QoS qos = QoS::k1) {
-    mqtt::SubscriptionListBuilder list;
-    for (std::string_view f : filters) {
-      list.Add(f, {qos, false, false, 0});
-    }
-    c.Send(mqtt::Subscribe{next_packet_id_++, {}, list.view()});
-    return Got(c);
-  }
-
-  // True when `id` is among the connections TakeDirty() returns now.
-  bool Dirty(ConnectionId id) {
-    for (ConnectionId d : broker().TakeDirty()) {
-      if (d == id) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void Tick(Duration d) {
-    clock_.Advance(d);
-    broker().OnTimer(clock_.Now());
-  }
-
   const std::shared_ptr<const auth::PasswordFile> passwords_ = MakePasswords();
   const std::shared_ptr<const auth::AclFile> acl_ = MakeAcl();
-  std::shared_ptr<const AccessPolicy> policy_;
-  Limits limits_;
-  FakeClock clock_;
-  std::unique_ptr<Broker> broker_;
   mqtt::PropertiesBuilder session_props_;
-  std::uint16_t next_packet_id_ = 1;
 };
 
 INSTANTIATE_TEST_SUITE_P(Versions, BrokerAccessTest, ::testing::Values(kV311, kV5), VersionName);

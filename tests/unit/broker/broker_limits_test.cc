@@ -20,6 +20,7 @@
 
 #include "tests/unit/broker/broker_test_util.h"
 #include "tests/unit/broker/packet_summary.h"
+#include "tests/unit/broker/versioned_broker_test.h"
 #include "tinymq/auth/password_file.h"
 #include "tinymq/broker/broker.h"
 
@@ -42,32 +43,13 @@ using testing::Hex;
 using testing::Summary;
 using testing::VersionName;
 
-class BrokerLimitsTest : public ::testing::TestWithParam<ProtocolVersion> {
+class BrokerLimitsTest : public testing::VersionedBrokerTest {
  protected:
-  bool v5() const { return GetParam() == kV5; }
-  std::string Accepted() const { return v5() ? "CONNACK 0x00" : "CONNACK rc0"; }
   // A PUBACK (or PUBREC) for packet `id` that 5.0 gives reason `code`.
   std::string Ack(std::uint16_t id, ReasonCode code = ReasonCode::kSuccess,
                   std::string_view name = "PUBACK") const {
     return std::string(name) + " " + std::to_string(id) + (v5() ? " " + Hex(code) : "");
   }
-  // The 3.1.1 SUBACK failure is 0x80 whatever the 5.0 code would be.
-  std::string Failure(ReasonCode v5_code) const { return v5() ? Hex(v5_code) : "0x80"; }
-
-  Broker& broker() {
-    if (broker_ == nullptr) {
-      broker_ = std::make_unique<Broker>(limits_);
-      if (policy_ != nullptr) {
-        broker_->SetAccess(policy_);
-      }
-    }
-    return *broker_;
-  }
-
-  std::unique_ptr<TestClient> NewClient() {
-    return std::make_unique<TestClient>(broker(), clock_, GetParam());
-  }
-
   mqtt::Connect MakeConnect(std::string_view client_id, std::uint16_t keep_alive = 0) const {
     mqtt::Connect c;
     c.version = GetParam();
@@ -125,46 +107,7 @@ class BrokerLimitsTest : public ::testing::TestWithParam<ProtocolVersion> {
     return payload;
   }
 
-  std::vector<std::uint8_t> Encoded(std::initializer_list<mqtt::Packet> packets) const {
-    std::vector<std::uint8_t> bytes;
-    for (const mqtt::Packet& p : packets) {
-      EXPECT_TRUE(mqtt::Encode(p, GetParam(), bytes).has_value());
-    }
-    return bytes;
-  }
-
-  std::string Got(TestClient& c) { return Summary(c.Receive(), GetParam()); }
-
-  std::string Sub(TestClient& c, std::initializer_list<std::string_view> filters,
-                  QoS qos = QoS::k1) {
-    mqtt::SubscriptionListBuilder list;
-    for (std::string_view f : filters) {
-      list.Add(f, {qos, false, false, 0});
-    }
-    c.Send(mqtt::Subscribe{next_packet_id_++, {}, list.view()});
-    return Got(c);
-  }
-
-  bool Dirty(ConnectionId id) {
-    for (ConnectionId d : broker().TakeDirty()) {
-      if (d == id) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void Tick(Duration d) {
-    clock_.Advance(d);
-    broker().OnTimer(clock_.Now());
-  }
-
-  Limits limits_;
-  std::shared_ptr<const AccessPolicy> policy_;
-  FakeClock clock_;
-  std::unique_ptr<Broker> broker_;
   std::deque<std::string> kept_;
-  std::uint16_t next_packet_id_ = 1;
 };
 
 INSTANTIATE_TEST_SUITE_P(Versions, BrokerLimitsTest, ::testing::Values(kV311, kV5), VersionName);
