@@ -864,13 +864,7 @@ void Broker::HandleConnect(Connection& c, const mqtt::Connect& connect, Instant 
   c.version = connect.version;
   const bool v5 = connect.version == ProtocolVersion::kV5;
   auto refuse = [&](ReasonCode reason, std::string_view why) {
-    // [MQTT-3.2.2-19]: the Reason String only if the CONNACK stays within the client's maximum.
-    SendFitting(
-        c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
-        mqtt::Connack{false, reason, {}},
-        v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX)
-           : UINT32_MAX);
-    Close(c, why, /*publish_will=*/false, now);
+    RefuseConnect(c, connect, reason, why, now);
   };
 
   if (connect.client_id.empty() &&
@@ -1005,15 +999,22 @@ void Broker::OnCredentialResult(ConnectionId id, bool ok, Instant now) {
   DrainInput(*c, now);  // what the client sent after its CONNECT
 }
 
+void Broker::RefuseConnect(Connection& c, const mqtt::Connect& connect, ReasonCode reason,
+                           std::string_view why, Instant now) {
+  const bool v5 = connect.version == ProtocolVersion::kV5;
+  // [MQTT-3.2.2-19]: the Reason String only if the CONNACK stays within the client's maximum.
+  SendFitting(
+      c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
+      mqtt::Connack{false, reason, {}},
+      v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX)
+         : UINT32_MAX);
+  Close(c, why, /*publish_will=*/false, now);
+}
+
 void Broker::ContinueConnect(Connection& c, const mqtt::Connect& connect, Instant now) {
   const bool v5 = connect.version == ProtocolVersion::kV5;
   auto refuse = [&](ReasonCode reason, std::string_view why) {
-    SendFitting(
-        c, mqtt::Connack{false, reason, v5 ? ReasonString(why).view() : mqtt::Properties{}},
-        mqtt::Connack{false, reason, {}},
-        v5 ? connect.properties.Number(mqtt::PropertyId::kMaximumPacketSize).value_or(UINT32_MAX)
-           : UINT32_MAX);
-    Close(c, why, /*publish_will=*/false, now);
+    RefuseConnect(c, connect, reason, why, now);
   };
   const std::optional<std::string_view> method =
       v5 ? connect.properties.Text(mqtt::PropertyId::kAuthenticationMethod) : std::nullopt;

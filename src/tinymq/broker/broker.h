@@ -453,6 +453,10 @@ class Broker {
   void HandlePacket(Connection& c, const mqtt::Packet& packet, Instant now);
   void HandleDecodeError(Connection& c, mqtt::DecodeError error, Instant now);
   void HandleConnect(Connection& c, const mqtt::Connect& connect, Instant now);
+  // Refuses `connect` with CONNACK `reason` (with `why` as its 5.0 Reason String when it fits the
+  // client's Maximum Packet Size) and closes the connection.
+  void RefuseConnect(Connection& c, const mqtt::Connect& connect, mqtt::ReasonCode reason,
+                     std::string_view why, Instant now);
   // After the credentials are checked: enhanced authentication, then AcceptConnect.
   void ContinueConnect(Connection& c, const mqtt::Connect& connect, Instant now);
   // What the password file, the anonymous rule and a certificate say of `connect`: allowed (true),
