@@ -5,6 +5,8 @@
 #   make test    build and run every test: unit and integration tests under ASan+UBSan, the
 #                threaded ones under ThreadSanitizer, then each fuzz target for FUZZ_SECONDS
 #   make build   build the release binaries only (build/release/bin/)
+#   make install build, then install them with the configuration, docs and systemd unit under
+#                PREFIX (default /usr/local; DESTDIR=DIR stages the install under DIR)
 #
 # Other targets: debug, asan, tsan, fuzz, fuzz-run, bench, format, clean. Warnings are errors when
 # CI is set (CI=true in CI) or WERROR=ON.
@@ -14,9 +16,11 @@ WERROR     ?= $(if $(CI),ON,OFF)
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?=
 ARGS       ?=
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 CMAKE_GEN  := -G Ninja -DTINYMQ_WERROR=$(WERROR)
 
-.PHONY: all deps build run test debug asan tsan fuzz fuzz-run bench bench-codec format clean
+.PHONY: all deps build install run test debug asan tsan fuzz fuzz-run bench bench-codec format clean
 
 all: build
 
@@ -27,6 +31,12 @@ build: deps
 	@cmake -S . -B build/release $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
 	  -DTINYMQ_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build/release -j $(JOBS)
+
+# Installs into $(PREFIX) (bin/, etc/tinymq/tinymq.toml unless one exists, share/doc/tinymq/,
+# lib/systemd/system/tinymq.service); docs/operations.md. cmake --install reads DESTDIR from the
+# environment.
+install: build
+	DESTDIR='$(DESTDIR)' cmake --install build/release --prefix '$(PREFIX)'
 
 # --data-dir may repeat: the last one counts, so ARGS="--data-dir DIR" (or --data-dir '' for none)
 # overrides this one.

@@ -37,6 +37,8 @@ targets_table=(
   "broker  tinymq_broker_fuzz  tinymq_make_broker_corpus -"
   "config  tinymq_config_fuzz  -                         src/tinymq/config"
   "auth    tinymq_auth_fuzz    -                         src/tinymq/auth"
+  "proxy   tinymq_proxy_fuzz   -                         -"
+  "websocket tinymq_websocket_fuzz -                       -"
 )
 
 usage() {

@@ -222,9 +222,15 @@ class Broker:
 
     `tls` (tinymq only) makes the listener on self.port a TLS one: the keys of its
     [listeners.tls] table, e.g. {"cert": "server.pem", "key": "server.key"}.
-    `extra_listeners` (tinymq only) are more [[listeners]] tables, e.g.
-    [{"port": 18884}, {"port": 18885, "tls": {...}}] (bind defaults to 127.0.0.1). With either,
-    the listeners are written in the configuration file instead of --bind/--port.
+    `extra_listeners` are more [[listeners]] tables, e.g.
+    [{"port": 18884}, {"port": 18885, "tls": {...}}, {"port": 18886, "websocket": True}] (bind
+    defaults to 127.0.0.1; every key but "tls" is written as is: websocket, proxy_protocol). With
+    either, the listeners are written in the configuration file instead of --bind/--port. For
+    mosquitto, plain and websocket extra listeners become `listener` lines (with `protocol
+    websockets`); TLS and PROXY-protocol ones are tinymq only.
+    `top` are more top-level keys (sys_interval, log_destination, log_file, ...); mosquitto gets
+    the ones it has (sys_interval). `tables` are more tables, e.g. {"metrics": {"enabled": True,
+    "port": 19090}} (tinymq only).
     """
 
     MOSQUITTO_LIMITS = {
@@ -255,8 +261,11 @@ class Broker:
     def __init__(self, limits: Optional[dict] = None, extra_args: Iterable[str] = (),
                  mqtt: Optional[dict] = None, workers: Optional[int] = None,
                  data_dir=None, durability: Optional[str] = None, tls: Optional[dict] = None,
-                 extra_listeners: Optional[list] = None, auth: Optional[dict] = None):
+                 extra_listeners: Optional[list] = None, auth: Optional[dict] = None,
+                 top: Optional[dict] = None, tables: Optional[dict] = None):
         self.kind = broker_kind()
+        self.top = dict(top or {})
+        self.tables = {name: dict(values) for name, values in (tables or {}).items()}
         # tinymq's [auth] table (password_file, acl_file, allow_anonymous, failure_delay_ms); for
         # mosquitto the first three become the options of the same names.
         self.auth = dict(auth or {})
@@ -356,19 +365,26 @@ class Broker:
                     options[self.MOSQUITTO_MQTT[key]] = value
             for option, value in options.items():
                 lines.append(f"{option} {mosquitto_value(value)}")
+            if "sys_interval" in self.top:
+                lines.append(f"sys_interval {self.top['sys_interval']}")
+            for listener in self.extra_listeners:
+                lines.append(f"listener {listener['port']} {listener.get('bind', HOST)}")
+                if listener.get("websocket"):
+                    lines.append("protocol websockets")
             conf.write_text("\n".join(lines) + "\n")
             return [MOSQUITTO, "-c", str(conf), *self.extra_args]
         argv = [tinymq_binary()]
         listeners_in_file = self.tls is not None or bool(self.extra_listeners)
         if (self.limits or self.mqtt or self.auth or self.workers is not None
-                or listeners_in_file):
+                or listeners_in_file or self.top or self.tables):
             conf = d / "tinymq.toml"
             body = ""
             # Top-level keys first: after a [table] header a key belongs to that table.
             if self.workers is not None:
                 body += f"workers = {toml_value(self.workers)}\n"
+            body += "".join(f"{k} = {toml_value(v)}\n" for k, v in self.top.items())
             for table, values in (("limits", self.limits), ("mqtt", self.mqtt),
-                                  ("auth", self.auth)):
+                                  ("auth", self.auth), *self.tables.items()):
                 if values:
                     body += f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n"
                                                      for k, v in values.items())
@@ -376,6 +392,8 @@ class Broker:
                 for listener in [{"port": self.port, "tls": self.tls}, *self.extra_listeners]:
                     body += (f"[[listeners]]\nbind = {toml_value(listener.get('bind', HOST))}\n"
                              f"port = {toml_value(listener['port'])}\n")
+                    body += "".join(f"{k} = {toml_value(v)}\n" for k, v in listener.items()
+                                    if k not in ("bind", "port", "tls") and v is not None)
                     if listener.get("tls"):
                         body += "[listeners.tls]\n" + "".join(
                             f"{k} = {toml_value(v)}\n" for k, v in listener["tls"].items())

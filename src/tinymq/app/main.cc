@@ -1,19 +1,21 @@
-// tinymq entry point: the command line and the configuration file, logging to stderr, then the
-// server until SIGINT or SIGTERM.
+// tinymq entry point: the command line and the configuration file, logging (app/logging.h:
+// stderr, a file or syslog, written by a thread of its own), then the server until SIGINT or
+// SIGTERM.
 //
 // Exit status: 0 after a clean stop (SIGINT and SIGTERM included) and for --version and --help;
 // 2 for a bad command line or configuration; 1 when the server cannot start (e.g. the port is in
 // use) or its event loop fails. Every failure is one line on stderr naming the cause.
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "tinymq/app/logging.h"
 #include "tinymq/config/command_line.h"
 #include "tinymq/config/config.h"
 #include "tinymq/server/server.h"
@@ -24,24 +26,6 @@ namespace config = tinymq::config;
 
 constexpr int kExitUsage = 2;
 constexpr int kExitFailure = 1;
-
-spdlog::level::level_enum ToSpdlog(config::LogLevel level) {
-  switch (level) {
-    case config::LogLevel::kTrace: return spdlog::level::trace;
-    case config::LogLevel::kDebug: return spdlog::level::debug;
-    case config::LogLevel::kInfo: return spdlog::level::info;
-    case config::LogLevel::kWarn: return spdlog::level::warn;
-    case config::LogLevel::kError: return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
-
-void SetUpLogging(config::LogLevel level) {
-  auto logger = spdlog::stderr_color_mt("tinymq");
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-  logger->set_level(ToSpdlog(level));
-  spdlog::set_default_logger(std::move(logger));
-}
 
 std::string Join(const std::vector<std::string>& parts) {
   std::string out;
@@ -100,10 +84,23 @@ int Main(int argc, char** argv) {
   // A server must not die because whoever reads its stderr went away; sockets are written with
   // MSG_NOSIGNAL already.
   std::signal(SIGPIPE, SIG_IGN);
-  SetUpLogging(cfg->log_level);
+  // Declared before the server, so that it outlives every thread that logs. Its destructor, at
+  // every return below, writes the lines still queued (the last "stopped" included) and stops the
+  // logging thread.
+  auto logging = tinymq::app::Logging::Start(*cfg);
+  if (!logging) {
+    std::fprintf(stderr, "tinymq: %s\n", logging.error().c_str());
+    return kExitFailure;
+  }
 
-  auto server = tinymq::server::Server::Create(*cfg);
+  // SIGHUP reads the file and the command line again; the logging part is applied here.
+  tinymq::server::ServerHooks hooks;
+  hooks.version = TINYMQ_VERSION;
+  hooks.reread = [&command_line] { return config::ResolveConfig(*command_line); };
+  hooks.apply_logging = [&logging](const config::Config& next) { return logging->Apply(next); };
+  auto server = tinymq::server::Server::Create(*cfg, std::move(hooks));
   if (!server) {
+    logging->Flush();  // what Create() logged (e.g. a restore) comes before the error
     std::fprintf(stderr, "tinymq: %s\n", server.error().c_str());
     return kExitFailure;
   }

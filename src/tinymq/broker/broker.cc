@@ -18,6 +18,11 @@
 namespace tinymq::broker {
 namespace {
 
+// $SYS and its subtopics: the broker's own (PublishSystem).
+bool IsSystemTopic(std::string_view topic) {
+  return topic.starts_with("$SYS") && (topic.size() == 4 || topic[4] == '/');
+}
+
 // Moves everything in `from` to the end of `out`, leaving `from` empty (a swap when `out` is
 // empty, so that buffers are reused rather than copied).
 template <typename T>
@@ -139,6 +144,69 @@ std::size_t Broker::connection_count() const { return connection_count_; }
 
 std::size_t Broker::session_count() const { return sessions_.size(); }
 
+std::size_t Broker::clients_connected() const {
+  std::size_t n = 0;
+  for (const auto& [id, s] : sessions_) {
+    n += s->connection != nullptr ? 1 : 0;
+  }
+  return n;
+}
+
+std::size_t Broker::queued_count() const {
+  std::size_t n = 0;
+  for (const auto& [id, s] : sessions_) {
+    n += s->queue.size() + (s->stored != nullptr ? s->stored->spilled : 0);
+  }
+  return n;
+}
+
+std::size_t Broker::inflight_count() const {
+  std::size_t n = 0;
+  for (const auto& [id, s] : sessions_) {
+    n += s->inflight.size();
+  }
+  return n;
+}
+
+void Broker::SetLimits(const Limits& limits) {
+  Limits next = limits;
+  next.client_id_seed = limits_.client_id_seed;  // generated ids stay unique
+  limits_ = next;
+}
+
+void Broker::PublishSystem(std::string_view topic, std::string_view payload, bool retain,
+                           Instant now) {
+  last_now_ = now;
+  // (Publish keeps it as the topic's retained message, unless over the retained limits.)
+  Publish(messages_.Make(topic, mqtt::BinaryView::Of(payload), QoS::k0, retain, {}, now),
+          /*publisher=*/0, /*publisher_id=*/{});
+}
+
+void Broker::BeginShutdown(Instant now) {
+  last_now_ = now;
+  shutting_down_ = true;
+  for (std::size_t slot = 0; slot < connections_.size(); ++slot) {
+    Connection& c = connections_[slot];
+    if (c.id == 0 || c.state == Connection::State::kClosing) {
+      continue;
+    }
+    if (c.state == Connection::State::kConnected) {
+      SendDisconnect(c, ReasonCode::kServerShuttingDown, "server shutting down");
+    }
+    if (Session* s = c.session) {
+      if (log_) {
+        log_(LogLevel::kInfo,
+             "client " + s->client_id + " disconnected from " + c.peer + " (server shutting down)");
+      }
+      // Left as it is, in memory and in the store: what a restart restores, as after a crash.
+      s->connection = nullptr;
+      c.session = nullptr;
+    }
+    c.state = Connection::State::kClosing;
+    MarkDirty(c);
+  }
+}
+
 ConnectionId Broker::Accept(std::string peer, Instant now, std::string cert_username) {
   last_now_ = now;
   std::uint32_t slot = 0;
@@ -170,6 +238,12 @@ ConnectionId Broker::Accept(std::string peer, Instant now, std::string cert_user
   return ref.id;
 }
 
+void Broker::SetPeer(ConnectionId id, std::string peer) {
+  if (Connection* c = Find(id); c != nullptr && c->state == Connection::State::kAwaitConnect) {
+    c->peer = std::move(peer);
+  }
+}
+
 void Broker::SetCertUsername(ConnectionId id, std::string username) {
   if (Connection* c = Find(id); c != nullptr && c->state == Connection::State::kAwaitConnect) {
     c->Extra().username = std::move(username);
@@ -195,6 +269,7 @@ std::span<std::uint8_t> Broker::ReadBuffer(ConnectionId id) {
 
 void Broker::OnRead(ConnectionId id, std::size_t n, Instant now) {
   last_now_ = now;
+  counters_.bytes_received += n;
   Connection* c = Find(id);
   if (c == nullptr) {
     return;
@@ -282,6 +357,7 @@ void Broker::OnWritten(ConnectionId id, std::size_t n, Instant) {
   }
   PendingOutput* o = c->io.get();
   TINYMQ_CHECK(n == 0 || (o != nullptr && n <= o->writable()));
+  counters_.bytes_sent += n;
   if (o != nullptr) {
     o->written += n;
   }
@@ -368,6 +444,7 @@ void Broker::Release(ConnectionId id) {
     // The net layer dropped a socket it had not reported: treat it as a lost connection.
     Close(*c, "connection released", /*publish_will=*/true, last_now_);
   }
+  ++counters_.connections_closed;
   Forget(id);
 }
 
@@ -567,6 +644,9 @@ std::optional<Instant> Broker::NextDeadline() const {
 
 void Broker::OnTimer(Instant now) {
   last_now_ = now;
+  if (shutting_down_) {
+    return;  // every connection is closing; what sessions wait for waits for the restart
+  }
   auto session_later = [](const SessionTimer& a, const SessionTimer& b) {
     return TimerLater(a, b);
   };
@@ -1381,6 +1461,8 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   Session& s = *c.session;
   const bool v5 = c.version == ProtocolVersion::kV5;
   ++counters_.messages_received;
+  ++counters_.received_by_qos[static_cast<std::size_t>(p.qos)];
+  counters_.publish_bytes_received += p.payload.size();
   std::string_view topic = p.topic;
   if (v5) {
     if (auto alias = p.properties.Number(mqtt::PropertyId::kTopicAlias)) {
@@ -1426,7 +1508,10 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
     }
     return;
   }
-  if (const auth::ClientAcl* acl = c.acl(); acl != nullptr && !acl->MayPublish(topic)) {
+  if (const auth::ClientAcl* acl = c.acl();
+      IsSystemTopic(topic) || (acl != nullptr && !acl->MayPublish(topic))) {
+    // $SYS/ belongs to the broker (PublishSystem): no client may publish there, whatever the ACL
+    // says, so that what subscribers read there is the broker's own figures.
     // 5.0: 0x87 in the acknowledgement. 3.1.x has no way to say it [MQTT-3.3.5-2]: the message
     // is acknowledged as usual and dropped (so a client does not resend it forever).
     ++counters_.denied_publish;
@@ -1584,7 +1669,9 @@ bool Broker::Retain(const MessageRef& message) {
     ++counters_.refused_retained_limit;
     return false;
   }
-  StoreRetained(*message);
+  if (!IsSystemTopic(message->topic)) {  // $SYS/ values are the running broker's only
+    StoreRetained(*message);
+  }
   return true;
 }
 
@@ -1986,6 +2073,8 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
     }
   }
   ++counters_.messages_sent;
+  ++counters_.sent_by_qos[static_cast<std::size_t>(d.qos)];
+  counters_.publish_bytes_sent += m.payload.size();
   return true;
 }
 
@@ -2012,6 +2101,8 @@ std::optional<bool> Broker::SendSharedHeader(Connection& c, const Delivery& d,
             PayloadRef{AcquireOut(c).out.size(), d.message, static_cast<std::uint8_t>(index + 1)});
   MarkDirty(c);
   ++counters_.messages_sent;
+  ++counters_.sent_by_qos[0];
+  counters_.publish_bytes_sent += m.payload.size();
   return true;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -277,6 +278,13 @@ struct Counters {
   std::uint64_t connections_accepted = 0;
   std::uint64_t messages_received = 0;     // PUBLISH packets accepted from clients
   std::uint64_t messages_sent = 0;         // PUBLISH packets written to clients
+  std::array<std::uint64_t, 3> received_by_qos{};  // messages_received, by their QoS
+  std::array<std::uint64_t, 3> sent_by_qos{};      // messages_sent, by their QoS
+  std::uint64_t publish_bytes_received = 0;        // payload bytes of messages_received
+  std::uint64_t publish_bytes_sent = 0;            // payload bytes of messages_sent
+  std::uint64_t bytes_received = 0;                // MQTT bytes read (OnRead)
+  std::uint64_t bytes_sent = 0;                    // MQTT bytes written (OnWritten)
+  std::uint64_t connections_closed = 0;            // connections released
   std::uint64_t dropped_queue_full = 0;    // QoS 1/2 deliveries dropped: session queue full
   std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
   std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
@@ -311,6 +319,9 @@ class Broker {
   // A new network connection from `peer` (text for logs, e.g. "127.0.0.1:50312"). `cert_username`:
   // as SetCertUsername (for a connection handed over from another worker).
   ConnectionId Accept(std::string peer, Instant now, std::string cert_username = {});
+  // The connection's client is at `peer` rather than where its socket says (a PROXY protocol
+  // header): used for its log lines from now on. Before any byte of it is read.
+  void SetPeer(ConnectionId id, std::string peer);
   // The connection's username comes from its verified TLS certificate (before any byte of it is
   // read): its CONNECT's User Name and Password are ignored, and no password is checked.
   void SetCertUsername(ConnectionId id, std::string username);
@@ -408,12 +419,35 @@ class Broker {
   // delay. Ignored when the connection is gone.
   void OnCredentialResult(ConnectionId id, bool ok, Instant now);
 
+  // The limits from now on (a reload): what is checked per packet or per new connection or
+  // session uses them at once; what a connection or session was set up with (its CONNACK's
+  // values, its decoder's maximum packet size) stays.
+  void SetLimits(const Limits& limits);
+  const Limits& limits() const { return limits_; }
+
+  // Publishes a message of the broker's own ($SYS/ topics): QoS 0, retained when `retain`, to
+  // every matching subscription (on every worker), as a client's would be.
+  void PublishSystem(std::string_view topic, std::string_view payload, bool retain, Instant now);
+
+  // The server is stopping: every MQTT 5 client gets DISCONNECT 0x8B (Server shutting down) and
+  // every connection is to be closed once its output is written (ShouldClose). Nothing else
+  // changes: no will is published and no session ends; what the store holds is what a restart
+  // restores, as after a crash. Input is no longer read and new connections are refused
+  // (closed at once).
+  void BeginShutdown(Instant now);
+  bool shutting_down() const { return shutting_down_; }
+
   // MQTT 5 enhanced authentication; nullptr (the default): every method is refused with 0x8C.
   void set_authenticator(Authenticator* authenticator) { authenticator_ = authenticator; }
 
   const Counters& counters() const { return counters_; }
   std::size_t connection_count() const;
   std::size_t session_count() const;
+  // Sessions with a connection, and messages waiting in session queues or sent and not yet
+  // acknowledged (counted across sessions: walks them).
+  std::size_t clients_connected() const;
+  std::size_t queued_count() const;
+  std::size_t inflight_count() const;
   std::size_t retained_count() const { return retained_->size(); }
   std::size_t subscription_count() const { return index_.size(); }
 
@@ -688,6 +722,7 @@ class Broker {
 
   // Persistence.
   Durability durability_;
+  bool shutting_down_ = false;  // BeginShutdown()
   bool restoring_ = false;  // in Restore(): on the main thread, so no pooled messages
   // The message whose record part was encoded last, and that part (StoreDelivery); the part of
   // a released record (no message).

@@ -48,6 +48,7 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
   std::string bind;
   std::string port;
   std::string log_level;
+  std::string log_file;
   std::string workers;
   std::string data_dir;
   std::string durability;
@@ -64,6 +65,10 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
       ->type_name("N");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn or error")
       ->type_name("LEVEL");
+  app.add_option("--log-file", log_file,
+                 "Log to this file instead of stderr (appended, created 0640; reopened on SIGHUP, "
+                 "for logrotate); the same as log_destination = \"file\" and log_file = PATH")
+      ->type_name("PATH");
   app.add_option("--workers", workers,
                  "Worker threads, each with its own event loop (default 0: one per CPU core)")
       ->type_name("N");
@@ -120,6 +125,12 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv) 
                               Quoted(log_level));
     }
   }
+  if (app.count("--log-file") > 0) {
+    if (log_file.empty()) {
+      return util::Unexpected(std::string("--log-file: must not be empty"));
+    }
+    result.log_file = log_file;
+  }
   if (app.count("--workers") > 0) {
     result.workers = ParseWorkers(workers);
     if (!result.workers) {
@@ -165,6 +176,10 @@ Config ApplyCommandLine(Config config, const CommandLine& command_line) {
   }
   if (command_line.log_level) {
     config.log_level = *command_line.log_level;
+  }
+  if (command_line.log_file) {
+    config.log_destination = LogDestination::kFile;
+    config.log_file = *command_line.log_file;
   }
   if (command_line.workers) {
     config.workers = *command_line.workers;

@@ -9,14 +9,15 @@
 
 // tinymq's command line (CLI11): what it asks for, and how it overrides the configuration file.
 //
-//   tinymq [--config FILE] [--bind ADDR] [--port N] [--log-level LEVEL] [--workers N]
-//          [--data-dir DIR] [--durability MODE] [--repair] [--version] [--help]
+//   tinymq [--config FILE] [--bind ADDR] [--port N] [--log-level LEVEL] [--log-file PATH]
+//          [--workers N] [--data-dir DIR] [--durability MODE] [--repair] [--version] [--help]
 //
 // Precedence: defaults < the file named by --config < the other options. --bind and --port
 // replace the file's listeners with a single one; the half not given is taken from the file's
 // first listener (or the default 127.0.0.1:1883). --data-dir may be given more than once (the last
 // one counts, so that `make run ARGS="--data-dir x"` overrides the Makefile's own); an empty DIR
-// means no data directory.
+// means no data directory. --log-file PATH sets log_destination = "file" and log_file = PATH
+// together, whatever the file says about either.
 //
 // Threading: Thread-safe (no shared state).
 // Lifetime:  results own all their strings; nothing refers to argv afterwards.
@@ -37,6 +38,7 @@ struct CommandLine {
   std::optional<std::string> bind;
   std::optional<std::uint16_t> port;
   std::optional<LogLevel> log_level;
+  std::optional<std::string> log_file;  // non-empty; also makes log_destination kFile
   std::optional<std::uint16_t> workers;  // 0..kMaxWorkers
   std::optional<std::string> data_dir;   // empty: none (overrides the file's)
   std::optional<Durability> durability;

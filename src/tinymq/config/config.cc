@@ -10,6 +10,7 @@ namespace tinymq::config {
 namespace {
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 3> kDestinationNames = {"stderr", "file", "syslog"};
 constexpr std::array<std::string_view, 2> kPolicyNames = {"round_robin", "publisher_hash"};
 constexpr std::array<std::string_view, 3> kDurabilityNames = {"always", "batch", "none"};
 constexpr std::array<std::string_view, 3> kClientCertsNames = {"none", "optional", "required"};
@@ -34,6 +35,14 @@ std::string_view LogLevelName(LogLevel level) {
 
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {
   return ByName<LogLevel>(kLevelNames, name);
+}
+
+std::string_view LogDestinationName(LogDestination destination) {
+  return kDestinationNames[static_cast<std::size_t>(destination)];
+}
+
+std::optional<LogDestination> ParseLogDestination(std::string_view name) {
+  return ByName<LogDestination>(kDestinationNames, name);
 }
 
 std::string_view SharedPolicyName(SharedPolicy policy) {

@@ -25,6 +25,16 @@ std::string_view LogLevelName(LogLevel level);
 // The level named `name` (exactly as LogLevelName spells it), or nullopt.
 std::optional<LogLevel> ParseLogLevel(std::string_view name);
 
+// Where the log goes (`log_destination`; docs/operations.md).
+enum class LogDestination : std::uint8_t {
+  kStderr,  // standard error, coloured when it is a terminal
+  kFile,    // appended to Config::log_file, reopened on SIGHUP (logrotate)
+  kSyslog,  // syslog(3), ident "tinymq", facility LOG_DAEMON
+};
+// "stderr", "file" or "syslog".
+std::string_view LogDestinationName(LogDestination destination);
+std::optional<LogDestination> ParseLogDestination(std::string_view name);
+
 // `value` as an error message quotes it: between single quotes, control characters and bytes
 // above 0x7E as \xNN (so a message stays one printable line), cut after 64 bytes with "...".
 std::string Quoted(std::string_view value);
@@ -82,6 +92,11 @@ struct ListenerConfig {
   std::string bind = std::string(kDefaultBindAddress);  // numeric IPv4 or IPv6 address
   std::uint16_t port = kDefaultPort;                    // 0: any free port (logged at start)
   std::optional<TlsConfig> tls;                         // none: plain TCP
+  // MQTT over WebSocket (RFC 6455, subprotocol "mqtt"); with `tls`, over wss.
+  bool websocket = false;
+  // Every connection starts with a PROXY protocol v1 or v2 header (from a load balancer); the
+  // client address in it is the one logs and per-address limits use.
+  bool proxy_protocol = false;
 
   bool operator==(const ListenerConfig&) const = default;
 };
@@ -141,6 +156,11 @@ struct LimitsConfig {
   std::uint32_t max_publish_rate = 0;
   std::uint32_t publish_rate_burst = 0;
   std::uint32_t publish_rate_grace_s = 30;
+  // WebSocket listeners only (the net layer enforces them; they have no broker::Limits twin):
+  // the largest frame payload and the largest message (all its frames) accepted from a client.
+  // REQUIRES (checked by the parser): max_websocket_message_size >= max_websocket_frame_size.
+  std::uint32_t max_websocket_frame_size = 4'194'304;     // 4 MiB
+  std::uint32_t max_websocket_message_size = 16'777'216;  // 16 MiB
 
   bool operator==(const LimitsConfig&) const = default;
 };
@@ -171,6 +191,16 @@ struct MqttConfig {
   bool operator==(const MqttConfig&) const = default;
 };
 
+// [metrics]: an HTTP listener that serves the broker's metrics in Prometheus' text format at
+// /metrics.
+struct MetricsConfig {
+  bool enabled = false;
+  std::string bind = std::string(kDefaultBindAddress);  // numeric IPv4 or IPv6 address
+  std::uint16_t port = 9883;                            // 0: any free port (logged at start)
+
+  bool operator==(const MetricsConfig&) const = default;
+};
+
 // When an acknowledgement that promises something is kept (PUBACK, PUBREC, SUBACK, ...) goes out,
 // relative to the disk (`durability`; docs/configuration.md).
 enum class Durability : std::uint8_t {
@@ -199,13 +229,26 @@ inline constexpr std::uint32_t kMinSyncIntervalMs = 1;
 inline constexpr std::uint32_t kMaxSyncIntervalMs = 10'000;
 // The longest AuthConfig::failure_delay_ms.
 inline constexpr std::uint32_t kMaxAuthFailureDelayMs = 60'000;
+// WebSocket sizes: a frame payload of at least 1 KiB (control frames alone may carry 125 bytes;
+// anything near that would split every real packet), up to the uint32 range.
+inline constexpr std::uint32_t kMinWebSocketFrameSize = 1024;
+inline constexpr std::uint32_t kMaxWebSocketSize = 0xFFFF'FFFF;
+// The longest sys_interval (0 turns the $SYS/ topics off): one day.
+inline constexpr std::uint32_t kMaxSysIntervalS = 86'400;
 
 struct Config {
   std::vector<ListenerConfig> listeners = {ListenerConfig{}};
   LimitsConfig limits;
   MqttConfig mqtt;
   AuthConfig auth;
+  MetricsConfig metrics;
   LogLevel log_level = LogLevel::kInfo;
+  // Where the log goes. kFile needs log_file, and log_file is only allowed with kFile (the
+  // parsers check both; --log-file sets the two together).
+  LogDestination log_destination = LogDestination::kStderr;
+  std::string log_file;  // relative paths are from the working directory
+  // Seconds between two updates of the $SYS/ topics; 0: no $SYS/ topics.
+  std::uint32_t sys_interval_s = 10;
   // Worker threads, each with its own epoll loop and listening sockets. 0: one per CPU core, which
   // the server resolves at start-up (this layer does not ask the machine).
   std::uint16_t workers = 0;

@@ -19,10 +19,14 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners", "limits",     "mqtt",
-                                         "auth",      "log_level",  "workers",
-                                         "data_dir",  "durability", "sync_interval_ms"};
-constexpr std::string_view kListenerKeys[] = {"bind", "port", "tls"};
+constexpr std::string_view kTopKeys[] = {"listeners",       "limits",     "mqtt",
+                                         "auth",            "metrics",    "log_level",
+                                         "log_destination", "log_file",   "workers",
+                                         "data_dir",        "durability", "sync_interval_ms",
+                                         "sys_interval"};
+constexpr std::string_view kListenerKeys[] = {"bind", "port", "tls", "websocket",
+                                              "proxy_protocol"};
+constexpr std::string_view kMetricsKeys[] = {"enabled", "bind", "port"};
 constexpr std::string_view kTlsKeys[] = {
     "cert",        "key",         "ca",      "client_certs", "username_from_cert",
     "min_version", "max_version", "ciphers", "ciphersuites"};
@@ -45,7 +49,9 @@ constexpr std::string_view kLimitKeys[] = {"connect_timeout_ms",
                                            "max_retained_bytes",
                                            "max_publish_rate",
                                            "publish_rate_burst",
-                                           "publish_rate_grace_s"};
+                                           "publish_rate_grace_s",
+                                           "max_websocket_frame_size",
+                                           "max_websocket_message_size"};
 constexpr std::string_view kMqttKeys[] = {"maximum_qos",
                                           "retain_available",
                                           "wildcard_subscriptions",
@@ -111,6 +117,9 @@ std::string UnknownKeyProblem(std::string_view key, std::span<const std::string_
     }
     if (std::find(std::begin(kAuthKeys), std::end(kAuthKeys), key) != std::end(kAuthKeys)) {
       return problem + " (it belongs in the [auth] table)";
+    }
+    if (key == "enabled") {  // bind and port are hinted as listener keys above
+      return problem + " (it belongs in the [metrics] table)";
     }
     if (key == "repair") {  // a one-off action, not a setting
       return problem + " (repair is the command-line option --repair)";
@@ -382,6 +391,8 @@ class Reader {
       if (const toml::node* tls = table->get("tls"); tls != nullptr && !failed()) {
         ReadTls(*tls, path + ".tls", listener.tls);
       }
+      Boolean(*table, "websocket", path + ".websocket", listener.websocket);
+      Boolean(*table, "proxy_protocol", path + ".proxy_protocol", listener.proxy_protocol);
       for (std::size_t j = 0; j < listeners.size() && listener.port != 0; ++j) {
         if (listeners[j].bind == listener.bind && listeners[j].port == listener.port) {
           Fail(path, "same bind and port as listeners[" + std::to_string(j) + "]");
@@ -435,6 +446,61 @@ class Reader {
             out.publish_rate_burst);
     Integer(*table, "publish_rate_grace_s", "limits.publish_rate_grace_s", 0, 86'400,
             out.publish_rate_grace_s);
+    Integer(*table, "max_websocket_frame_size", "limits.max_websocket_frame_size",
+            kMinWebSocketFrameSize, kMaxWebSocketSize, out.max_websocket_frame_size);
+    Integer(*table, "max_websocket_message_size", "limits.max_websocket_message_size",
+            kMinWebSocketFrameSize, kMaxWebSocketSize, out.max_websocket_message_size);
+    // A message is one frame or more, so a message limit below the frame limit would refuse
+    // frames the frame limit allows. (Checked on the result, so a file that sets only one of the
+    // two is checked against the other's default.)
+    if (!failed() && out.max_websocket_message_size < out.max_websocket_frame_size) {
+      Fail("limits.max_websocket_message_size",
+           "must be at least limits.max_websocket_frame_size (" +
+               std::to_string(out.max_websocket_frame_size) + "), got " +
+               std::to_string(out.max_websocket_message_size));
+    }
+  }
+
+  void ReadMetrics(const toml::node& node, MetricsConfig& out) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      Fail("metrics", "must be a table ([metrics]), got " + TypeName(node));
+      return;
+    }
+    CheckKeys(*table, "metrics.", kMetricsKeys);
+    Boolean(*table, "enabled", "metrics.enabled", out.enabled);
+    if (const toml::node* bind = table->get("bind"); bind != nullptr && !failed()) {
+      if (const std::string* address = String(*bind, "metrics.bind"); address != nullptr) {
+        if (!IsIpAddress(*address)) {
+          Fail("metrics.bind",
+               "must be a numeric IPv4 or IPv6 address (no host name, no brackets), got " +
+                   Quoted(*address));
+        }
+        out.bind = *address;
+      }
+    }
+    Integer(*table, "port", "metrics.port", 0, 65535, out.port);
+  }
+
+  // Checks that need several keys, once all are read.
+  void CheckTogether(const Config& config) {
+    if (failed()) {
+      return;
+    }
+    if (config.log_destination == LogDestination::kFile && config.log_file.empty()) {
+      Fail("log_destination", "\"file\" needs log_file (the path of the file to log to)");
+    } else if (config.log_destination != LogDestination::kFile && !config.log_file.empty()) {
+      Fail("log_file", "is only used with log_destination = \"file\" (log_destination is \"" +
+                           std::string(LogDestinationName(config.log_destination)) + "\")");
+    } else if (config.metrics.enabled && config.metrics.port != 0) {
+      for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+        const ListenerConfig& listener = config.listeners[i];
+        if (listener.bind == config.metrics.bind && listener.port == config.metrics.port) {
+          Fail("metrics", "same bind and port as listeners[" + std::to_string(i) + "]");
+          return;
+        }
+      }
+    }
   }
 
   void ReadMqtt(const toml::node& node, MqttConfig& out) {
@@ -612,6 +678,13 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
     }
     reader.Integer(root, "sync_interval_ms", "sync_interval_ms", kMinSyncIntervalMs,
                    kMaxSyncIntervalMs, config.sync_interval_ms);
+    reader.Choice(root, "log_destination", "log_destination", "\"stderr\", \"file\" or \"syslog\"",
+                  ParseLogDestination, config.log_destination);
+    if (const toml::node* node = root.get("log_file"); node != nullptr && !reader.failed()) {
+      reader.ReadPath(*node, "log_file", true, config.log_file);
+    }
+    reader.Integer(root, "sys_interval", "sys_interval", 0, kMaxSysIntervalS,
+                   config.sys_interval_s);
     if (const toml::node* node = root.get("listeners"); node != nullptr && !reader.failed()) {
       reader.ReadListeners(*node, config.listeners);
     }
@@ -624,6 +697,10 @@ util::Result<Config, std::string> ParseConfig(std::string_view text, std::string
     if (const toml::node* node = root.get("auth"); node != nullptr && !reader.failed()) {
       reader.ReadAuth(*node, config.auth);
     }
+    if (const toml::node* node = root.get("metrics"); node != nullptr && !reader.failed()) {
+      reader.ReadMetrics(*node, config.metrics);
+    }
+    reader.CheckTogether(config);
     if (reader.failed()) {
       return util::Unexpected(reader.TakeError());
     }

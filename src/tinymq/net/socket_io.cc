@@ -37,6 +37,14 @@ IoResult Receive(int fd, std::span<std::uint8_t> buffer) noexcept {
   return Sorted(n);
 }
 
+IoResult Peek(int fd, std::span<std::uint8_t> buffer) noexcept {
+  ssize_t n = 0;
+  do {
+    n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  return Sorted(n);
+}
+
 IoResult Send(int fd, std::span<const std::uint8_t> data) noexcept {
   ssize_t n = 0;
   do {

@@ -29,6 +29,8 @@ struct IoResult {
 
 // REQUIRES: `buffer` is not empty.
 IoResult Receive(int fd, std::span<std::uint8_t> buffer) noexcept;
+// As Receive, but the bytes stay in the socket: the next Receive reads them again (MSG_PEEK).
+IoResult Peek(int fd, std::span<std::uint8_t> buffer) noexcept;
 // Never raises SIGPIPE (MSG_NOSIGNAL): a peer that went away is kError with EPIPE.
 // REQUIRES: `data` is not empty.
 IoResult Send(int fd, std::span<const std::uint8_t> data) noexcept;

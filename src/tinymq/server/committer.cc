@@ -204,10 +204,12 @@ bool Committer::WritePending() {
       merged_.push_back(&pending_[i].batch);
       bytes += Bytes(pending_[i].batch);
     }
+    const Clock::time_point write_started = Clock::now();
     if (auto written = store_.WriteAll(merged_, sync); !written) {
       Fail(written.error());
       return false;  // the same merged_items_ (and merged_) are tried again
     }
+    ObserveLatency(Clock::now() - write_started);
     for (std::size_t i = 0; i < merged_items_; ++i) {
       const Item& item = pending_.front();
       std::uint64_t& epoch = options_.durability == config::Durability::kBatch
@@ -246,6 +248,7 @@ bool Committer::SyncNow() {
     Fail(synced.error());
     return false;
   }
+  ObserveLatency(Clock::now() - started);
   last_sync_ = started;
   for (std::size_t w = 0; w < unsynced_.size(); ++w) {
     report_[w] = std::max(report_[w], unsynced_[w]);

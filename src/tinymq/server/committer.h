@@ -16,6 +16,7 @@
 #include "tinymq/config/config.h"
 #include "tinymq/server/mail.h"
 #include "tinymq/server/mailbox.h"
+#include "tinymq/server/metrics.h"
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
 
@@ -108,8 +109,22 @@ class Committer {
   // True while the store cannot write (broker::Durability::failed points here).
   const std::atomic<bool>& failed() const { return failed_; }
 
+  // How long the store's writes and syncs took (each WriteAll and each Sync one observation),
+  // since the start. Any thread.
+  Histogram write_latency() const {
+    const std::lock_guard<std::mutex> lock(latency_mu_);
+    return write_latency_;
+  }
+
  private:
   using Clock = std::chrono::steady_clock;
+  void ObserveLatency(Clock::duration took) {
+    const std::lock_guard<std::mutex> lock(latency_mu_);
+    write_latency_.Observe(std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+  }
+  mutable std::mutex latency_mu_;
+  Histogram write_latency_;  // guarded by latency_mu_
+
   struct Item {
     std::uint16_t worker = 0;
     std::uint64_t epoch = 0;

@@ -10,7 +10,42 @@
 namespace tinymq::server {
 
 ConnectionCaps::ConnectionCaps(std::size_t max_total, std::size_t max_per_address)
-    : max_total_(max_total), max_per_address_(max_per_address) {}
+    : max_total_(max_total), max_per_address_(max_per_address), per_address_(max_per_address != 0) {}
+
+bool ConnectionCaps::SetCaps(std::size_t max_total, std::size_t max_per_address) {
+  max_total_.store(max_total, std::memory_order_relaxed);
+  if ((max_per_address != 0) != per_address_) {
+    return false;
+  }
+  max_per_address_.store(max_per_address, std::memory_order_relaxed);
+  return true;
+}
+
+bool ConnectionCaps::Move(const AddressKey& from, const AddressKey& to) {
+  if (!per_address_ || from == to) {
+    return true;
+  }
+  {
+    Shard& shard = ShardOf(to);
+    std::lock_guard lock(shard.mu);
+    std::uint32_t& count = shard.counts[to];
+    if (count >= max_per_address()) {
+      if (count == 0) {
+        shard.counts.erase(to);
+      }
+      refusals_[1].count.fetch_add(1, std::memory_order_relaxed);
+      refusals_[1].ever.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    ++count;
+  }
+  Shard& shard = ShardOf(from);
+  std::lock_guard lock(shard.mu);
+  if (const auto it = shard.counts.find(from); it != shard.counts.end() && --it->second == 0) {
+    shard.counts.erase(it);
+  }
+  return true;
+}
 
 AddressKey ConnectionCaps::KeyOf(std::string_view peer) {
   AddressKey key{};
@@ -49,18 +84,24 @@ ConnectionCaps::Shard& ConnectionCaps::ShardOf(const AddressKey& address) const 
 
 ConnectionCaps::Verdict ConnectionCaps::TryAdd(const AddressKey& address) {
   const std::size_t before = total_.fetch_add(1, std::memory_order_relaxed);
-  if (max_total_ != 0 && before >= max_total_) {
+  const std::size_t max_total = max_total_.load(std::memory_order_relaxed);
+  if (max_total != 0 && before >= max_total) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     refusals_[0].count.fetch_add(1, std::memory_order_relaxed);
+    refusals_[0].ever.fetch_add(1, std::memory_order_relaxed);
     return Verdict::kOverTotal;
   }
-  if (max_per_address_ != 0) {
+  if (per_address_) {
     Shard& shard = ShardOf(address);
     std::lock_guard lock(shard.mu);
     std::uint32_t& count = shard.counts[address];  // a new entry (0) is below any cap
-    if (count >= max_per_address_) {
+    if (count >= max_per_address()) {
+      if (count == 0) {
+        shard.counts.erase(address);
+      }
       total_.fetch_sub(1, std::memory_order_relaxed);
       refusals_[1].count.fetch_add(1, std::memory_order_relaxed);
+      refusals_[1].ever.fetch_add(1, std::memory_order_relaxed);
       return Verdict::kOverAddress;
     }
     ++count;
@@ -72,7 +113,7 @@ void ConnectionCaps::Remove(const AddressKey& address) {
   const std::size_t before = total_.fetch_sub(1, std::memory_order_relaxed);
   TINYMQ_DCHECK(before > 0);
   (void)before;
-  if (max_per_address_ == 0) {
+  if (!per_address_) {
     return;
   }
   Shard& shard = ShardOf(address);

@@ -46,16 +46,24 @@ class ConnectionCaps {
   // when it is not one.
   static AddressKey KeyOf(std::string_view peer);
 
-  std::size_t max_total() const { return max_total_; }
-  std::size_t max_per_address() const { return max_per_address_; }
-  // True when TryAdd() and Remove() need a real key (KeyOf); otherwise any key does.
-  bool per_address() const { return max_per_address_ != 0; }
+  std::size_t max_total() const { return max_total_.load(std::memory_order_relaxed); }
+  std::size_t max_per_address() const { return max_per_address_.load(std::memory_order_relaxed); }
+  // True when TryAdd() and Remove() need a real key (KeyOf); otherwise any key does. Fixed at
+  // construction (the addresses of open connections are kept only when it holds).
+  bool per_address() const { return per_address_; }
+  // New caps (a reload), for connections from now on. The per-address cap can change but not be
+  // turned on or off (per_address()): `max_per_address` is then ignored and false returned.
+  bool SetCaps(std::size_t max_total, std::size_t max_per_address);
 
   // Counts a new connection from `address` when both caps allow it; otherwise counts the refusal
   // under its cause.
   Verdict TryAdd(const AddressKey& address);
   // A connection TryAdd() admitted has closed.
   void Remove(const AddressKey& address);
+  // A connection counted under `from` turns out to come from `to` (a PROXY protocol header):
+  // counted under `to` instead when its cap allows (true); otherwise nothing changes, the
+  // refusal is counted, and the caller closes the connection (then Remove(from)).
+  bool Move(const AddressKey& from, const AddressKey& to);
 
   // The refusals for `cause` since the last report, when at least kReportInterval has passed since
   // then (one caller gets it); nullopt otherwise.
@@ -63,6 +71,10 @@ class ConnectionCaps {
   std::optional<std::uint64_t> TakeReport(Verdict cause, std::chrono::steady_clock::time_point now);
 
   std::size_t total() const { return total_.load(std::memory_order_relaxed); }
+  // Refusals for `cause` since the start (for metrics; TakeReport's counts restart).
+  std::uint64_t refused(Verdict cause) const {
+    return refusals_[cause == Verdict::kOverTotal ? 0 : 1].ever.load(std::memory_order_relaxed);
+  }
   std::size_t CountOf(const AddressKey& address) const;
 
  private:
@@ -76,13 +88,14 @@ class ConnectionCaps {
   };
   struct Refusals {
     std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> ever{0};
     std::atomic<std::int64_t> next_report_ns{0};  // steady clock
   };
   Shard& ShardOf(const AddressKey& address) const;
 
-  // Const after construction.
-  const std::size_t max_total_;
-  const std::size_t max_per_address_;
+  std::atomic<std::size_t> max_total_;
+  std::atomic<std::size_t> max_per_address_;
+  const bool per_address_;
 
   std::atomic<std::size_t> total_{0};
   mutable std::array<Shard, kShards> shards_;

@@ -18,6 +18,7 @@
 #include "tinymq/net/errno_text.h"
 #include "tinymq/net/listener.h"
 #include "tinymq/server/access.h"
+#include "tinymq/server/metrics.h"
 #include "tinymq/store/rocks_store.h"
 
 namespace tinymq::server {
@@ -281,7 +282,8 @@ broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::
   return out;
 }
 
-util::Result<Server, std::string> Server::Create(const config::Config& config) {
+util::Result<Server, std::string> Server::Create(const config::Config& config,
+                                                 ServerHooks hooks) {
   // First, so that a signal during start-up already ends in a clean stop.
   util::Result<net::SignalFd, std::string> signals =
       net::SignalFd::Create({SIGINT, SIGTERM, SIGHUP});
@@ -307,6 +309,7 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
   const broker::Limits limits = ToBrokerLimits(config.limits, config.mqtt, RandomSeed());
   (*group)->caps =
       std::make_unique<ConnectionCaps>(limits.max_connections, limits.max_connections_per_address);
+  (*group)->stats = std::make_unique<StatsBoard>(count);
   // Declared in this order so that a failed start destroys the workers, then the committer (which
   // posts to the group's mailboxes and writes to the store), then the store.
   std::unique_ptr<store::Store> store;
@@ -317,6 +320,9 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
     if (!worker) {
       return util::Unexpected(worker.error());
     }
+    (*worker)->SetWebSocketLimits(
+        {.max_frame_size = config.limits.max_websocket_frame_size,
+         .max_message_size = config.limits.max_websocket_message_size});
     workers.push_back(std::move(*worker));
   }
   // Who may connect, before anyone can.
@@ -362,6 +368,43 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
       return util::Unexpected(restored.error());
     }
   }
+  // The process-wide figures, for the $SYS/ topics (worker 0 publishes them) and the metrics
+  // listener. (The committer and the group outlive every caller: the workers and the metrics
+  // listener stop first.)
+  {
+    WorkerGroup* g = group->get();
+    Committer* c = committer.get();
+    const auto started = std::chrono::steady_clock::now();
+    g->server_stats = [g, c, started, version = hooks.version] {
+      ServerStats out;
+      out.refused_max_connections = g->caps->refused(ConnectionCaps::Verdict::kOverTotal);
+      out.refused_max_connections_per_address =
+          g->caps->refused(ConnectionCaps::Verdict::kOverAddress);
+      out.retained_messages = g->retained.size();
+      out.retained_bytes = g->retained.bytes();
+      if (c != nullptr) {
+        out.store_write_latency = c->write_latency();
+        out.store_batches = out.store_write_latency.count();
+      }
+      out.uptime = std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::steady_clock::now() - started);
+      out.version = version;
+      return out;
+    };
+  }
+  workers.front()->PublishSysTopics(std::chrono::seconds(config.sys_interval_s), hooks.version);
+  std::unique_ptr<MetricsHttpServer> metrics;
+  if (config.metrics.enabled) {
+    WorkerGroup* g = group->get();
+    util::Result<std::unique_ptr<MetricsHttpServer>, std::string> started =
+        MetricsHttpServer::Start(config.metrics.bind, config.metrics.port,
+                                 [g] { return RenderPrometheus(g->stats->Read(), g->server_stats()); });
+    if (!started) {
+      return util::Unexpected("metrics: " + started.error());
+    }
+    metrics = std::move(*started);
+    spdlog::info("metrics: Prometheus text at http://{}/metrics", metrics->address());
+  }
   std::vector<std::string> addresses;
   std::vector<TlsListener> tls_listeners;
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
@@ -377,18 +420,93 @@ util::Result<Server, std::string> Server::Create(const config::Config& config) {
       tls_listeners.push_back(TlsListener{addresses.back(), context});
     }
     for (std::uint16_t w = 0; w < count; ++w) {
-      if (auto added = workers[w]->AddListener(std::move((*sockets)[w]), context); !added) {
+      if (auto added = workers[w]->AddListener(
+              std::move((*sockets)[w]), context,
+              Worker::ListenerOptions{.websocket = l.websocket, .proxy_protocol = l.proxy_protocol});
+          !added) {
         return util::Unexpected(added.error());
       }
     }
   }
   return Server(std::move(*signals), std::move(worker_ended), std::move(store), std::move(*group),
-                std::move(committer), std::move(workers), std::move(addresses),
-                std::move(tls_listeners), config.auth, (*access)->allow_anonymous);
+                std::move(committer), std::move(workers), std::move(metrics),
+                std::move(addresses), std::move(tls_listeners), config, std::move(hooks));
+}
+
+namespace {
+
+// What a reload cannot change, named for its warning; empty when nothing of it changed.
+std::vector<std::string> NeedRestart(const config::Config& running, const config::Config& read) {
+  std::vector<std::string> changed;
+  if (running.listeners != read.listeners) {
+    changed.emplace_back("listeners");
+  }
+  if (running.workers != read.workers) {
+    changed.emplace_back("workers");
+  }
+  if (running.data_dir != read.data_dir || running.durability != read.durability ||
+      running.sync_interval_ms != read.sync_interval_ms) {
+    changed.emplace_back("data_dir, durability, sync_interval_ms");
+  }
+  if (running.metrics != read.metrics) {
+    changed.emplace_back("[metrics]");
+  }
+  if (running.sys_interval_s != read.sys_interval_s) {
+    changed.emplace_back("sys_interval");
+  }
+  if (running.limits.max_websocket_frame_size != read.limits.max_websocket_frame_size ||
+      running.limits.max_websocket_message_size != read.limits.max_websocket_message_size) {
+    changed.emplace_back("max_websocket_frame_size, max_websocket_message_size");
+  }
+  if ((running.limits.max_connections_per_address != 0) !=
+      (read.limits.max_connections_per_address != 0)) {
+    changed.emplace_back("max_connections_per_address on or off");
+  }
+  return changed;
+}
+
+}  // namespace
+
+void Server::PostToAll(Mail::Kind kind) noexcept {
+  for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
+    std::vector<Mail> mail(1);
+    mail.front().kind = kind;
+    while (box->Post(mail) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
+    }
+  }
 }
 
 bool Server::Reload() noexcept {
   bool ok = true;
+  // The configuration again; one that does not parse changes nothing.
+  config::Config read = config_;
+  if (hooks_.reread) {
+    util::Result<config::Config, std::string> reread = hooks_.reread();
+    if (!reread) {
+      spdlog::error("configuration not reloaded, everything stays as it is: {}", reread.error());
+      return false;
+    }
+    read = std::move(*reread);
+  }
+  if (const std::vector<std::string> changed = NeedRestart(config_, read); !changed.empty()) {
+    std::string list;
+    for (const std::string& c : changed) {
+      list += (list.empty() ? "" : "; ") + c;
+    }
+    spdlog::warn("changed in the configuration but needs a restart, kept as they are: {}", list);
+  }
+  // Logging first, so that what follows is logged at the new level.
+  if (hooks_.apply_logging) {
+    if (util::Result<void, std::string> applied = hooks_.apply_logging(read); !applied) {
+      spdlog::error("logging settings not reloaded, the old ones stay: {}", applied.error());
+      ok = false;
+    } else {
+      config_.log_level = read.log_level;
+      config_.log_destination = read.log_destination;
+      config_.log_file = read.log_file;
+    }
+  }
   // TLS: each listener's certificate chain, key and CAs, read again. Connections accepted from now
   // on get them; open ones keep the session they have. A listener whose files fail keeps the ones
   // it had.
@@ -402,26 +520,89 @@ bool Server::Reload() noexcept {
     }
   }
   // The password file and the ACL: read again and posted to every worker (Mail::kAccess); the
-  // old ones stay when either fails.
-  config::Config access_config;
-  access_config.auth = auth_;
-  access_config.auth.allow_anonymous = allow_anonymous_;
+  // old ones stay when either fails. (The anonymous rule's default depends on the listeners,
+  // which stay.)
+  config::Config access_config = config_;
+  access_config.auth = read.auth;
   util::Result<std::shared_ptr<const broker::AccessPolicy>, std::string> access =
       LoadAccess(access_config);
   if (!access) {
     spdlog::error("access not reloaded, the old password file and ACL stay: {}", access.error());
-    return false;
+    ok = false;
+  } else {
+    for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
+      std::vector<Mail> mail(1);
+      mail.front().kind = Mail::Kind::kAccess;
+      mail.front().access = *access;
+      while (box->Post(mail) == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
+      }
+    }
+    config_.auth = read.auth;
+    spdlog::info("access reloaded: {}", DescribeAccess(access_config, **access));
   }
-  for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
-    std::vector<Mail> mail(1);
-    mail.front().kind = Mail::Kind::kAccess;
-    mail.front().access = *access;
-    while (box->Post(mail) == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
+  // The limits and the MQTT features offered: for what comes next (a connection keeps what its
+  // CONNACK announced). (The generated client ids' seed stays: Broker::SetLimits keeps it.)
+  if (read.limits != config_.limits || read.mqtt != config_.mqtt) {
+    auto limits = std::make_shared<const broker::Limits>(ToBrokerLimits(read.limits, read.mqtt, 0));
+    for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
+      std::vector<Mail> mail(1);
+      mail.front().kind = Mail::Kind::kLimits;
+      mail.front().limits = limits;
+      while (box->Post(mail) == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    if (group_->caps != nullptr) {
+      (void)group_->caps->SetCaps(limits->max_connections,
+                                  group_->caps->per_address()
+                                      ? read.limits.max_connections_per_address
+                                      : 0);
+    }
+    const std::uint32_t frame = config_.limits.max_websocket_frame_size;
+    const std::uint32_t message = config_.limits.max_websocket_message_size;
+    const std::size_t per_address = config_.limits.max_connections_per_address;
+    config_.limits = read.limits;
+    config_.limits.max_websocket_frame_size = frame;  // these stay (NeedRestart)
+    config_.limits.max_websocket_message_size = message;
+    if ((per_address != 0) != (read.limits.max_connections_per_address != 0)) {
+      config_.limits.max_connections_per_address = per_address;
+    }
+    config_.mqtt = read.mqtt;
+    spdlog::info("limits reloaded");
+  }
+  return ok;
+}
+
+void Server::ShutDown() noexcept {
+  PostToAll(Mail::Kind::kShutdown);
+  const auto deadline = std::chrono::steady_clock::now() + kShutdownTimeout;
+  // Done once every worker has closed its connections and no mail is left between them twice in
+  // a row (a worker's last turn may still post to another).
+  int quiet = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::array<pollfd, 2> fds{pollfd{signals_.fd(), POLLIN, 0},
+                              pollfd{worker_ended_.get(), POLLIN, 0}};
+    if (::poll(fds.data(), fds.size(), 10) > 0) {
+      if ((fds[1].revents & POLLIN) != 0) {
+        return;  // a worker failed: stop the others now
+      }
+      if (const std::optional<int> signal = signals_.Read(); signal && *signal != SIGHUP) {
+        spdlog::info("{} received again: stopping now", SignalName(*signal));
+        return;
+      }
+    }
+    const bool drained = group_->drained.load(std::memory_order_relaxed) == group_->size();
+    const bool idle = std::all_of(group_->mailboxes.begin(), group_->mailboxes.end(),
+                                  [](const auto& box) { return box->empty(); }) &&
+                      (committer_ == nullptr || !committer_->backlogged());
+    quiet = drained && idle ? quiet + 1 : 0;
+    if (quiet >= 2) {
+      return;
     }
   }
-  spdlog::info("access reloaded: {}", DescribeAccess(access_config, **access));
-  return ok;
+  spdlog::warn("shutdown: workers still busy after {} ms; stopping them anyway",
+               kShutdownTimeout.count());
 }
 
 std::uint16_t ResolveWorkerCount(std::uint16_t configured) {
@@ -468,18 +649,18 @@ util::Result<void, std::string> Server::Run() noexcept {
         continue;
       }
       spdlog::info("{} received: closing every connection and stopping", SignalName(*signal));
+      if (threads.size() == workers_.size()) {
+        ShutDown();
+      }
       break;
     }
   }
-  for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
-    std::vector<Mail> stop(1);
-    stop.front().kind = Mail::Kind::kStop;
-    while (box->Post(stop) == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
-    }
-  }
+  PostToAll(Mail::Kind::kStop);
   for (std::thread& t : threads) {
     t.join();
+  }
+  if (metrics_ != nullptr) {
+    metrics_->Stop();
   }
   if (committer_ != nullptr) {
     committer_->Stop();  // writes and syncs what the workers' last turns submitted

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "tinymq/net/signal_fd.h"
 #include "tinymq/net/tls.h"
 #include "tinymq/server/committer.h"
+#include "tinymq/server/metrics_http.h"
 #include "tinymq/server/worker.h"
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
@@ -47,26 +51,46 @@ namespace tinymq::server {
 broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::MqttConfig& mqtt,
                               std::uint64_t client_id_seed);
 
+// What the server asks of the program around it.
+struct ServerHooks {
+  // The version $SYS/broker/version and the metrics report.
+  std::string version = "unknown";
+  // Reads the configuration again (the file and the command line it started with), for a reload;
+  // null: a reload reads only the files the running configuration names.
+  std::function<util::Result<config::Config, std::string>()> reread;
+  // Applies a reloaded configuration's logging settings (level, destination); null: none.
+  std::function<util::Result<void, std::string>(const config::Config&)> apply_logging;
+};
+
 class Server {
  public:
-  static util::Result<Server, std::string> Create(const config::Config& config);
+  static util::Result<Server, std::string> Create(const config::Config& config,
+                                                  ServerHooks hooks = {});
 
   // The listening addresses with their actual ports, e.g. {"127.0.0.1:1883", "[::1]:1883"}.
   const std::vector<std::string>& addresses() const { return addresses_; }
 
   std::size_t worker_count() const { return workers_.size(); }
 
-  // Serves clients until SIGINT or SIGTERM (or a worker fails); then every worker closes its
-  // connections, the committer writes what they left, and Run() returns. SIGHUP meanwhile:
-  // Reload().
+  // Serves clients until SIGINT or SIGTERM (or a worker fails), then shuts down: the listeners
+  // close, MQTT 5 clients get DISCONNECT 0x8B (Server shutting down), every connection is closed
+  // once its output is written (or after Worker::kShutdownLinger), the workers finish the work
+  // they still exchange, the committer writes and syncs what they left, and Run() returns, within
+  // about kShutdownTimeout. A second signal meanwhile stops at once. SIGHUP: Reload().
   util::Result<void, std::string> Run() noexcept;
 
-  // What SIGHUP does, on the calling thread while the workers run: reads again what can change
-  // live and gives it to the workers; no connection is dropped. Each part logs its result and,
-  // on error, keeps what it had. Today: every TLS listener's certificate, key and CAs (new
-  // connections get them; open ones keep their session), and the password file and the ACL (new
-  // connections are checked against them; open ones keep the rights they connected with). False
-  // when any part failed.
+  // The longest a shutdown waits for the workers to finish before it stops them anyway.
+  static constexpr std::chrono::milliseconds kShutdownTimeout{4000};
+
+  // What SIGHUP does, on the calling thread while the workers run: reads the configuration again
+  // (ServerHooks::reread) and gives the workers what can change live; no connection is dropped.
+  // A configuration that does not parse changes nothing. Otherwise each part logs its result and,
+  // on error, keeps what it had: the log level and destination; every TLS listener's certificate,
+  // key and CAs, read again from their files (new connections get them; open ones keep their
+  // session); the password file and the ACL (new connections are checked against them; open ones
+  // keep the rights they connected with); the [limits] and [mqtt] settings (for new connections,
+  // sessions and packets). What needs a restart (listeners, workers, the data directory and
+  // durability, the metrics listener) is logged as such and stays. False when any part failed.
   bool Reload() noexcept;
 
   // A TLS listener: its address (as bound) and its certificates, shared with its sockets'
@@ -79,18 +103,26 @@ class Server {
  private:
   Server(net::SignalFd signals, net::Fd worker_ended, std::unique_ptr<store::Store> store,
          std::unique_ptr<WorkerGroup> group, std::unique_ptr<Committer> committer,
-         std::vector<std::unique_ptr<Worker>> workers, std::vector<std::string> addresses,
-         std::vector<TlsListener> tls, config::AuthConfig auth, bool allow_anonymous)
+         std::vector<std::unique_ptr<Worker>> workers,
+         std::unique_ptr<MetricsHttpServer> metrics, std::vector<std::string> addresses,
+         std::vector<TlsListener> tls, config::Config config, ServerHooks hooks)
       : signals_(std::move(signals)),
         worker_ended_(std::move(worker_ended)),
         store_(std::move(store)),
         group_(std::move(group)),
         committer_(std::move(committer)),
         workers_(std::move(workers)),
+        metrics_(std::move(metrics)),
         addresses_(std::move(addresses)),
         tls_(std::move(tls)),
-        auth_(std::move(auth)),
-        allow_anonymous_(allow_anonymous) {}
+        config_(std::move(config)),
+        hooks_(std::move(hooks)) {}
+
+  // Run()'s end: tells every worker to shut down, waits (at most kShutdownTimeout) until all have
+  // closed their connections and no mail is left between them, then tells them to stop.
+  void ShutDown() noexcept;
+  // Posts one mail of `kind` to every worker (waiting while a mailbox is full).
+  void PostToAll(Mail::Kind kind) noexcept;
 
   net::SignalFd signals_;
   net::Fd worker_ended_;  // an eventfd a worker thread writes when its Run() returns
@@ -101,12 +133,12 @@ class Server {
   std::unique_ptr<WorkerGroup> group_;
   std::unique_ptr<Committer> committer_;  // null: no data directory
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<MetricsHttpServer> metrics_;  // null: no metrics listener
   std::vector<std::string> addresses_;
   std::vector<TlsListener> tls_;  // Reload() reloads them
-  // What Reload() reads the password file and the ACL from (the anonymous rule, resolved at
-  // start-up with the listeners, stays).
-  config::AuthConfig auth_;
-  bool allow_anonymous_ = false;
+  // The configuration running now (Reload() replaces what it applied).
+  config::Config config_;
+  ServerHooks hooks_;
 };
 
 // The worker count `configured` means: itself, or 0 for one per core (at least one).

@@ -91,7 +91,7 @@ util::Result<broker::RestoreCounts, std::string> Worker::Restore(Instant now, bo
 
 util::Result<void, std::string> Worker::AddListeners(std::vector<net::Listener> listeners) {
   for (net::Listener& l : listeners) {
-    if (auto added = AddListener(std::move(l), nullptr); !added) {
+    if (auto added = AddListener(std::move(l), nullptr, ListenerOptions{}); !added) {
       return added;
     }
   }
@@ -99,12 +99,13 @@ util::Result<void, std::string> Worker::AddListeners(std::vector<net::Listener> 
 }
 
 util::Result<void, std::string> Worker::AddListener(net::Listener listener,
-                                                    std::shared_ptr<net::TlsContext> tls) {
+                                                    std::shared_ptr<net::TlsContext> tls,
+                                                    ListenerOptions options) {
   const std::size_t i = listeners_.size();
   if (auto added = loop_.Add(listener.fd(), net::kReadable, kListenerTokenBase + i); !added) {
     return util::Unexpected(listener.address() + ": " + added.error());
   }
-  listeners_.push_back(ListenerEntry{std::move(listener), std::move(tls)});
+  listeners_.push_back(ListenerEntry{std::move(listener), std::move(tls), options});
   return {};
 }
 
@@ -132,6 +133,7 @@ util::Result<void, std::string> Worker::Run() noexcept {
       return util::Unexpected(ready.error());
     }
     Instant now = Clock::now();
+    const Instant turn_started = now;
     // Mail first: whatever another worker posted before this turn's input was sent is handled
     // before that input (a retained message, a subscription's first PUBLISH).
     const bool signaled = std::any_of(ready->begin(), ready->end(),
@@ -157,6 +159,21 @@ util::Result<void, std::string> Worker::Run() noexcept {
     SubmitCredentialChecks();
     SendMail();
     HousekeepAccepting(now);
+    const Instant turn_ended = Clock::now();
+    loop_latency_.Observe(turn_ended - turn_started);
+    PublishStats(turn_ended);
+    if (shutdown_deadline_) {
+      if (now >= *shutdown_deadline_ && connections_.size() != 0) {
+        spdlog::debug("worker {}: closing {} connection(s) still open at the shutdown deadline",
+                      index_, connections_.size());
+        connections_.Clear();  // (the broker forgets them when it is destroyed)
+        addresses_.clear();
+      }
+      if (connections_.size() == 0 && !drained_reported_) {
+        drained_reported_ = true;
+        group_.drained.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
   }
   spdlog::debug("worker {}: closing {} connection(s)", index_, connections_.size());
   // The sockets close with the map; the broker forgets its connections when it is destroyed.
@@ -184,6 +201,8 @@ bool Worker::ReadMail(Instant now, bool signaled) noexcept {
         broker_.OnCredentialResult(mail.connection, mail.ok, now);
         break;
       case Mail::Kind::kAccess: broker_.SetAccess(std::move(mail.access)); break;
+      case Mail::Kind::kLimits: broker_.SetLimits(*mail.limits); break;
+      case Mail::Kind::kShutdown: BeginShutdown(now); break;
       case Mail::Kind::kStop: running = false; break;
     }
   }
@@ -258,9 +277,7 @@ bool Worker::HandOff(ConnectionId id) noexcept {
   mail.kind = Mail::Kind::kConnection;
   (void)loop_.Remove(c->fd.get());
   mail.fd = std::move(c->fd);
-  if (c->tls != nullptr) {
-    mail.tls = std::move(c->tls->session);  // this thread is done with it
-  }
+  mail.transport = std::move(c->transport);  // this thread is done with it
   mail.address = TakeAddress(id);  // the count in group_.caps goes along
   connections_.Erase(id);
   broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
@@ -272,15 +289,17 @@ bool Worker::HandOff(ConnectionId id) noexcept {
 }
 
 void Worker::TakeOver(Mail& mail, Instant now) noexcept {
+  if (shutdown_deadline_) {
+    if (group_.caps != nullptr) {
+      group_.caps->Remove(mail.address);
+    }
+    return;  // stopping: the socket closes, and the client comes back to the next process
+  }
   Arrival arrival{.fd = std::move(mail.fd),
                   .peer = std::move(mail.peer),
-                  .tls = nullptr,
+                  .transport = std::move(mail.transport),
                   .cert_username = std::move(mail.cert_username),
                   .address = mail.address};
-  if (mail.tls != nullptr) {  // its handshake is done: TlsConnection::peer is not needed
-    arrival.tls = std::make_unique<TlsConnection>();
-    arrival.tls->session = std::move(mail.tls);
-  }
   const std::optional<ConnectionId> id = Adopt(std::move(arrival), now);
   // The bytes it brought, as if just read here (the CONNECT first).
   for (std::size_t at = 0; id && at < mail.input.size() && !broker_.ShouldClose(*id);) {
@@ -290,10 +309,19 @@ void Worker::TakeOver(Mail& mail, Instant now) noexcept {
     broker_.OnRead(*id, n, now);
     at += n;
   }
-  // Plaintext its TLS session decrypted before the hand-over gets no readiness event here.
-  if (Connection* c = id ? connections_.Find(*id) : nullptr;
-      c != nullptr && c->tls != nullptr && c->tls->session->buffered_input()) {
-    (void)ReadFrom(*id, *c, now);
+  // Plaintext its TLS session decrypted before the hand-over, and WebSocket bytes not decoded
+  // yet, get no readiness event here; bytes of the transport's own may wait to be written.
+  if (Connection* c = id ? connections_.Find(*id) : nullptr; c != nullptr && c->transport) {
+    const Transport& t = *c->transport;
+    if ((t.tls != nullptr && t.tls->buffered_input()) || (t.ws != nullptr && t.ws->has_input())) {
+      if (ReadFrom(*id, *c, now) == ReadEnd::kGone) {
+        return;
+      }
+    }
+    if (Connection* again = connections_.Find(*id);
+        again != nullptr && again->transport != nullptr && again->transport->has_output()) {
+      (void)Flush(*id, *again, now);
+    }
   }
 }
 
@@ -312,7 +340,7 @@ std::optional<ConnectionId> Worker::Adopt(Arrival arrival, Instant now) noexcept
   }
   Connection c;
   c.fd = std::move(arrival.fd);
-  c.tls = std::move(arrival.tls);
+  c.transport = std::move(arrival.transport);
   if (group_.caps != nullptr && group_.caps->per_address()) {
     addresses_[broker::SlotOf(id)] = arrival.address;
   }
@@ -351,6 +379,9 @@ bool Worker::Admit(const std::string& peer, AddressKey& address, Instant now) no
 }
 
 void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
+  if (index >= listeners_.size()) {
+    return;  // closed earlier in this turn (shutdown)
+  }
   ListenerEntry& listener = listeners_[index];
   for (int i = 0; i < kMaxAcceptsPerTurn; ++i) {
     net::AcceptResult r = listener.socket.Accept();
@@ -361,20 +392,30 @@ void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
           continue;  // over a cap: `r.fd` closes, unread
         }
         spdlog::debug("{}: new connection from {}", listener.socket.address(), r.peer);
-        if (listener.tls != nullptr) {
-          util::Result<std::unique_ptr<net::TlsSession>, std::string> session =
-              listener.tls->NewSession(r.fd.get());
-          if (!session) {
-            spdlog::warn("{}: {}", listener.socket.address(), session.error());
-            if (group_.caps != nullptr) {
-              group_.caps->Remove(arrival.address);
+        if (listener.tls != nullptr || listener.options.websocket ||
+            listener.options.proxy_protocol) {
+          arrival.transport = std::make_unique<Transport>();
+          Transport& t = *arrival.transport;
+          t.peer = r.peer;
+          if (listener.tls != nullptr) {
+            util::Result<std::unique_ptr<net::TlsSession>, std::string> session =
+                listener.tls->NewSession(r.fd.get());
+            if (!session) {
+              spdlog::warn("{}: {}", listener.socket.address(), session.error());
+              if (group_.caps != nullptr) {
+                group_.caps->Remove(arrival.address);
+              }
+              continue;
             }
-            continue;
+            t.tls = std::move(*session);
+            t.username_from = listener.tls->config().username_from_cert;
           }
-          arrival.tls = std::make_unique<TlsConnection>();
-          arrival.tls->session = std::move(*session);
-          arrival.tls->peer = r.peer;
-          arrival.tls->username_from = listener.tls->config().username_from_cert;
+          if (listener.options.websocket) {
+            t.ws = std::make_unique<WebSocketStream>(ws_limits_);
+          }
+          if (listener.options.proxy_protocol) {
+            t.proxy = std::make_unique<net::ProxyHeaderParser>();
+          }
         }
         arrival.fd = std::move(r.fd);
         arrival.peer = std::move(r.peer);
@@ -403,15 +444,21 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
     Discard(id, *c);
     return;
   }
-  if (c->tls != nullptr) {
-    if (!c->tls->session->handshake_done()) {
+  if (c->transport != nullptr && c->transport->proxy != nullptr) {
+    if (!ReadProxyHeader(id, *c, now)) {
+      return;  // waiting for the rest of the header, or refused (closed)
+    }
+    events |= net::kReadable;  // what the client sent behind the header
+  }
+  if (c->transport != nullptr) {
+    if (!c->transport->tls_ready()) {
       if (!Handshake(id, *c, now)) {
         return;  // waiting for the socket, or failed (closed)
       }
       events |= net::kReadable;  // the client's first packets may have come with its Finished
     }
-    if ((events & net::kWritable) != 0 && c->tls->read_wants_write) {
-      c->tls->read_wants_write = false;
+    if ((events & net::kWritable) != 0 && c->transport->read_wants_write) {
+      c->transport->read_wants_write = false;
       events |= net::kReadable;
     }
   }
@@ -431,12 +478,26 @@ void Worker::OnConnectionEvent(ConnectionId id, net::EventMask events, Instant n
   if (end == ReadEnd::kDrained && (events & (net::kHangup | net::kSocketError)) != 0) {
     // Hang-up or error with nothing left to read (recv() reported neither): the peer is gone.
     PeerGone(id, (events & net::kSocketError) != 0 ? "socket error" : "hang-up", now);
+    return;
+  }
+  // The transport's own answers (the WebSocket upgrade's response, a pong) are not the broker's
+  // output: the broker does not mark the connection dirty for them.
+  if (end != ReadEnd::kGone) {
+    if (Connection* again = connections_.Find(id);
+        again != nullptr && again->transport != nullptr && again->transport->has_output()) {
+      (void)Flush(id, *again, now);
+    }
   }
 }
 
 Worker::ReadEnd Worker::ReadFrom(ConnectionId id, Connection& c, Instant now) noexcept {
-  if (c.tls != nullptr) {
-    return ReadTls(id, c, now);
+  if (c.transport != nullptr) {
+    if (c.transport->ws != nullptr) {
+      return ReadWebSocket(id, c, now);
+    }
+    if (c.transport->tls != nullptr) {
+      return ReadTls(id, c, now);
+    }
   }
   std::size_t total = 0;
   while (total < kMaxReadPerTurn) {
@@ -464,9 +525,17 @@ Worker::ReadEnd Worker::ReadFrom(ConnectionId id, Connection& c, Instant now) no
 }
 
 bool Worker::WriteOutput(ConnectionId id, Connection& c, Instant now) noexcept {
-  if (c.tls != nullptr) {
-    // Before its handshake a connection has no output (the broker has seen no byte of it).
-    return !c.tls->session->handshake_done() || WriteTls(id, c, now);
+  if (c.transport != nullptr) {
+    const Transport& t = *c.transport;
+    if (t.proxy != nullptr || !t.tls_ready()) {
+      return true;  // nothing to write before the PROXY header and the TLS handshake
+    }
+    if (t.ws != nullptr) {
+      return WriteWebSocket(id, c, now);
+    }
+    if (t.tls != nullptr) {
+      return WriteTls(id, c, now);
+    }
   }
   std::array<broker::Broker::OutputChunk, net::kMaxGather> chunks;
   std::array<net::ByteRange, net::kMaxGather> pieces;
@@ -496,10 +565,13 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
   if (!WriteOutput(id, c, now)) {
     return false;
   }
-  // TLS: a record the socket could not take yet is output too.
-  const bool pending =
-      broker_.OutputSize(id) != 0 || (c.tls != nullptr && c.tls->session->pending_output());
   const bool closing = broker_.ShouldClose(id);
+  if (closing && QueueWebSocketClose(id, c) && !WriteOutput(id, c, now)) {
+    return false;
+  }
+  // A TLS record the socket could not take yet, and WebSocket framing, are output too.
+  const bool pending =
+      broker_.OutputSize(id) != 0 || (c.transport != nullptr && c.transport->has_output());
   if (closing && !pending) {
     return HalfClose(id, c, now);
   }
@@ -510,12 +582,14 @@ bool Worker::Flush(ConnectionId id, Connection& c, Instant now) noexcept {
   // Once closing, input is no longer read, nor while the broker pauses it (a CONNECT waiting for
   // its password check, a publisher over its rate); hang-ups and errors are reported regardless.
   const bool reading = !closing && !broker_.InputPaused(id);
-  const bool writing = pending || (c.tls != nullptr && c.tls->read_wants_write);
+  const bool writing = pending || (c.transport != nullptr && c.transport->read_wants_write);
   SetInterest(id, c, (reading ? net::kReadable : 0) | (writing ? net::kWritable : 0));
-  if (reading && c.tls != nullptr && c.tls->session->handshake_done() &&
-      c.tls->session->buffered_input()) {
-    // Plaintext OpenSSL decrypted while the broker paused the input gets no readiness event:
-    // the broker wants input again, so read it now.
+  if (reading && c.transport != nullptr && c.transport->proxy == nullptr &&
+      c.transport->tls_ready() &&
+      ((c.transport->tls != nullptr && c.transport->tls->buffered_input()) ||
+       (c.transport->ws != nullptr && c.transport->ws->has_input()))) {
+    // Plaintext OpenSSL decrypted, or WebSocket bytes received, while the broker paused the
+    // input get no readiness event: the broker wants input again, so read them now.
     return ReadFrom(id, c, now) != ReadEnd::kGone;
   }
   return true;
@@ -525,8 +599,8 @@ bool Worker::HalfClose(ConnectionId id, Connection& c, Instant now) noexcept {
   if (c.half_closed) {
     return true;
   }
-  if (c.tls != nullptr) {
-    c.tls->session->Close();  // close_notify, before the TCP stream's end
+  if (c.transport != nullptr && c.transport->tls != nullptr && c.transport->tls_ready()) {
+    c.transport->tls->Close();  // close_notify, before the TCP stream's end
   }
   if (net::ShutdownWrite(c.fd.get()) != 0) {
     Close(id);  // not connected any more: nothing to wait for
@@ -599,7 +673,7 @@ void Worker::Close(ConnectionId id) noexcept {
   if (group_.caps != nullptr) {
     group_.caps->Remove(TakeAddress(id));
   }
-  connections_.Erase(id);  // closes the socket (and frees its TLS session)
+  connections_.Erase(id);  // closes the socket (and frees its transport)
   broker_.Release(id);
 }
 
@@ -624,6 +698,73 @@ void Worker::CloseExpiredLingerers(Instant now) noexcept {
       Close(id);  // ShouldClose(id) holds, so Release is allowed
     }
   }
+}
+
+void Worker::PublishSysTopics(std::chrono::seconds interval, std::string version) {
+  sys_interval_ = interval;
+  sys_ = interval.count() != 0 ? std::make_unique<SysTopics>(std::move(version)) : nullptr;
+}
+
+void Worker::PublishStats(Instant now) noexcept {
+  if (now < next_stats_ || group_.stats == nullptr) {
+    return;
+  }
+  next_stats_ = now + kStatsInterval;
+  const broker::Counters& k = broker_.counters();
+  WorkerStats st;
+  st.worker = index_;
+  st.connections = connections_.size();
+  st.clients_connected = broker_.clients_connected();
+  st.sessions = broker_.session_count();
+  st.subscriptions = broker_.subscription_count();
+  st.queued_messages = broker_.queued_count();
+  st.inflight_messages = broker_.inflight_count();
+  st.connections_accepted = k.connections_accepted;
+  st.connections_closed = k.connections_closed;
+  st.messages_received = k.received_by_qos;
+  st.messages_sent = k.sent_by_qos;
+  st.publish_bytes_received = k.publish_bytes_received;
+  st.publish_bytes_sent = k.publish_bytes_sent;
+  st.bytes_received = k.bytes_received;
+  st.bytes_sent = k.bytes_sent;
+  st.dropped_queue_full = k.dropped_queue_full;
+  st.dropped_slow_qos0 = k.dropped_slow_qos0;
+  st.dropped_offline_qos0 = k.dropped_offline_qos0;
+  st.dropped_too_large = k.dropped_too_large;
+  st.dropped_expired = k.dropped_expired;
+  st.dropped_acl = k.dropped_acl;
+  st.refused_auth = k.refused_auth;
+  st.refused_tls = transport_counters_.refused_tls;
+  st.refused_websocket = transport_counters_.refused_websocket;
+  st.refused_proxy = transport_counters_.refused_proxy;
+  st.protocol_errors = k.protocol_errors + transport_counters_.websocket_errors;
+  st.rate_disconnects = k.rate_disconnects;
+  st.denied_publish = k.denied_publish;
+  st.denied_subscribe = k.denied_subscribe;
+  st.loop_latency = loop_latency_;
+  group_.stats->Publish(st);
+  if (sys_ != nullptr && now >= next_sys_ && !shutdown_deadline_) {
+    next_sys_ = now + sys_interval_;
+    const ServerStats server = group_.server_stats ? group_.server_stats() : ServerStats{};
+    for (const auto& [topic, payload] :
+         sys_->Update(group_.stats->Read(), server, std::chrono::steady_clock::now())) {
+      broker_.PublishSystem(topic, payload, /*retain=*/true, now);
+    }
+    dirty_left_ = true;  // what that made goes out on the next turn, which does not sleep
+  }
+}
+
+void Worker::BeginShutdown(Instant now) noexcept {
+  if (shutdown_deadline_) {
+    return;
+  }
+  shutdown_deadline_ = now + kShutdownLinger;
+  for (ListenerEntry& l : listeners_) {
+    (void)loop_.Remove(l.socket.fd());
+  }
+  listeners_.clear();  // the sockets close: new connections are refused by the kernel
+  accept_paused_until_.reset();
+  broker_.BeginShutdown(now);  // DISCONNECT 0x8B to MQTT 5 clients; every connection closes
 }
 
 void Worker::PauseAccepting(Instant now) noexcept {
@@ -658,6 +799,12 @@ std::optional<std::chrono::milliseconds> Worker::Timeout(Instant now) const noex
   };
   if (accept_paused_until_) {
     consider(*accept_paused_until_);
+  }
+  if (shutdown_deadline_ && connections_.size() != 0) {
+    consider(*shutdown_deadline_);
+  }
+  if (group_.stats != nullptr) {
+    consider(next_stats_);
   }
   if (!lingering_.empty()) {
     consider(lingering_.front().first);

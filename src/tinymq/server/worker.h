@@ -1,9 +1,11 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +24,8 @@
 #include "tinymq/server/connection_caps.h"
 #include "tinymq/server/mail.h"
 #include "tinymq/server/mailbox.h"
+#include "tinymq/server/metrics.h"
+#include "tinymq/server/transport.h"
 #include "tinymq/server/verifier.h"
 #include "tinymq/store/store.h"
 #include "tinymq/util/result.h"
@@ -109,12 +113,24 @@ struct WorkerGroup {
   // Connections open across all workers, against max_connections and
   // max_connections_per_address (null: no caps).
   std::unique_ptr<ConnectionCaps> caps;
+  // Workers that, after Mail::kShutdown, have no connection left.
+  std::atomic<std::uint16_t> drained{0};
+  // Every worker's figures, published by each once a second (Worker::kStatsInterval).
+  std::unique_ptr<StatsBoard> stats;
+  // The process-wide figures (retained messages, the store, connection caps), for the $SYS/
+  // topics and the metrics listener; set by the server before the workers run. Thread-safe.
+  std::function<ServerStats()> server_stats;
 };
 
 class Worker {
  public:
   // A connection whose output cannot drain is closed this long after the broker asked to close it.
   static constexpr std::chrono::milliseconds kCloseLinger{5000};
+  // At shutdown, how long clients get to read their DISCONNECT and close before the worker closes
+  // what is left.
+  static constexpr std::chrono::milliseconds kShutdownLinger{2000};
+  // How often a worker publishes its figures (WorkerGroup::stats).
+  static constexpr std::chrono::seconds kStatsInterval{1};
   // How long accepting pauses when the process is out of descriptors or memory.
   static constexpr std::chrono::milliseconds kAcceptBackoff{100};
   // Per connection and turn, so that one fast sender cannot starve the others (level-triggered:
@@ -146,11 +162,22 @@ class Worker {
   // Starts accepting on `listeners` (its sockets of each listener group) once Run() runs.
   // REQUIRES: before Run().
   util::Result<void, std::string> AddListeners(std::vector<net::Listener> listeners);
+  // What a listener's connections speak beyond TCP (config::ListenerConfig).
+  struct ListenerOptions {
+    bool websocket = false;       // MQTT over WebSocket
+    bool proxy_protocol = false;  // a PROXY protocol header first
+  };
   // The same for one listener, which speaks TLS with `tls` (null: plain TCP). The workers'
   // sockets of one listener share its TlsContext, so that a reload reaches them all.
   // REQUIRES: before Run().
   util::Result<void, std::string> AddListener(net::Listener listener,
-                                              std::shared_ptr<net::TlsContext> tls);
+                                              std::shared_ptr<net::TlsContext> tls,
+                                              ListenerOptions options);
+  // The WebSocket frame and message limits of its WebSocket connections. REQUIRES: before Run().
+  void SetWebSocketLimits(net::WebSocketDecoder::Limits limits) { ws_limits_ = limits; }
+  // This worker publishes the $SYS/ topics every `interval` (0: never), with `version` in
+  // $SYS/broker/version. One worker of a group does. REQUIRES: before Run().
+  void PublishSysTopics(std::chrono::seconds interval, std::string version);
 
  private:
   struct Key {
@@ -173,15 +200,6 @@ class Worker {
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
-  // What a TLS connection has beyond its socket (worker_tls.cc).
-  struct TlsConnection {
-    std::unique_ptr<net::TlsSession> session;
-    std::string peer;  // for the log line of a failed handshake (emptied once it succeeded)
-    config::CertUsername username_from = config::CertUsername::kNone;
-    // A read stopped because OpenSSL must write first (a TLS 1.3 key update's answer): read again
-    // once the socket is writable.
-    bool read_wants_write = false;
-  };
   struct Connection {
     // The broker id's sequence number (the bits above its slot; never 0); 0: a free slot.
     std::uint32_t sequence = 0;
@@ -192,7 +210,7 @@ class Worker {
     // and dropped until its EOF (or the linger time), so that closing does not reset the
     // connection and destroy the last packets (a DISCONNECT, a refusing CONNACK) in transit.
     bool half_closed = false;
-    std::unique_ptr<TlsConnection> tls;  // null: plain TCP
+    std::unique_ptr<Transport> transport;  // null: plain TCP
   };
   // The connections by their broker slot (broker::SlotOf), so that each costs its 24 bytes and no
   // hash node.
@@ -239,13 +257,14 @@ class Worker {
   struct ListenerEntry {
     net::Listener socket;
     std::shared_ptr<net::TlsContext> tls;  // null: plain TCP
+    ListenerOptions options;
   };
   // A connection to adopt: just accepted, or handed over by another worker.
   struct Arrival {
     net::Fd fd;
     std::string peer;
-    std::unique_ptr<TlsConnection> tls;  // null: plain TCP
-    std::string cert_username;           // from a handed-over connection's certificate
+    std::unique_ptr<Transport> transport;  // null: plain TCP
+    std::string cert_username;             // from a handed-over connection's certificate
     AddressKey address{};                // counted in group_.caps already
   };
 
@@ -287,6 +306,33 @@ class Worker {
                  broker::Instant now) noexcept;
   ReadEnd ReadTls(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
   bool WriteTls(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // PROXY protocol and WebSocket (worker_transport.cc). Reads the PROXY header as far as it has
+  // come; true once it is complete (the broker has the client's address; `c` may have lost its
+  // transport, when nothing else was in it), false while it waits or when it failed (closed).
+  bool ReadProxyHeader(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // Reads a WebSocket connection: the upgrade request, then frames into the broker.
+  ReadEnd ReadWebSocket(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // Passes received bytes through the WebSocket stream; returns how many it took (the rest
+  // waits while the broker's input is paused).
+  std::size_t FeedWebSocket(broker::ConnectionId id, Connection& c,
+                            std::span<const std::uint8_t> in, broker::Instant now) noexcept;
+  // Writes the WebSocket stream's own bytes and the broker's output as binary frames.
+  bool WriteWebSocket(broker::ConnectionId id, Connection& c, broker::Instant now) noexcept;
+  // Queues a close frame once the broker is done with an upgraded connection and nothing of a
+  // data frame is left; true when it queued one.
+  bool QueueWebSocketClose(broker::ConnectionId id, Connection& c) noexcept;
+  // One write of `pieces` (an empty span only pushes a pending TLS record) on the connection's
+  // stream: the socket, or its TLS session.
+  struct Sent {
+    std::size_t bytes = 0;
+    enum class Status : std::uint8_t { kOk, kBlocked, kFailed } status = Status::kOk;
+    std::string error;
+  };
+  Sent SendOn(Connection& c, std::span<const net::ByteRange> pieces) noexcept;
+  // Logs (within a budget shared by transport failures) why connection `id` ends before its first
+  // byte reached the broker.
+  void LogTransportFailure(std::string_view what, std::string_view peer, std::string_view why,
+                           broker::Instant now) noexcept;
   // Reads and drops the input of a half-closed connection; closes it at EOF or on an error.
   void Discard(broker::ConnectionId id, Connection& c) noexcept;
   // The broker is done with `id` and its output is written: shut down the sending side and wait
@@ -303,6 +349,12 @@ class Worker {
   AddressKey TakeAddress(broker::ConnectionId id) noexcept;
   void SetInterest(broker::ConnectionId id, Connection& c, net::EventMask interest) noexcept;
   void PauseAccepting(broker::Instant now) noexcept;
+  // Once per kStatsInterval: this worker's figures to WorkerGroup::stats and, when due, the
+  // $SYS/ topics (the worker that has them).
+  void PublishStats(broker::Instant now) noexcept;
+  // The server is stopping (Mail::kShutdown): no more accepting; the broker says goodbye to every
+  // client (broker::Broker::BeginShutdown); what is left open at the deadline is closed.
+  void BeginShutdown(broker::Instant now) noexcept;
   void HousekeepAccepting(broker::Instant now) noexcept;
   void CloseExpiredLingerers(broker::Instant now) noexcept;
   std::optional<std::chrono::milliseconds> Timeout(broker::Instant now) const noexcept;
@@ -334,6 +386,27 @@ class Worker {
   // TLS: where Write() stages a record (allocated with the first TLS connection), and the log
   // budget of failed handshakes (a scanner or a misconfigured fleet must not flood the log).
   std::vector<std::uint8_t> tls_staging_;
+  // WebSocket: where received bytes are decoded from (allocated with the first one), and limits.
+  std::vector<std::uint8_t> ws_scratch_;
+  net::WebSocketDecoder::Limits ws_limits_{.max_frame_size = std::uint64_t{4} << 20,
+                                          .max_message_size = std::uint64_t{16} << 20};
+  // Connections refused before the broker saw a byte of them, by cause (metrics).
+  struct TransportCounters {
+    std::uint64_t refused_tls = 0;
+    std::uint64_t refused_websocket = 0;
+    std::uint64_t refused_proxy = 0;
+    std::uint64_t websocket_errors = 0;  // closed for a WebSocket protocol violation
+  };
+  TransportCounters transport_counters_;
+  // Metrics: the time each turn's work took, when the next figures are due, the $SYS/ topics.
+  Histogram loop_latency_;
+  broker::Instant next_stats_{};
+  std::unique_ptr<SysTopics> sys_;  // null: this worker does not publish them
+  std::chrono::seconds sys_interval_{0};
+  broker::Instant next_sys_{};
+  // Shutdown: when it began (nullopt: running), and when what is still open gets closed.
+  std::optional<broker::Instant> shutdown_deadline_;
+  bool drained_reported_ = false;
   struct LogBudget {
     broker::Instant window_end{};
     int lines = 0;

@@ -24,8 +24,8 @@ constexpr std::chrono::seconds kTlsLogWindow{10};
 }  // namespace
 
 bool Worker::Handshake(ConnectionId id, Connection& c, Instant now) noexcept {
-  TlsConnection& tls = *c.tls;
-  const net::TlsResult r = tls.session->Handshake();
+  Transport& tls = *c.transport;
+  const net::TlsResult r = tls.tls->Handshake();
   switch (r.status) {
     case net::TlsStatus::kOk: break;
     case net::TlsStatus::kWantRead: SetInterest(id, c, net::kReadable); return false;
@@ -37,13 +37,13 @@ bool Worker::Handshake(ConnectionId id, Connection& c, Instant now) noexcept {
       PeerGone(id, "closed during the TLS handshake", now);
       return false;
     case net::TlsStatus::kError: {
-      const std::string why = tls.session->error();
+      const std::string why = tls.tls->error();
       RefuseTls(id, c, why, now);
       return false;
     }
   }
   if (tls.username_from != config::CertUsername::kNone) {
-    std::string name = tls.session->PeerName(tls.username_from);
+    std::string name = tls.tls->PeerName(tls.username_from);
     if (name.empty()) {
       RefuseTls(id, c,
                 tls.username_from == config::CertUsername::kCommonName
@@ -54,30 +54,39 @@ bool Worker::Handshake(ConnectionId id, Connection& c, Instant now) noexcept {
     }
     broker_.SetCertUsername(id, std::move(name));
   }
-  tls.peer = std::string();  // only failed handshakes name it
+  if (tls.ws == nullptr) {
+    tls.peer = std::string();  // only failed handshakes (and WebSocket upgrades) name it
+  }
   SetInterest(id, c, net::kReadable);
   return true;
 }
 
 void Worker::RefuseTls(ConnectionId id, Connection& c, std::string_view why, Instant now) noexcept {
+  ++transport_counters_.refused_tls;
+  LogTransportFailure("TLS handshake", c.transport->peer, why, now);
+  PeerGone(id, why, now);
+}
+
+void Worker::LogTransportFailure(std::string_view what, std::string_view peer, std::string_view why,
+                                 Instant now) noexcept {
   if (now >= tls_log_.window_end) {
     if (tls_log_.suppressed != 0) {
-      spdlog::info("{} more failed TLS handshake(s) not logged in the last {} s",
+      spdlog::info("{} more failed TLS handshake(s), WebSocket upgrade(s) or PROXY header(s) not "
+                   "logged in the last {} s",
                    tls_log_.suppressed, kTlsLogWindow.count());
     }
     tls_log_ = LogBudget{.window_end = now + kTlsLogWindow, .lines = 0, .suppressed = 0};
   }
   if (tls_log_.lines < kTlsLogLines) {
     ++tls_log_.lines;
-    spdlog::info("TLS handshake with {} failed: {}", c.tls->peer, why);
+    spdlog::info("{} with {} failed: {}", what, peer, why);
   } else {
     ++tls_log_.suppressed;
   }
-  PeerGone(id, why, now);
 }
 
 Worker::ReadEnd Worker::ReadTls(ConnectionId id, Connection& c, Instant now) noexcept {
-  net::TlsSession& tls = *c.tls->session;
+  net::TlsSession& tls = *c.transport->tls;
   std::size_t total = 0;
   // A read stops at a record's end only: plaintext left inside OpenSSL would get no readiness
   // event (what is left in the socket does, level-triggered).
@@ -94,7 +103,7 @@ Worker::ReadEnd Worker::ReadTls(ConnectionId id, Connection& c, Instant now) noe
         continue;
       case net::TlsStatus::kWantRead: return ReadEnd::kDrained;
       case net::TlsStatus::kWantWrite:
-        c.tls->read_wants_write = true;
+        c.transport->read_wants_write = true;
         SetInterest(id, c, c.interest | net::kWritable);
         return ReadEnd::kMore;
       case net::TlsStatus::kClosed: PeerGone(id, "closed by peer", now); return ReadEnd::kGone;
@@ -105,7 +114,7 @@ Worker::ReadEnd Worker::ReadTls(ConnectionId id, Connection& c, Instant now) noe
 }
 
 bool Worker::WriteTls(ConnectionId id, Connection& c, Instant now) noexcept {
-  net::TlsSession& tls = *c.tls->session;
+  net::TlsSession& tls = *c.transport->tls;
   if (tls_staging_.empty()) {
     tls_staging_.resize(net::TlsSession::kMaxRecord);
   }

@@ -541,15 +541,68 @@ TEST_F(BrokerTest, ResubscribeReplacesAndResendsRetained) {
 }
 
 TEST_F(BrokerTest, WildcardFiltersDoNotMatchDollarTopics) {
-  TestClient pub(broker_, clock_);
-  pub.Connect("pub");
-  pub.Send(MakePublish("$SYS/x", "sys", QoS::k0, 0, true));
+  broker_.PublishSystem("$SYS/x", "sys", /*retain=*/true, clock_.Now());
   TestClient sub(broker_, clock_);
   sub.Connect("sub");
   mqtt::SubscriptionListBuilder b;
   b.Add("#", {QoS::k0, false, false, 0});
   sub.Send(mqtt::Subscribe{1, {}, b.view()});
   EXPECT_EQ(sub.Receive().size(), 1U);  // SUBACK only: [MQTT-4.7.2-1]
+}
+
+TEST_F(BrokerTest, SystemTopicsAreTheBrokersOwn) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  EXPECT_EQ(Subscribe(sub, "$SYS/#", QoS::k1), ReasonCode::kGrantedQos1);
+  broker_.PublishSystem("$SYS/broker/uptime", "5 seconds", /*retain=*/true, clock_.Now());
+  std::vector<mqtt::Packet> got = sub.Receive();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(std::get<mqtt::Publish>(got[0]).topic, "$SYS/broker/uptime");
+  EXPECT_EQ(PayloadOf(got[0]), "5 seconds");
+  // A client may not publish there: acknowledged (3.1.1 cannot refuse) and dropped.
+  TestClient spoof(broker_, clock_);
+  spoof.Connect("spoof");
+  spoof.Send(MakePublish("$SYS/broker/uptime", "0 seconds", QoS::k1, 7, true));
+  EXPECT_EQ(spoof.Expect<mqtt::Puback>().packet_id, 7);
+  EXPECT_TRUE(sub.Receive().empty());
+  EXPECT_EQ(broker_.counters().denied_publish, 1U);
+  // The retained value is still the broker's.
+  TestClient late(broker_, clock_);
+  late.Connect("late");
+  mqtt::SubscriptionListBuilder b;
+  b.Add("$SYS/broker/uptime", {QoS::k0, false, false, 0});
+  late.Send(mqtt::Subscribe{1, {}, b.view()});
+  got = late.Receive();
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(PayloadOf(got[1]), "5 seconds");
+}
+
+TEST_F(BrokerTest, CountersCountMessagesByQosAndTheirBytes) {
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub");
+  Subscribe(sub, "t", QoS::k2);
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub");
+  pub.Send(MakePublish("t", "abc", QoS::k0));
+  pub.Send(MakePublish("t", "de", QoS::k1, 1));
+  EXPECT_EQ(broker_.counters().received_by_qos, (std::array<std::uint64_t, 3>{1, 1, 0}));
+  EXPECT_EQ(broker_.counters().publish_bytes_received, 5U);
+  EXPECT_EQ(broker_.counters().sent_by_qos, (std::array<std::uint64_t, 3>{1, 1, 0}));
+  EXPECT_EQ(broker_.counters().publish_bytes_sent, 5U);
+  EXPECT_EQ(broker_.clients_connected(), 2U);
+  EXPECT_EQ(broker_.inflight_count(), 1U);  // the QoS 1 one, not yet acknowledged
+  pub.Drop();
+  EXPECT_EQ(broker_.counters().connections_closed, 1U);
+}
+
+TEST_F(BrokerTest, SetPeerRenamesTheConnectionInItsLogLines) {
+  std::vector<std::string> lines;
+  Broker broker(limits_, [&](LogLevel, std::string_view text) { lines.emplace_back(text); });
+  TestClient c(broker, clock_);
+  broker.SetPeer(c.id(), "192.0.2.7:4242");
+  c.Connect("behind-a-balancer");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.back().find("connected from 192.0.2.7:4242"), std::string::npos) << lines.back();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -951,6 +1004,32 @@ TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
   ASSERT_EQ(got.size(), 1U);
   EXPECT_EQ(PayloadOf(got[0]), payload);
   EXPECT_EQ(std::get<mqtt::Publish>(got[0]).qos, QoS::k0);
+}
+
+TEST_F(BrokerTest, ShutdownSendsMqtt5ClientsDisconnect0x8BAndKeepsWillsAndSessions) {
+  TestClient v5(broker_, clock_, ProtocolVersion::kV5);
+  mqtt::Connect connect = WithWill("v5", "wills/v5", "gone");
+  connect.version = ProtocolVersion::kV5;
+  v5.Send(connect);
+  ASSERT_EQ(v5.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+  TestClient v3(broker_, clock_);
+  v3.Connect("v3", /*clean=*/false);
+  Subscribe(v3, "wills/#", QoS::k1);
+  TestClient waiting(broker_, clock_);  // no CONNECT yet
+  broker_.BeginShutdown(clock_.Now());
+  EXPECT_TRUE(broker_.shutting_down());
+  EXPECT_EQ(v5.Expect<mqtt::Disconnect>().reason, ReasonCode::kServerShuttingDown);
+  EXPECT_TRUE(v3.Receive().empty());  // 3.1.x has no server DISCONNECT
+  EXPECT_TRUE(v5.Closed());
+  EXPECT_TRUE(v3.Closed());
+  EXPECT_TRUE(waiting.Closed());
+  v5.Finish();
+  v3.Finish();
+  waiting.Finish();
+  // No will went out, and the persistent session is still there (for the store and a restart).
+  EXPECT_EQ(broker_.counters().messages_sent, 0U);
+  EXPECT_EQ(broker_.session_count(), 2U);
+  EXPECT_EQ(broker_.clients_connected(), 0U);
 }
 
 }  // namespace

@@ -46,8 +46,8 @@ TEST(CommandLineTest, NoOptionsRunsWithDefaults) {
   const auto r = Parse({});
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->action, CommandLine::Action::kRun);
-  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level || r->workers || r->data_dir ||
-               r->durability || r->repair);
+  EXPECT_FALSE(r->config_file || r->bind || r->port || r->log_level || r->log_file || r->workers ||
+               r->data_dir || r->durability || r->repair);
   const auto c = ResolveConfig(*r);
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(*c, Config{});
@@ -160,8 +160,8 @@ TEST(CommandLineTest, VersionAndHelp) {
   const auto help = Parse({"--help"});
   ASSERT_TRUE(help);
   EXPECT_EQ(help->action, CommandLine::Action::kPrintHelp);
-  for (const char* option : {"--config", "--bind", "--port", "--log-level", "--workers",
-                             "--data-dir", "--durability", "--repair", "--version"}) {
+  for (const char* option : {"--config", "--bind", "--port", "--log-level", "--log-file",
+                             "--workers", "--data-dir", "--durability", "--repair", "--version"}) {
     EXPECT_NE(help->help.find(option), std::string::npos) << option;
   }
 }
@@ -197,6 +197,35 @@ TEST(CommandLineTest, ErrorsNameTheOption) {
             "--durability: must be one of always, batch, none, got 'Always'");
   EXPECT_EQ(ErrorOf({"--durability"}).rfind("--durability", 0), 0u);
   EXPECT_EQ(ErrorOf({"--data-dir"}).rfind("--data-dir", 0), 0u);
+  EXPECT_EQ(ErrorOf({"--log-file", ""}), "--log-file: must not be empty");
+  EXPECT_EQ(ErrorOf({"--log-file"}).rfind("--log-file", 0), 0u);
+}
+
+TEST(CommandLineTest, LogFileSetsTheDestinationAndThePath) {
+  const auto r = Parse({"--log-file", "/var/log/tinymq.log"});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->log_file, "/var/log/tinymq.log");
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->log_destination, LogDestination::kFile);
+  EXPECT_EQ(c->log_file, "/var/log/tinymq.log");
+  EXPECT_EQ(Parse({"--log-file=t.log"})->log_file, "t.log");
+}
+
+TEST(CommandLineTest, LogFileOverridesTheFileDestination) {
+  // A file that logs to syslog: --log-file replaces both keys, so the pair stays consistent.
+  const TempFile syslog("log_destination = 'syslog'\nlog_level = 'warn'\n");
+  const auto r = Parse({"-c", syslog.path().c_str(), "--log-file", "x.log"});
+  ASSERT_TRUE(r) << r.error();
+  const auto c = ResolveConfig(*r);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->log_destination, LogDestination::kFile);
+  EXPECT_EQ(c->log_file, "x.log");
+  EXPECT_EQ(c->log_level, LogLevel::kWarn);  // not on the command line: the file's
+  // Without --log-file the file's destination stays.
+  const auto plain = Parse({"-c", syslog.path().c_str()});
+  ASSERT_TRUE(plain) << plain.error();
+  EXPECT_EQ(ResolveConfig(*plain)->log_destination, LogDestination::kSyslog);
 }
 
 TEST(CommandLineTest, OptionsOverrideTheFile) {

@@ -47,6 +47,16 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_FALSE(c.repair);
   EXPECT_EQ(c.durability, Durability::kBatch);
   EXPECT_EQ(c.sync_interval_ms, 10u);
+  EXPECT_FALSE(c.listeners[0].websocket);
+  EXPECT_FALSE(c.listeners[0].proxy_protocol);
+  EXPECT_EQ(c.limits.max_websocket_frame_size, 4'194'304u);     // 4 MiB
+  EXPECT_EQ(c.limits.max_websocket_message_size, 16'777'216u);  // 16 MiB
+  EXPECT_FALSE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.bind, "127.0.0.1");
+  EXPECT_EQ(c.metrics.port, 9883);
+  EXPECT_EQ(c.sys_interval_s, 10u);
+  EXPECT_EQ(c.log_destination, LogDestination::kStderr);
+  EXPECT_EQ(c.log_file, "");
 }
 
 TEST(ConfigTest, EmptyFileGivesDefaults) { EXPECT_EQ(Parsed(""), Config{}); }
@@ -113,6 +123,103 @@ TEST(ConfigTest, AcceptsEveryDurabilityAndTheSyncIntervalEnds) {
   EXPECT_EQ(Parsed("sync_interval_ms = 10000").sync_interval_ms, kMaxSyncIntervalMs);
   EXPECT_EQ(Parsed("data_dir = ''").data_dir, "");  // explicitly none
   EXPECT_EQ(Parsed("data_dir = 'data'").data_dir, "data");
+}
+
+TEST(ConfigTest, ReadsTheOperationsKeys) {
+  const Config c = Parsed(R"(
+log_destination = "file"
+log_file = "/var/log/tinymq/tinymq.log"
+sys_interval = 60
+[[listeners]]
+port = 1883
+[[listeners]]
+bind = "0.0.0.0"
+port = 8080
+websocket = true
+[[listeners]]
+bind = "0.0.0.0"
+port = 8443
+websocket = true
+proxy_protocol = true
+[listeners.tls]
+cert = "c.pem"
+key = "k.pem"
+[[listeners]]
+bind = "0.0.0.0"
+port = 1884
+proxy_protocol = true
+[limits]
+max_websocket_frame_size = 65536
+max_websocket_message_size = 1048576
+[metrics]
+enabled = true
+bind = "::"
+port = 9100
+)");
+  EXPECT_EQ(c.log_destination, LogDestination::kFile);
+  EXPECT_EQ(c.log_file, "/var/log/tinymq/tinymq.log");
+  EXPECT_EQ(c.sys_interval_s, 60u);
+  ASSERT_EQ(c.listeners.size(), 4u);
+  EXPECT_EQ(c.listeners[0], ListenerConfig{});
+  EXPECT_TRUE(c.listeners[1].websocket);
+  EXPECT_FALSE(c.listeners[1].proxy_protocol);
+  EXPECT_FALSE(c.listeners[1].tls.has_value());
+  EXPECT_TRUE(c.listeners[2].websocket);  // wss: WebSocket over TLS
+  EXPECT_TRUE(c.listeners[2].proxy_protocol);
+  EXPECT_TRUE(c.listeners[2].tls.has_value());
+  EXPECT_FALSE(c.listeners[3].websocket);
+  EXPECT_TRUE(c.listeners[3].proxy_protocol);
+  EXPECT_EQ(c.limits.max_websocket_frame_size, 65536u);
+  EXPECT_EQ(c.limits.max_websocket_message_size, 1048576u);
+  EXPECT_EQ(c.metrics, (MetricsConfig{.enabled = true, .bind = "::", .port = 9100}));
+  // The listener flags take part in ==: a reload can tell that a listener changed.
+  ListenerConfig ws;
+  ws.websocket = true;
+  EXPECT_NE(ws, ListenerConfig{});
+}
+
+TEST(ConfigTest, AcceptsTheOperationsKeysRangeEnds) {
+  EXPECT_EQ(Parsed("sys_interval = 0").sys_interval_s, 0u);  // no $SYS/ topics
+  EXPECT_EQ(Parsed("sys_interval = 86400").sys_interval_s, kMaxSysIntervalS);
+  EXPECT_EQ(Parsed("log_destination = 'syslog'").log_destination, LogDestination::kSyslog);
+  EXPECT_EQ(Parsed("log_destination = 'stderr'\nlog_file = ''").log_destination,
+            LogDestination::kStderr);
+  EXPECT_EQ(Parsed("[metrics]\nport = 0").metrics.port, 0);
+  EXPECT_EQ(Parsed("[metrics]\nport = 65535").metrics.port, 65535);
+  EXPECT_FALSE(Parsed("[metrics]\nenabled = false").metrics.enabled);
+  // Both WebSocket sizes at their least, and equal: a message may be a single frame.
+  const Config low = Parsed(
+      "[limits]\nmax_websocket_frame_size = 1024\nmax_websocket_message_size = 1024\n");
+  EXPECT_EQ(low.limits.max_websocket_frame_size, kMinWebSocketFrameSize);
+  EXPECT_EQ(low.limits.max_websocket_message_size, kMinWebSocketFrameSize);
+  const Config high = Parsed(
+      "[limits]\nmax_websocket_frame_size = 4294967295\n"
+      "max_websocket_message_size = 4294967295\n");
+  EXPECT_EQ(high.limits.max_websocket_frame_size, kMaxWebSocketSize);
+  EXPECT_EQ(high.limits.max_websocket_message_size, kMaxWebSocketSize);
+  // Only the message size raised, or the frame size lowered: checked against the other's default.
+  EXPECT_EQ(Parsed("[limits]\nmax_websocket_message_size = 4194304\n")
+                .limits.max_websocket_message_size,
+            4'194'304u);
+  EXPECT_EQ(Parsed("[limits]\nmax_websocket_frame_size = 2048\n").limits.max_websocket_frame_size,
+            2048u);
+  // The metrics listener may share a port with an MQTT listener on another address.
+  const Config shared = Parsed(
+      "[[listeners]]\nbind = '127.0.0.1'\nport = 9883\n[metrics]\nenabled = true\nbind = "
+      "'::1'\n");
+  EXPECT_TRUE(shared.metrics.enabled);
+  // A disabled metrics table is not checked against the listeners.
+  EXPECT_FALSE(Parsed("[[listeners]]\nport = 9883\n[metrics]\nport = 9883\n").metrics.enabled);
+}
+
+TEST(ConfigTest, LogDestinationNamesRoundTrip) {
+  for (LogDestination d :
+       {LogDestination::kStderr, LogDestination::kFile, LogDestination::kSyslog}) {
+    EXPECT_EQ(ParseLogDestination(LogDestinationName(d)), d);
+  }
+  EXPECT_EQ(LogDestinationName(LogDestination::kSyslog), "syslog");
+  EXPECT_EQ(ParseLogDestination("Syslog"), std::nullopt);
+  EXPECT_EQ(ParseLogDestination("journal"), std::nullopt);
 }
 
 TEST(ConfigTest, DurabilityNamesRoundTrip) {
@@ -361,6 +468,90 @@ INSTANTIATE_TEST_SUITE_P(
                  "t.toml: listeners: must be an array of tables ([[listeners]]), got a table"},
         BadValue{"[[listeners]]\nport = 1884\n[[listeners]]\nbind = '127.0.0.1'\nport = 1884",
                  "t.toml: listeners[1]: same bind and port as listeners[0]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    OperationsKeys, ConfigBadValueTest,
+    testing::Values(
+        BadValue{"[[listeners]]\nwebsocket = 'yes'",
+                 "t.toml: listeners[0].websocket: must be true or false, got a string"},
+        BadValue{"[[listeners]]\nport = 1\n[[listeners]]\nport = 2\nproxy_protocol = 1",
+                 "t.toml: listeners[1].proxy_protocol: must be true or false, got an integer"},
+        BadValue{"[limits]\nmax_websocket_frame_size = 1023",
+                 "t.toml: limits.max_websocket_frame_size: must be between 1024 and 4294967295, "
+                 "got 1023"},
+        BadValue{"[limits]\nmax_websocket_frame_size = 4294967296",
+                 "t.toml: limits.max_websocket_frame_size: must be between 1024 and 4294967295, "
+                 "got 4294967296"},
+        BadValue{"[limits]\nmax_websocket_message_size = 0",
+                 "t.toml: limits.max_websocket_message_size: must be between 1024 and "
+                 "4294967295, got 0"},
+        BadValue{"[limits]\nmax_websocket_message_size = '16MiB'",
+                 "t.toml: limits.max_websocket_message_size: must be an integer, got a string"},
+        BadValue{"[limits]\nmax_websocket_frame_size = 8192\nmax_websocket_message_size = 4096",
+                 "t.toml: limits.max_websocket_message_size: must be at least "
+                 "limits.max_websocket_frame_size (8192), got 4096"},
+        BadValue{"[limits]\nmax_websocket_message_size = 4194303",
+                 "t.toml: limits.max_websocket_message_size: must be at least "
+                 "limits.max_websocket_frame_size (4194304), got 4194303"},
+        BadValue{"[limits]\nmax_websocket_frame_size = 16777217",
+                 "t.toml: limits.max_websocket_message_size: must be at least "
+                 "limits.max_websocket_frame_size (16777217), got 16777216"},
+        BadValue{"metrics = true", "t.toml: metrics: must be a table ([metrics]), got a boolean"},
+        BadValue{"[metrics]\nenabled = 'true'",
+                 "t.toml: metrics.enabled: must be true or false, got a string"},
+        BadValue{"[metrics]\nbind = 'localhost'",
+                 "t.toml: metrics.bind: must be a numeric IPv4 or IPv6 address (no host name, no "
+                 "brackets), got 'localhost'"},
+        BadValue{"[metrics]\nbind = 127",
+                 "t.toml: metrics.bind: must be a string, got an integer"},
+        BadValue{"[metrics]\nport = 65536",
+                 "t.toml: metrics.port: must be between 0 and 65535, got 65536"},
+        BadValue{"[metrics]\nport = -1", "t.toml: metrics.port: must be between 0 and 65535, got -1"},
+        BadValue{"[metrics]\npath = '/metrics'", "t.toml: metrics.path: unknown key"},
+        BadValue{"[metrics]\nenable = true",
+                 "t.toml: metrics.enable: unknown key (did you mean 'enabled'?)"},
+        BadValue{"[[listeners]]\nport = 9883\n[metrics]\nenabled = true",
+                 "t.toml: metrics: same bind and port as listeners[0]"},
+        BadValue{"sys_interval = -1",
+                 "t.toml: sys_interval: must be between 0 and 86400, got -1"},
+        BadValue{"sys_interval = 86401",
+                 "t.toml: sys_interval: must be between 0 and 86400, got 86401"},
+        BadValue{"sys_interval = 1.5", "t.toml: sys_interval: must be an integer, got a float"},
+        BadValue{"sys_interval_s = 10",
+                 "t.toml: sys_interval_s: unknown key (did you mean 'sys_interval'?)"},
+        BadValue{"log_destination = 'journal'",
+                 "t.toml: log_destination: must be \"stderr\", \"file\" or \"syslog\", got "
+                 "'journal'"},
+        BadValue{"log_destination = 'STDERR'",
+                 "t.toml: log_destination: must be \"stderr\", \"file\" or \"syslog\", got "
+                 "'STDERR'"},
+        BadValue{"log_destination = 1", "t.toml: log_destination: must be a string, got an integer"},
+        BadValue{"log_destination = 'file'",
+                 "t.toml: log_destination: \"file\" needs log_file (the path of the file to log "
+                 "to)"},
+        BadValue{"log_destination = 'file'\nlog_file = ''",
+                 "t.toml: log_destination: \"file\" needs log_file (the path of the file to log "
+                 "to)"},
+        BadValue{"log_file = 'tinymq.log'",
+                 "t.toml: log_file: is only used with log_destination = \"file\" "
+                 "(log_destination is \"stderr\")"},
+        BadValue{"log_destination = 'syslog'\nlog_file = 'tinymq.log'",
+                 "t.toml: log_file: is only used with log_destination = \"file\" "
+                 "(log_destination is \"syslog\")"},
+        BadValue{"log_destination = 'file'\nlog_file = 5",
+                 "t.toml: log_file: must be a string, got an integer"},
+        BadValue{"log_destination = 'file'\nlog_file = \"a\\u0000b\"",
+                 "t.toml: log_file: must not contain a NUL character"},
+        BadValue{"logfile = 'x'", "t.toml: logfile: unknown key (did you mean 'log_file'?)"},
+        BadValue{"enabled = true",
+                 "t.toml: enabled: unknown key (it belongs in the [metrics] table)"},
+        BadValue{"websocket = true",
+                 "t.toml: websocket: unknown key (it belongs in a [[listeners]] table)"},
+        BadValue{"max_websocket_frame_size = 2048",
+                 "t.toml: max_websocket_frame_size: unknown key (it belongs in the [limits] "
+                 "table)"},
+        // Written after a table header, a top-level key belongs to that table.
+        BadValue{"[metrics]\nsys_interval = 5", "t.toml: metrics.sys_interval: unknown key"}));
 
 INSTANTIATE_TEST_SUITE_P(
     UnknownKeys, ConfigBadValueTest,

@@ -49,6 +49,39 @@ TEST(ConnectionCapsTest, PerAddressCapCountsEachAddress) {
   EXPECT_EQ(caps.TryAdd(a), Verdict::kAdmitted);
 }
 
+TEST(ConnectionCapsTest, MoveRecountsAConnectionUnderItsRealAddress) {
+  ConnectionCaps caps(100, 1);
+  const AddressKey balancer = ConnectionCaps::KeyOf("10.0.0.1:1");
+  const AddressKey client = ConnectionCaps::KeyOf("192.0.2.7:1");
+  EXPECT_EQ(caps.TryAdd(balancer), Verdict::kAdmitted);
+  EXPECT_TRUE(caps.Move(balancer, client));
+  EXPECT_EQ(caps.CountOf(balancer), 0u);
+  EXPECT_EQ(caps.CountOf(client), 1u);
+  // The next one from the balancer claims the same client: over its cap, nothing changes.
+  EXPECT_EQ(caps.TryAdd(balancer), Verdict::kAdmitted);
+  EXPECT_FALSE(caps.Move(balancer, client));
+  EXPECT_EQ(caps.CountOf(balancer), 1u);
+  EXPECT_EQ(caps.CountOf(client), 1u);
+  EXPECT_EQ(caps.refused(Verdict::kOverAddress), 1u);
+  EXPECT_EQ(caps.total(), 2u);
+  caps.Remove(balancer);
+  caps.Remove(client);
+  EXPECT_EQ(caps.total(), 0u);
+  EXPECT_EQ(caps.CountOf(client), 0u);
+}
+
+TEST(ConnectionCapsTest, SetCapsChangesTheCapsButNotWhetherAddressesAreKept) {
+  ConnectionCaps caps(1, 0);
+  const AddressKey any{};
+  EXPECT_EQ(caps.TryAdd(any), Verdict::kAdmitted);
+  EXPECT_EQ(caps.TryAdd(any), Verdict::kOverTotal);
+  EXPECT_FALSE(caps.SetCaps(2, 5));  // the per-address cap cannot be turned on live
+  EXPECT_EQ(caps.max_total(), 2u);
+  EXPECT_EQ(caps.max_per_address(), 0u);
+  EXPECT_EQ(caps.TryAdd(any), Verdict::kAdmitted);
+  EXPECT_EQ(caps.refused(Verdict::kOverTotal), 1u);
+}
+
 TEST(ConnectionCapsTest, ZeroMeansNoCap) {
   ConnectionCaps caps(0, 0);
   for (int i = 0; i < 1000; ++i) {
