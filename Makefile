@@ -13,7 +13,7 @@
 
 JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 FUZZ_TARGETS ?=
 ARGS       ?=
 PREFIX     ?= /usr/local

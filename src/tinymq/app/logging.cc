@@ -119,7 +119,8 @@ class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
   void Failed(int error) {
     if (!failing_) {
       failing_ = true;
-      std::fprintf(stderr, "tinymq: log_file %s: cannot write: %s (lines are lost until it works)\n",
+      std::fprintf(stderr,
+                   "tinymq: log_file %s: cannot write: %s (lines are lost until it works)\n",
                    path_.c_str(), net::ErrnoText(error).c_str());
     }
   }

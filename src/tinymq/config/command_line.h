@@ -38,7 +38,7 @@ struct CommandLine {
   std::optional<std::string> bind;
   std::optional<std::uint16_t> port;
   std::optional<LogLevel> log_level;
-  std::optional<std::string> log_file;  // non-empty; also makes log_destination kFile
+  std::optional<std::string> log_file;   // non-empty; also makes log_destination kFile
   std::optional<std::uint16_t> workers;  // 0..kMaxWorkers
   std::optional<std::string> data_dir;   // empty: none (overrides the file's)
   std::optional<Durability> durability;

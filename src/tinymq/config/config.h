@@ -7,8 +7,9 @@
 #include <string_view>
 #include <vector>
 
-// The validated settings of one tinymq process: where to listen, the limits the broker enforces,
-// where and how durably it keeps its state, and how much to log. Filled from defaults, then the
+// The validated settings of one tinymq process: where to listen (TCP, TLS, WebSocket, behind a
+// PROXY-protocol load balancer), the limits the broker enforces, where and how durably it keeps its
+// state, where and how much to log, and how it reports metrics. Filled from defaults, then the
 // TOML file (config_file.h), then the command line (command_line.h); docs/configuration.md
 // documents every field and its default.
 //

@@ -19,13 +19,11 @@ namespace tinymq::config {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"listeners",       "limits",     "mqtt",
-                                         "auth",            "metrics",    "log_level",
-                                         "log_destination", "log_file",   "workers",
-                                         "data_dir",        "durability", "sync_interval_ms",
-                                         "sys_interval"};
-constexpr std::string_view kListenerKeys[] = {"bind", "port", "tls", "websocket",
-                                              "proxy_protocol"};
+constexpr std::string_view kTopKeys[] = {
+    "listeners",  "limits",           "mqtt",        "auth",    "metrics",
+    "log_level",  "log_destination",  "log_file",    "workers", "data_dir",
+    "durability", "sync_interval_ms", "sys_interval"};
+constexpr std::string_view kListenerKeys[] = {"bind", "port", "tls", "websocket", "proxy_protocol"};
 constexpr std::string_view kMetricsKeys[] = {"enabled", "bind", "port"};
 constexpr std::string_view kTlsKeys[] = {
     "cert",        "key",         "ca",      "client_certs", "username_from_cert",

@@ -188,8 +188,8 @@ TEST(ConfigTest, AcceptsTheOperationsKeysRangeEnds) {
   EXPECT_EQ(Parsed("[metrics]\nport = 65535").metrics.port, 65535);
   EXPECT_FALSE(Parsed("[metrics]\nenabled = false").metrics.enabled);
   // Both WebSocket sizes at their least, and equal: a message may be a single frame.
-  const Config low = Parsed(
-      "[limits]\nmax_websocket_frame_size = 1024\nmax_websocket_message_size = 1024\n");
+  const Config low =
+      Parsed("[limits]\nmax_websocket_frame_size = 1024\nmax_websocket_message_size = 1024\n");
   EXPECT_EQ(low.limits.max_websocket_frame_size, kMinWebSocketFrameSize);
   EXPECT_EQ(low.limits.max_websocket_message_size, kMinWebSocketFrameSize);
   const Config high = Parsed(
@@ -198,9 +198,9 @@ TEST(ConfigTest, AcceptsTheOperationsKeysRangeEnds) {
   EXPECT_EQ(high.limits.max_websocket_frame_size, kMaxWebSocketSize);
   EXPECT_EQ(high.limits.max_websocket_message_size, kMaxWebSocketSize);
   // Only the message size raised, or the frame size lowered: checked against the other's default.
-  EXPECT_EQ(Parsed("[limits]\nmax_websocket_message_size = 4194304\n")
-                .limits.max_websocket_message_size,
-            4'194'304u);
+  EXPECT_EQ(
+      Parsed("[limits]\nmax_websocket_message_size = 4194304\n").limits.max_websocket_message_size,
+      4'194'304u);
   EXPECT_EQ(Parsed("[limits]\nmax_websocket_frame_size = 2048\n").limits.max_websocket_frame_size,
             2048u);
   // The metrics listener may share a port with an MQTT listener on another address.
@@ -502,18 +502,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"[metrics]\nbind = 'localhost'",
                  "t.toml: metrics.bind: must be a numeric IPv4 or IPv6 address (no host name, no "
                  "brackets), got 'localhost'"},
-        BadValue{"[metrics]\nbind = 127",
-                 "t.toml: metrics.bind: must be a string, got an integer"},
+        BadValue{"[metrics]\nbind = 127", "t.toml: metrics.bind: must be a string, got an integer"},
         BadValue{"[metrics]\nport = 65536",
                  "t.toml: metrics.port: must be between 0 and 65535, got 65536"},
-        BadValue{"[metrics]\nport = -1", "t.toml: metrics.port: must be between 0 and 65535, got -1"},
+        BadValue{"[metrics]\nport = -1",
+                 "t.toml: metrics.port: must be between 0 and 65535, got -1"},
         BadValue{"[metrics]\npath = '/metrics'", "t.toml: metrics.path: unknown key"},
         BadValue{"[metrics]\nenable = true",
                  "t.toml: metrics.enable: unknown key (did you mean 'enabled'?)"},
         BadValue{"[[listeners]]\nport = 9883\n[metrics]\nenabled = true",
                  "t.toml: metrics: same bind and port as listeners[0]"},
-        BadValue{"sys_interval = -1",
-                 "t.toml: sys_interval: must be between 0 and 86400, got -1"},
+        BadValue{"sys_interval = -1", "t.toml: sys_interval: must be between 0 and 86400, got -1"},
         BadValue{"sys_interval = 86401",
                  "t.toml: sys_interval: must be between 0 and 86400, got 86401"},
         BadValue{"sys_interval = 1.5", "t.toml: sys_interval: must be an integer, got a float"},
@@ -525,7 +524,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"log_destination = 'STDERR'",
                  "t.toml: log_destination: must be \"stderr\", \"file\" or \"syslog\", got "
                  "'STDERR'"},
-        BadValue{"log_destination = 1", "t.toml: log_destination: must be a string, got an integer"},
+        BadValue{"log_destination = 1",
+                 "t.toml: log_destination: must be a string, got an integer"},
         BadValue{"log_destination = 'file'",
                  "t.toml: log_destination: \"file\" needs log_file (the path of the file to log "
                  "to)"},
