@@ -208,6 +208,16 @@ class Harness {
             case AccessOp::kConfigure: Configure(arg); break;
             case AccessOp::kAnswer: Answer(op_byte & 3U, arg); break;
             case AccessOp::kCertUser: CertUser(c, arg); break;
+            case AccessOp::kSystem:
+              broker_->PublishSystem((arg & 1U) != 0 ? "$SYS/broker/uptime" : "$SYS/a",
+                                     std::string(arg >> 1U, 'x'), (arg & 2U) != 0, now_);
+              break;
+            case AccessOp::kPeer:
+              if (c.id) {
+                broker_->SetPeer(*c.id, "192.0.2." + std::to_string(arg) + ":4000");
+              }
+              break;
+            case AccessOp::kShutdown: ShutDown(); break;
             default: break;
           }
           break;
@@ -229,6 +239,23 @@ class Harness {
   }
 
  private:
+  // A clean stop: every connection gets what the broker has for it and is closed; the store is
+  // what the next start restores.
+  void ShutDown() {
+    broker_->BeginShutdown(now_);
+    Settle();
+    Commit();
+    for (Client& each : clients_) {
+      if (each.id) {
+        TINYMQ_CHECK(broker_->ShouldClose(*each.id));
+        Drain(each, SIZE_MAX);
+      }
+    }
+    Settle();
+    Commit();
+    Restart();
+  }
+
   void Restart() {
     broker_.reset();
     for (Client& each : clients_) {

@@ -53,6 +53,9 @@ enum class AccessOp : std::uint8_t {
   kConfigure = 0,
   kAnswer = 1,
   kCertUser = 2,
+  kSystem = 3,    // Broker::PublishSystem on one of a few $SYS topics
+  kPeer = 4,      // Broker::SetPeer (a PROXY protocol header)
+  kShutdown = 5,  // Broker::BeginShutdown, the connections drained and closed, then a restart
 };
 
 // kConfigure's flags. The policy uses a fixed password file (alice/secret, bob/hunter2,

@@ -279,6 +279,26 @@ Bytes LimitsScenario(mqtt::ProtocolVersion v) {
   return s;
 }
 
+// A clean stop with messages in flight: a persistent subscriber, a clean publisher with a will,
+// $SYS messages, a client behind a PROXY header; then the restart finds the session.
+Bytes ShutdownScenario(mqtt::ProtocolVersion v) {
+  Bytes s;
+  AppendData(s, 0, Enc(MakeConnect("keeper", v, false, false), v));
+  mqtt::SubscriptionListBuilder subs;
+  subs.Add("#", {mqtt::QoS::k1, false, false, 0}).Add("$SYS/#", {mqtt::QoS::k0, false, false, 0});
+  AppendData(s, 0, Enc(mqtt::Subscribe{1, {}, subs.view()}, v));
+  AppendOp(s, 0, Op::kDrain);
+  AppendAccess(s, 1, AccessOp::kPeer, 7);
+  AppendData(s, 1, Enc(MakeConnect("pub", v, true, true), v));
+  AppendData(s, 1, Enc(MakePublish("a/1", mqtt::QoS::k1, 1, false), v));
+  AppendData(s, 1, Enc(MakePublish("a/2", mqtt::QoS::k2, 2, true), v));
+  AppendAccess(s, 2, AccessOp::kSystem, 7);
+  AppendAccess(s, 2, AccessOp::kShutdown, 0);
+  AppendData(s, 0, Enc(MakeConnect("keeper", v, false, false), v));
+  AppendOp(s, 0, Op::kDrain);
+  return s;
+}
+
 bool Write(const std::string& path, const Bytes& s) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   const bool ok = f != nullptr && std::fwrite(s.data(), 1, s.size(), f) == s.size();
@@ -325,7 +345,8 @@ int main(int argc, char** argv) {
     const std::string suffix = v == mqtt::ProtocolVersion::kV5 ? "-v5" : "-v311";
     if (!Write(std::string(argv[1]) + "/access" + suffix, AccessScenario(v)) ||
         !Write(std::string(argv[1]) + "/takeover" + suffix, TakeoverScenario(v)) ||
-        !Write(std::string(argv[1]) + "/limits" + suffix, LimitsScenario(v))) {
+        !Write(std::string(argv[1]) + "/limits" + suffix, LimitsScenario(v)) ||
+        !Write(std::string(argv[1]) + "/shutdown" + suffix, ShutdownScenario(v))) {
       return 1;
     }
     n += 3;

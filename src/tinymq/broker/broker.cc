@@ -169,9 +169,27 @@ std::size_t Broker::inflight_count() const {
 }
 
 void Broker::SetLimits(const Limits& limits) {
-  Limits next = limits;
-  next.client_id_seed = limits_.client_id_seed;  // generated ids stay unique
-  limits_ = next;
+  // The resource limits only. What a CONNACK announces (maximum QoS, topic alias and receive
+  // maximums, the features offered) stays: connected clients were told it, and per-connection
+  // state is sized by it (a connection's topic alias table). The seed keeps generated ids unique.
+  limits_.connect_timeout = limits.connect_timeout;
+  limits_.max_packet_size = limits.max_packet_size;
+  limits_.max_connect_packet_size = limits.max_connect_packet_size;
+  limits_.max_connections = limits.max_connections;
+  limits_.max_connections_per_address = limits.max_connections_per_address;
+  limits_.max_topic_length = limits.max_topic_length;
+  limits_.max_topic_levels = limits.max_topic_levels;
+  limits_.max_subscriptions_per_client = limits.max_subscriptions_per_client;
+  limits_.max_retained_messages = limits.max_retained_messages;
+  limits_.max_retained_bytes = limits.max_retained_bytes;
+  limits_.max_publish_rate = limits.max_publish_rate;
+  limits_.publish_rate_burst = limits.publish_rate_burst;
+  limits_.publish_rate_grace = limits.publish_rate_grace;
+  limits_.max_inflight = limits.max_inflight;
+  limits_.max_queued_messages = limits.max_queued_messages;
+  limits_.max_queued_bytes = limits.max_queued_bytes;
+  limits_.output_high_water = limits.output_high_water;
+  limits_.max_client_id_length = limits.max_client_id_length;
 }
 
 void Broker::PublishSystem(std::string_view topic, std::string_view payload, bool retain,
@@ -194,11 +212,19 @@ void Broker::BeginShutdown(Instant now) {
       SendDisconnect(c, ReasonCode::kServerShuttingDown, "server shutting down");
     }
     if (Session* s = c.session) {
+      if (s->ends_with_connection || s->expiry_s == 0) {
+        // A session that ends with its connection ends now, as with any connection the server
+        // closes: its will goes out ([MQTT-3.1.2-8]), to sessions that the store keeps.
+        Close(c, "server shutting down", /*publish_will=*/true, now);
+        continue;
+      }
       if (log_) {
         log_(LogLevel::kInfo,
              "client " + s->client_id + " disconnected from " + c.peer + " (server shutting down)");
       }
-      // Left as it is, in memory and in the store: what a restart restores, as after a crash.
+      // A session that outlives its connection is left as it is, in memory and in the store, its
+      // will included: the next start restores it as after a crash (the will then goes out if
+      // the client does not return within its delay or the session's expiry).
       s->connection = nullptr;
       c.session = nullptr;
     }
@@ -830,6 +856,15 @@ void Broker::HandleDisconnect(Connection& c, const mqtt::Disconnect& p, Instant 
   // other 5.0 reason (0x04 asks for it, 0x80 and up report an error) leaves it to be published
   // ([MQTT-3.1.2-8]).
   const bool with_will = p.reason != ReasonCode::kSuccess;
+  if (c.version == ProtocolVersion::kV5 && p.reason != ReasonCode::kSuccess) {
+    char code[8];
+    std::snprintf(code, sizeof code, "0x%02X", static_cast<unsigned>(p.reason));
+    Close(c,
+          std::string("client sent DISCONNECT ") + code + " " +
+              std::string(mqtt::ReasonCodeName(p.reason)),
+          with_will, now);
+    return;
+  }
   Close(c, "client sent DISCONNECT", with_will, now);
 }
 

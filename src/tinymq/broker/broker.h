@@ -276,8 +276,8 @@ struct RestoreCounts {
 // Counters an operator cares about; monotonic.
 struct Counters {
   std::uint64_t connections_accepted = 0;
-  std::uint64_t messages_received = 0;     // PUBLISH packets accepted from clients
-  std::uint64_t messages_sent = 0;         // PUBLISH packets written to clients
+  std::uint64_t messages_received = 0;             // PUBLISH packets accepted from clients
+  std::uint64_t messages_sent = 0;                 // PUBLISH packets written to clients
   std::array<std::uint64_t, 3> received_by_qos{};  // messages_received, by their QoS
   std::array<std::uint64_t, 3> sent_by_qos{};      // messages_sent, by their QoS
   std::uint64_t publish_bytes_received = 0;        // payload bytes of messages_received
@@ -285,7 +285,7 @@ struct Counters {
   std::uint64_t bytes_received = 0;                // MQTT bytes read (OnRead)
   std::uint64_t bytes_sent = 0;                    // MQTT bytes written (OnWritten)
   std::uint64_t connections_closed = 0;            // connections released
-  std::uint64_t dropped_queue_full = 0;    // QoS 1/2 deliveries dropped: session queue full
+  std::uint64_t dropped_queue_full = 0;            // QoS 1/2 deliveries dropped: session queue full
   std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
   std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
   std::uint64_t dropped_too_large = 0;     // larger than the client's Maximum Packet Size (5.0)
@@ -419,9 +419,11 @@ class Broker {
   // delay. Ignored when the connection is gone.
   void OnCredentialResult(ConnectionId id, bool ok, Instant now);
 
-  // The limits from now on (a reload): what is checked per packet or per new connection or
-  // session uses them at once; what a connection or session was set up with (its CONNACK's
-  // values, its decoder's maximum packet size) stays.
+  // The resource limits from now on (a reload): every field from connect_timeout to
+  // max_client_id_length; what is checked per packet or per new connection or session uses them
+  // at once, and what a connection was set up with (its decoder's maximum packet size) stays.
+  // The fields a CONNACK announces (maximum_qos to max_session_expiry_s) and client_id_seed are
+  // not changed: connected clients were told them.
   void SetLimits(const Limits& limits);
   const Limits& limits() const { return limits_; }
 
@@ -430,10 +432,10 @@ class Broker {
   void PublishSystem(std::string_view topic, std::string_view payload, bool retain, Instant now);
 
   // The server is stopping: every MQTT 5 client gets DISCONNECT 0x8B (Server shutting down) and
-  // every connection is to be closed once its output is written (ShouldClose). Nothing else
-  // changes: no will is published and no session ends; what the store holds is what a restart
-  // restores, as after a crash. Input is no longer read and new connections are refused
-  // (closed at once).
+  // every connection is to be closed once its output is written (ShouldClose). A session that
+  // ends with its connection ends, and its will is published; one that outlives it is left as it
+  // is, will included (what the store holds is what a restart restores, as after a crash). No
+  // input is read any more and the timers stop.
   void BeginShutdown(Instant now);
   bool shutting_down() const { return shutting_down_; }
 
@@ -723,7 +725,7 @@ class Broker {
   // Persistence.
   Durability durability_;
   bool shutting_down_ = false;  // BeginShutdown()
-  bool restoring_ = false;  // in Restore(): on the main thread, so no pooled messages
+  bool restoring_ = false;      // in Restore(): on the main thread, so no pooled messages
   // The message whose record part was encoded last, and that part (StoreDelivery); the part of
   // a released record (no message).
   MessageRef encoded_;

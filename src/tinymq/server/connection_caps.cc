@@ -10,7 +10,9 @@
 namespace tinymq::server {
 
 ConnectionCaps::ConnectionCaps(std::size_t max_total, std::size_t max_per_address)
-    : max_total_(max_total), max_per_address_(max_per_address), per_address_(max_per_address != 0) {}
+    : max_total_(max_total),
+      max_per_address_(max_per_address),
+      per_address_(max_per_address != 0) {}
 
 bool ConnectionCaps::SetCaps(std::size_t max_total, std::size_t max_per_address) {
   max_total_.store(max_total, std::memory_order_relaxed);

@@ -282,8 +282,7 @@ broker::Limits ToBrokerLimits(const config::LimitsConfig& limits, const config::
   return out;
 }
 
-util::Result<Server, std::string> Server::Create(const config::Config& config,
-                                                 ServerHooks hooks) {
+util::Result<Server, std::string> Server::Create(const config::Config& config, ServerHooks hooks) {
   // First, so that a signal during start-up already ends in a clean stop.
   util::Result<net::SignalFd, std::string> signals =
       net::SignalFd::Create({SIGINT, SIGTERM, SIGHUP});
@@ -320,9 +319,8 @@ util::Result<Server, std::string> Server::Create(const config::Config& config,
     if (!worker) {
       return util::Unexpected(worker.error());
     }
-    (*worker)->SetWebSocketLimits(
-        {.max_frame_size = config.limits.max_websocket_frame_size,
-         .max_message_size = config.limits.max_websocket_message_size});
+    (*worker)->SetWebSocketLimits({.max_frame_size = config.limits.max_websocket_frame_size,
+                                   .max_message_size = config.limits.max_websocket_message_size});
     workers.push_back(std::move(*worker));
   }
   // Who may connect, before anyone can.
@@ -397,8 +395,9 @@ util::Result<Server, std::string> Server::Create(const config::Config& config,
   if (config.metrics.enabled) {
     WorkerGroup* g = group->get();
     util::Result<std::unique_ptr<MetricsHttpServer>, std::string> started =
-        MetricsHttpServer::Start(config.metrics.bind, config.metrics.port,
-                                 [g] { return RenderPrometheus(g->stats->Read(), g->server_stats()); });
+        MetricsHttpServer::Start(config.metrics.bind, config.metrics.port, [g] {
+          return RenderPrometheus(g->stats->Read(), g->server_stats());
+        });
     if (!started) {
       return util::Unexpected("metrics: " + started.error());
     }
@@ -420,17 +419,18 @@ util::Result<Server, std::string> Server::Create(const config::Config& config,
       tls_listeners.push_back(TlsListener{addresses.back(), context});
     }
     for (std::uint16_t w = 0; w < count; ++w) {
-      if (auto added = workers[w]->AddListener(
-              std::move((*sockets)[w]), context,
-              Worker::ListenerOptions{.websocket = l.websocket, .proxy_protocol = l.proxy_protocol});
+      if (auto added =
+              workers[w]->AddListener(std::move((*sockets)[w]), context,
+                                      Worker::ListenerOptions{.websocket = l.websocket,
+                                                              .proxy_protocol = l.proxy_protocol});
           !added) {
         return util::Unexpected(added.error());
       }
     }
   }
   return Server(std::move(*signals), std::move(worker_ended), std::move(store), std::move(*group),
-                std::move(committer), std::move(workers), std::move(metrics),
-                std::move(addresses), std::move(tls_listeners), config, std::move(hooks));
+                std::move(committer), std::move(workers), std::move(metrics), std::move(addresses),
+                std::move(tls_listeners), config, std::move(hooks));
 }
 
 namespace {
@@ -450,6 +450,9 @@ std::vector<std::string> NeedRestart(const config::Config& running, const config
   }
   if (running.metrics != read.metrics) {
     changed.emplace_back("[metrics]");
+  }
+  if (running.mqtt != read.mqtt) {
+    changed.emplace_back("[mqtt] (announced to connected clients in their CONNACK)");
   }
   if (running.sys_interval_s != read.sys_interval_s) {
     changed.emplace_back("sys_interval");
@@ -541,10 +544,10 @@ bool Server::Reload() noexcept {
     config_.auth = read.auth;
     spdlog::info("access reloaded: {}", DescribeAccess(access_config, **access));
   }
-  // The limits and the MQTT features offered: for what comes next (a connection keeps what its
-  // CONNACK announced). (The generated client ids' seed stays: Broker::SetLimits keeps it.)
-  if (read.limits != config_.limits || read.mqtt != config_.mqtt) {
-    auto limits = std::make_shared<const broker::Limits>(ToBrokerLimits(read.limits, read.mqtt, 0));
+  // The resource limits: for what comes next (Broker::SetLimits takes the [limits] fields only).
+  if (read.limits != config_.limits) {
+    auto limits =
+        std::make_shared<const broker::Limits>(ToBrokerLimits(read.limits, config_.mqtt, 0));
     for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
       std::vector<Mail> mail(1);
       mail.front().kind = Mail::Kind::kLimits;
@@ -554,10 +557,9 @@ bool Server::Reload() noexcept {
       }
     }
     if (group_->caps != nullptr) {
-      (void)group_->caps->SetCaps(limits->max_connections,
-                                  group_->caps->per_address()
-                                      ? read.limits.max_connections_per_address
-                                      : 0);
+      (void)group_->caps->SetCaps(
+          limits->max_connections,
+          group_->caps->per_address() ? read.limits.max_connections_per_address : 0);
     }
     const std::uint32_t frame = config_.limits.max_websocket_frame_size;
     const std::uint32_t message = config_.limits.max_websocket_message_size;
@@ -568,7 +570,6 @@ bool Server::Reload() noexcept {
     if ((per_address != 0) != (read.limits.max_connections_per_address != 0)) {
       config_.limits.max_connections_per_address = per_address;
     }
-    config_.mqtt = read.mqtt;
     spdlog::info("limits reloaded");
   }
   return ok;

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tinymq/broker/broker.h"
@@ -88,9 +88,10 @@ class Server {
   // on error, keeps what it had: the log level and destination; every TLS listener's certificate,
   // key and CAs, read again from their files (new connections get them; open ones keep their
   // session); the password file and the ACL (new connections are checked against them; open ones
-  // keep the rights they connected with); the [limits] and [mqtt] settings (for new connections,
-  // sessions and packets). What needs a restart (listeners, workers, the data directory and
-  // durability, the metrics listener) is logged as such and stays. False when any part failed.
+  // keep the rights they connected with); the [limits] settings (for new connections, sessions
+  // and packets). What needs a restart (listeners, workers, the data directory and durability,
+  // the metrics listener, [mqtt], which CONNACKs announce) is logged as such and stays. False
+  // when any part failed.
   bool Reload() noexcept;
 
   // A TLS listener: its address (as bound) and its certificates, shared with its sockets'
@@ -103,9 +104,9 @@ class Server {
  private:
   Server(net::SignalFd signals, net::Fd worker_ended, std::unique_ptr<store::Store> store,
          std::unique_ptr<WorkerGroup> group, std::unique_ptr<Committer> committer,
-         std::vector<std::unique_ptr<Worker>> workers,
-         std::unique_ptr<MetricsHttpServer> metrics, std::vector<std::string> addresses,
-         std::vector<TlsListener> tls, config::Config config, ServerHooks hooks)
+         std::vector<std::unique_ptr<Worker>> workers, std::unique_ptr<MetricsHttpServer> metrics,
+         std::vector<std::string> addresses, std::vector<TlsListener> tls, config::Config config,
+         ServerHooks hooks)
       : signals_(std::move(signals)),
         worker_ended_(std::move(worker_ended)),
         store_(std::move(store)),

@@ -278,7 +278,7 @@ bool Worker::HandOff(ConnectionId id) noexcept {
   (void)loop_.Remove(c->fd.get());
   mail.fd = std::move(c->fd);
   mail.transport = std::move(c->transport);  // this thread is done with it
-  mail.address = TakeAddress(id);  // the count in group_.caps goes along
+  mail.address = TakeAddress(id);            // the count in group_.caps goes along
   connections_.Erase(id);
   broker::Broker::Handoff handoff = broker_.TakeHandoff(id);
   mail.peer = std::move(handoff.peer);
@@ -301,12 +301,15 @@ void Worker::TakeOver(Mail& mail, Instant now) noexcept {
                   .cert_username = std::move(mail.cert_username),
                   .address = mail.address};
   const std::optional<ConnectionId> id = Adopt(std::move(arrival), now);
+  // Counted by the worker that accepted it, with the bytes it read (PublishStats).
+  ++handed_in_.connections;
   // The bytes it brought, as if just read here (the CONNECT first).
   for (std::size_t at = 0; id && at < mail.input.size() && !broker_.ShouldClose(*id);) {
     const std::span<std::uint8_t> buffer = broker_.ReadBuffer(*id);
     const std::size_t n = std::min(buffer.size(), mail.input.size() - at);
     std::memcpy(buffer.data(), mail.input.data() + at, n);
     broker_.OnRead(*id, n, now);
+    handed_in_.bytes += n;
     at += n;
   }
   // Plaintext its TLS session decrypted before the hand-over, and WebSocket bytes not decoded
@@ -719,13 +722,14 @@ void Worker::PublishStats(Instant now) noexcept {
   st.subscriptions = broker_.subscription_count();
   st.queued_messages = broker_.queued_count();
   st.inflight_messages = broker_.inflight_count();
-  st.connections_accepted = k.connections_accepted;
+  // Less what connections handed over from other workers brought: counted there.
+  st.connections_accepted = k.connections_accepted - handed_in_.connections;
   st.connections_closed = k.connections_closed;
   st.messages_received = k.received_by_qos;
   st.messages_sent = k.sent_by_qos;
   st.publish_bytes_received = k.publish_bytes_received;
   st.publish_bytes_sent = k.publish_bytes_sent;
-  st.bytes_received = k.bytes_received;
+  st.bytes_received = k.bytes_received - handed_in_.bytes;
   st.bytes_sent = k.bytes_sent;
   st.dropped_queue_full = k.dropped_queue_full;
   st.dropped_slow_qos0 = k.dropped_slow_qos0;

@@ -265,7 +265,7 @@ class Worker {
     std::string peer;
     std::unique_ptr<Transport> transport;  // null: plain TCP
     std::string cert_username;             // from a handed-over connection's certificate
-    AddressKey address{};                // counted in group_.caps already
+    AddressKey address{};                  // counted in group_.caps already
   };
 
   void AcceptFrom(std::size_t index, broker::Instant now) noexcept;
@@ -389,7 +389,7 @@ class Worker {
   // WebSocket: where received bytes are decoded from (allocated with the first one), and limits.
   std::vector<std::uint8_t> ws_scratch_;
   net::WebSocketDecoder::Limits ws_limits_{.max_frame_size = std::uint64_t{4} << 20,
-                                          .max_message_size = std::uint64_t{16} << 20};
+                                           .max_message_size = std::uint64_t{16} << 20};
   // Connections refused before the broker saw a byte of them, by cause (metrics).
   struct TransportCounters {
     std::uint64_t refused_tls = 0;
@@ -398,6 +398,12 @@ class Worker {
     std::uint64_t websocket_errors = 0;  // closed for a WebSocket protocol violation
   };
   TransportCounters transport_counters_;
+  // What connections handed over by other workers brought here (counted where they were read).
+  struct HandedIn {
+    std::uint64_t connections = 0;
+    std::uint64_t bytes = 0;
+  };
+  HandedIn handed_in_;
   // Metrics: the time each turn's work took, when the next figures are due, the $SYS/ topics.
   Histogram loop_latency_;
   broker::Instant next_stats_{};

@@ -71,9 +71,10 @@ void Worker::LogTransportFailure(std::string_view what, std::string_view peer, s
                                  Instant now) noexcept {
   if (now >= tls_log_.window_end) {
     if (tls_log_.suppressed != 0) {
-      spdlog::info("{} more failed TLS handshake(s), WebSocket upgrade(s) or PROXY header(s) not "
-                   "logged in the last {} s",
-                   tls_log_.suppressed, kTlsLogWindow.count());
+      spdlog::info(
+          "{} more failed TLS handshake(s), WebSocket upgrade(s) or PROXY header(s) not "
+          "logged in the last {} s",
+          tls_log_.suppressed, kTlsLogWindow.count());
     }
     tls_log_ = LogBudget{.window_end = now + kTlsLogWindow, .lines = 0, .suppressed = 0};
   }

@@ -40,7 +40,9 @@ bool Worker::ReadProxyHeader(ConnectionId id, Connection& c, Instant now) noexce
     switch (r.status) {
       case net::IoStatus::kOk: break;
       case net::IoStatus::kWouldBlock: return false;
-      case net::IoStatus::kClosed: PeerGone(id, "closed before its PROXY header", now); return false;
+      case net::IoStatus::kClosed:
+        PeerGone(id, "closed before its PROXY header", now);
+        return false;
       case net::IoStatus::kError: PeerGone(id, net::ErrnoText(r.error), now); return false;
     }
     const net::ProxyHeaderParser::Result fed =
@@ -178,7 +180,7 @@ std::size_t Worker::FeedWebSocket(ConnectionId id, Connection& c, std::span<cons
         ++transport_counters_.refused_websocket;
         LogTransportFailure("WebSocket upgrade", t.peer, ws.handshake->error(), now);
         ws.handshake.reset();
-        ws.close_sent = true;         // an HTTP answer, not a WebSocket close
+        ws.close_sent = true;           // an HTTP answer, not a WebSocket close
         broker_.OnPeerClosed(id, now);  // closed once the response is written
         return in.size();
       }
@@ -285,8 +287,8 @@ bool Worker::WriteWebSocket(ConnectionId id, Connection& c, Instant now) noexcep
     bool own = false;  // the pieces are the stream's own bytes, not a data frame
     if (ws.between_frames()) {
       if (ws.output_at < ws.output.size()) {
-        pieces[n++] = net::ByteRange{ws.output.data() + ws.output_at,
-                                     ws.output.size() - ws.output_at};
+        pieces[n++] =
+            net::ByteRange{ws.output.data() + ws.output_at, ws.output.size() - ws.output_at};
         own = true;
       } else if (ws.upgraded && !ws.close_sent) {
         const std::size_t pending = broker_.OutputSize(id);
@@ -308,8 +310,8 @@ bool Worker::WriteWebSocket(ConnectionId id, Connection& c, Instant now) noexcep
         const std::size_t got = broker_.Output(id, chunks);
         std::uint64_t room = ws.frame_left;
         for (std::size_t i = 0; i < got && room != 0; ++i) {
-          const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(
-              chunks[i].size, room));
+          const std::size_t size =
+              static_cast<std::size_t>(std::min<std::uint64_t>(chunks[i].size, room));
           pieces[n++] = net::ByteRange{chunks[i].data, size};
           room -= size;
         }

@@ -1006,30 +1006,41 @@ TEST(BrokerOutputTest, FanOutSharesOnePayloadCopyAndPartialWritesResume) {
   EXPECT_EQ(std::get<mqtt::Publish>(got[0]).qos, QoS::k0);
 }
 
-TEST_F(BrokerTest, ShutdownSendsMqtt5ClientsDisconnect0x8BAndKeepsWillsAndSessions) {
+TEST_F(BrokerTest, ShutdownSendsMqtt5ClientsDisconnect0x8BAndKeepsPersistentSessions) {
+  // A 5.0 persistent session with a will, a 3.1.1 clean session with a will, a persistent
+  // subscriber, and a connection without CONNECT yet.
   TestClient v5(broker_, clock_, ProtocolVersion::kV5);
-  mqtt::Connect connect = WithWill("v5", "wills/v5", "gone");
+  mqtt::Connect connect = WithWill("v5", "wills/v5", "v5 gone");
   connect.version = ProtocolVersion::kV5;
+  connect.clean_start = false;
+  mqtt::PropertiesBuilder expiry;
+  expiry.Add(mqtt::PropertyId::kSessionExpiryInterval, std::uint32_t{3600});
+  connect.properties = expiry.view();
   v5.Send(connect);
   ASSERT_EQ(v5.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
-  TestClient v3(broker_, clock_);
-  v3.Connect("v3", /*clean=*/false);
-  Subscribe(v3, "wills/#", QoS::k1);
-  TestClient waiting(broker_, clock_);  // no CONNECT yet
+  TestClient clean(broker_, clock_);
+  clean.Send(WithWill("clean", "wills/clean", "clean gone", QoS::k1));
+  ASSERT_EQ(clean.Expect<mqtt::Connack>().reason, ReasonCode::kSuccess);
+  TestClient sub(broker_, clock_);
+  sub.Connect("sub", /*clean=*/false);
+  Subscribe(sub, "wills/#", QoS::k1);
+  TestClient waiting(broker_, clock_);
   broker_.BeginShutdown(clock_.Now());
   EXPECT_TRUE(broker_.shutting_down());
   EXPECT_EQ(v5.Expect<mqtt::Disconnect>().reason, ReasonCode::kServerShuttingDown);
-  EXPECT_TRUE(v3.Receive().empty());  // 3.1.x has no server DISCONNECT
-  EXPECT_TRUE(v5.Closed());
-  EXPECT_TRUE(v3.Closed());
-  EXPECT_TRUE(waiting.Closed());
-  v5.Finish();
-  v3.Finish();
-  waiting.Finish();
-  // No will went out, and the persistent session is still there (for the store and a restart).
-  EXPECT_EQ(broker_.counters().messages_sent, 0U);
+  EXPECT_TRUE(clean.Receive().empty());  // 3.1.x has no server DISCONNECT
+  for (TestClient* c : {&v5, &clean, &sub, &waiting}) {
+    EXPECT_TRUE(c->Closed());
+  }
+  // The clean session ended, and its will went out: to the subscriber's session, which keeps it
+  // (its connection is closing). The persistent session kept its will.
   EXPECT_EQ(broker_.session_count(), 2U);
   EXPECT_EQ(broker_.clients_connected(), 0U);
+  EXPECT_EQ(broker_.counters().messages_sent, 1U);
+  EXPECT_EQ(broker_.queued_count() + broker_.inflight_count(), 1U);  // kept for the restart
+  for (TestClient* c : {&v5, &clean, &sub, &waiting}) {
+    c->Finish();
+  }
 }
 
 }  // namespace
