@@ -80,7 +80,7 @@ bench-codec: deps
 	./build/bench/bin/tinymq_codec_bench $(ARGS)
 
 test: asan tsan fuzz
-	@scripts/run-tests.sh
+	@FUZZ_SECONDS='$(FUZZ_SECONDS)' scripts/run-tests.sh
 
 format:
 	@git ls-files '*.h' '*.cc' | xargs clang-format -i

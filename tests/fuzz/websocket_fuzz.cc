@@ -48,41 +48,11 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/fuzz/counting_new.h"
 #include "tinymq/net/websocket.h"
 
-namespace {
-
-bool counting = false;
-std::size_t allocations = 0;
-
-// Counted malloc; null when there is no memory.
-void* Counted(std::size_t size) noexcept {
-  if (counting) {
-    ++allocations;
-  }
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-void* Allocate(std::size_t size) {
-  if (void* p = Counted(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-}  // namespace
-
-// Every form that pairs with the deletes below (libFuzzer itself uses the nothrow ones).
-void* operator new(std::size_t size) { return Allocate(size); }
-void* operator new[](std::size_t size) { return Allocate(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return Counted(size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return Counted(size); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+using fuzz_alloc::allocations;
+using fuzz_alloc::counting;
 
 namespace tinymq::net {
 namespace {

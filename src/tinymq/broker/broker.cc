@@ -18,11 +18,6 @@
 namespace tinymq::broker {
 namespace {
 
-// $SYS and its subtopics: the broker's own (PublishSystem).
-bool IsSystemTopic(std::string_view topic) {
-  return topic.starts_with("$SYS") && (topic.size() == 4 || topic[4] == '/');
-}
-
 // Moves everything in `from` to the end of `out`, leaving `from` empty (a swap when `out` is
 // empty, so that buffers are reused rather than copied).
 template <typename T>
@@ -1497,7 +1492,7 @@ void Broker::HandlePublish(Connection& c, const mqtt::Publish& p, Instant now) {
   const bool v5 = c.version == ProtocolVersion::kV5;
   ++counters_.messages_received;
   ++counters_.received_by_qos[static_cast<std::size_t>(p.qos)];
-  counters_.publish_bytes_received += p.payload.size();
+  counters_.publish_bytes_received[static_cast<std::size_t>(p.qos)] += p.payload.size();
   std::string_view topic = p.topic;
   if (v5) {
     if (auto alias = p.properties.Number(mqtt::PropertyId::kTopicAlias)) {
@@ -2109,7 +2104,7 @@ bool Broker::SendPublish(Connection& c, const Delivery& d, std::uint16_t packet_
   }
   ++counters_.messages_sent;
   ++counters_.sent_by_qos[static_cast<std::size_t>(d.qos)];
-  counters_.publish_bytes_sent += m.payload.size();
+  counters_.publish_bytes_sent[static_cast<std::size_t>(d.qos)] += m.payload.size();
   return true;
 }
 
@@ -2137,7 +2132,7 @@ std::optional<bool> Broker::SendSharedHeader(Connection& c, const Delivery& d,
   MarkDirty(c);
   ++counters_.messages_sent;
   ++counters_.sent_by_qos[0];
-  counters_.publish_bytes_sent += m.payload.size();
+  counters_.publish_bytes_sent[0] += m.payload.size();
   return true;
 }
 

@@ -276,16 +276,16 @@ struct RestoreCounts {
 // Counters an operator cares about; monotonic.
 struct Counters {
   std::uint64_t connections_accepted = 0;
-  std::uint64_t messages_received = 0;             // PUBLISH packets accepted from clients
-  std::uint64_t messages_sent = 0;                 // PUBLISH packets written to clients
-  std::array<std::uint64_t, 3> received_by_qos{};  // messages_received, by their QoS
-  std::array<std::uint64_t, 3> sent_by_qos{};      // messages_sent, by their QoS
-  std::uint64_t publish_bytes_received = 0;        // payload bytes of messages_received
-  std::uint64_t publish_bytes_sent = 0;            // payload bytes of messages_sent
-  std::uint64_t bytes_received = 0;                // MQTT bytes read (OnRead)
-  std::uint64_t bytes_sent = 0;                    // MQTT bytes written (OnWritten)
-  std::uint64_t connections_closed = 0;            // connections released
-  std::uint64_t dropped_queue_full = 0;            // QoS 1/2 deliveries dropped: session queue full
+  std::uint64_t messages_received = 0;                    // PUBLISH packets accepted from clients
+  std::uint64_t messages_sent = 0;                        // PUBLISH packets written to clients
+  std::array<std::uint64_t, 3> received_by_qos{};         // messages_received, by their QoS
+  std::array<std::uint64_t, 3> sent_by_qos{};             // messages_sent, by their QoS
+  std::array<std::uint64_t, 3> publish_bytes_received{};  // their payload bytes, by QoS
+  std::array<std::uint64_t, 3> publish_bytes_sent{};
+  std::uint64_t bytes_received = 0;        // MQTT bytes read (OnRead)
+  std::uint64_t bytes_sent = 0;            // MQTT bytes written (OnWritten)
+  std::uint64_t connections_closed = 0;    // connections released
+  std::uint64_t dropped_queue_full = 0;    // QoS 1/2 deliveries dropped: session queue full
   std::uint64_t dropped_slow_qos0 = 0;     // QoS 0 deliveries dropped: output over high water
   std::uint64_t dropped_offline_qos0 = 0;  // QoS 0 deliveries to offline sessions (not queued)
   std::uint64_t dropped_too_large = 0;     // larger than the client's Maximum Packet Size (5.0)

@@ -174,6 +174,10 @@ bool ConcurrentRetainedStore::TrySet(const MessageRef& message, std::size_t max_
   const std::unique_lock lock(shard.mutex);
   const std::size_t size_before = shard.store.size();
   const std::size_t bytes_before = shard.store.bytes();
+  if (IsSystemTopic(message->topic)) {
+    shard.store.Set(message);  // the broker's own: outside the clients' limits and totals
+    return true;
+  }
   if (!message->payload.empty()) {
     const Message* old = shard.store.Find(message->topic);
     const std::size_t added = RetainedBytes(*message);
@@ -201,6 +205,9 @@ void ConcurrentRetainedStore::Erase(const MessageRef& message) {
     const std::size_t size_before = shard.store.size();
     const std::size_t bytes_before = shard.store.bytes();
     shard.store.Set(MakeMessage(message->topic, {}, message->qos, true));
+    if (IsSystemTopic(message->topic)) {
+      return;  // never counted
+    }
     count_.fetch_add(shard.store.size() - size_before, std::memory_order_relaxed);
     bytes_.fetch_add(shard.store.bytes() - bytes_before, std::memory_order_relaxed);
   }

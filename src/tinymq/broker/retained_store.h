@@ -54,6 +54,12 @@ class RetainedStore {
 // What a retained message counts against Limits::max_retained_bytes: its topic and payload.
 inline std::size_t RetainedBytes(const Message& m) { return m.topic.size() + m.payload.size(); }
 
+// $SYS and its subtopics: the broker's own (Broker::PublishSystem). Their retained messages do
+// not count against the retained limits, which are the clients'.
+inline bool IsSystemTopic(std::string_view topic) {
+  return topic.starts_with("$SYS") && (topic.size() == 4 || topic[4] == '/');
+}
+
 // The retained messages of every worker: a RetainedStore per shard of topic names, each behind a
 // reader/writer lock. Setting a retained message locks one shard (never the whole store);
 // a subscription reads one shard (a filter without wildcards) or each in turn.
@@ -70,13 +76,15 @@ class ConcurrentRetainedStore {
   // messages or `max_bytes` bytes (RetainedBytes), or a replacement that grows it past
   // `max_bytes`: then nothing changes and false is returned. Deleting always works. (The totals
   // are shared by the shards without a common lock: publishers on several workers at once may
-  // take them past a limit by a few messages.)
+  // take them past a limit by a few messages.) A $SYS/ message (IsSystemTopic) is always kept
+  // and counts in neither total.
   bool TrySet(const MessageRef& message, std::size_t max_count, std::size_t max_bytes);
   // Deletes the retained message of message->topic if it is still `message` (an expired one
   // that another worker may have replaced meanwhile).
   void Erase(const MessageRef& message);
   // As RetainedStore::Match.
   void Match(std::string_view filter, std::vector<MessageRef>& out) const;
+  // Messages kept and their RetainedBytes, $SYS/ ones aside (what the limits count).
   std::size_t size() const;
   std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 

@@ -254,11 +254,18 @@ std::string RenderPrometheus(const std::vector<WorkerStats>& workers, const Serv
     e.Sample("tinymq_messages_sent_total", fmt::format("qos=\"{}\"", qos),
              SumOf(workers, &WorkerStats::messages_sent, qos));
   }
-  e.Single("tinymq_publish_bytes_received_total", "counter",
-           "Payload bytes of the PUBLISH packets received.",
-           sum(&WorkerStats::publish_bytes_received));
-  e.Single("tinymq_publish_bytes_sent_total", "counter",
-           "Payload bytes of the PUBLISH packets sent.", sum(&WorkerStats::publish_bytes_sent));
+  e.Family("tinymq_publish_bytes_received_total", "counter",
+           "Payload bytes of the PUBLISH packets received, by QoS.");
+  for (std::size_t qos = 0; qos < 3; ++qos) {
+    e.Sample("tinymq_publish_bytes_received_total", fmt::format("qos=\"{}\"", qos),
+             SumOf(workers, &WorkerStats::publish_bytes_received, qos));
+  }
+  e.Family("tinymq_publish_bytes_sent_total", "counter",
+           "Payload bytes of the PUBLISH packets sent, by QoS.");
+  for (std::size_t qos = 0; qos < 3; ++qos) {
+    e.Sample("tinymq_publish_bytes_sent_total", fmt::format("qos=\"{}\"", qos),
+             SumOf(workers, &WorkerStats::publish_bytes_sent, qos));
+  }
   e.Single("tinymq_bytes_received_total", "counter",
            "MQTT bytes received, all packets (after TLS and WebSocket decoding).",
            sum(&WorkerStats::bytes_received));
@@ -376,8 +383,8 @@ std::vector<std::pair<std::string, std::string>> SysTopics::Update(
   add("publish/messages/received", integer(received));
   add("publish/messages/sent", integer(sent));
   add("publish/messages/dropped", integer(dropped));
-  add("publish/bytes/received", integer(sum(&WorkerStats::publish_bytes_received)));
-  add("publish/bytes/sent", integer(sum(&WorkerStats::publish_bytes_sent)));
+  add("publish/bytes/received", integer(SumOf(workers, &WorkerStats::publish_bytes_received)));
+  add("publish/bytes/sent", integer(SumOf(workers, &WorkerStats::publish_bytes_sent)));
   add("bytes/received", integer(sum(&WorkerStats::bytes_received)));
   add("bytes/sent", integer(sum(&WorkerStats::bytes_sent)));
   for (std::size_t i = 0; i < kLoads; ++i) {

@@ -85,10 +85,10 @@ struct WorkerStats {
   // Counters (monotonic since start)
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_closed = 0;
-  std::array<std::uint64_t, 3> messages_received{};  // PUBLISH from clients, by QoS
-  std::array<std::uint64_t, 3> messages_sent{};      // PUBLISH to clients, by QoS
-  std::uint64_t publish_bytes_received = 0;          // payload bytes of those
-  std::uint64_t publish_bytes_sent = 0;
+  std::array<std::uint64_t, 3> messages_received{};       // PUBLISH from clients, by QoS
+  std::array<std::uint64_t, 3> messages_sent{};           // PUBLISH to clients, by QoS
+  std::array<std::uint64_t, 3> publish_bytes_received{};  // payload bytes of those, by QoS
+  std::array<std::uint64_t, 3> publish_bytes_sent{};
   std::uint64_t bytes_received = 0;  // network bytes, all packets (after TLS/WebSocket: MQTT bytes)
   std::uint64_t bytes_sent = 0;
   // Deliveries dropped, by cause

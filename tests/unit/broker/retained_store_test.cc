@@ -49,6 +49,27 @@ void SetEach(RetainedStore& store, const std::vector<std::string_view>& topics) 
   }
 }
 
+TEST(ConcurrentRetainedStoreTest, SystemTopicsAreKeptOutsideTheLimitsAndTotals) {
+  ConcurrentRetainedStore store;
+  ASSERT_TRUE(store.TrySet(Retained("a", "1"), /*max_count=*/1, /*max_bytes=*/100));
+  EXPECT_FALSE(store.TrySet(Retained("b", "2"), 1, 100));  // over the count
+  // The broker's own go in whatever the limits, and count in neither total.
+  EXPECT_TRUE(store.TrySet(Retained("$SYS/broker/uptime", "5 seconds"), 1, 100));
+  EXPECT_TRUE(store.TrySet(Retained("$SYS", "x"), 1, 100));
+  EXPECT_EQ(store.size(), 1U);
+  EXPECT_EQ(store.bytes(), 2U);
+  std::vector<MessageRef> out;
+  store.Match("$SYS/#", out);
+  EXPECT_EQ(out.size(), 2U);
+  // Deleting one leaves the totals alone too.
+  store.Erase(out.front());
+  store.TrySet(MakeMessage("$SYS", {}, mqtt::QoS::k0, true), 1, 100);
+  EXPECT_EQ(store.size(), 1U);
+  EXPECT_EQ(store.bytes(), 2U);
+  EXPECT_FALSE(IsSystemTopic("$SYSTEM/x"));
+  EXPECT_FALSE(IsSystemTopic("a/$SYS"));
+}
+
 TEST(RetainedStoreTest, EmptyStoreMatchesNothing) {
   RetainedStore store;
   EXPECT_EQ(store.size(), 0u);
