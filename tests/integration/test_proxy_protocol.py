@@ -14,7 +14,8 @@ PROXY header, then an MQTT 3.1.1 CONNECT, and must get a CONNACK; the broker's c
     closed without a CONNACK; a header that stops half-way is closed by connect_timeout_ms;
   * the plain listener next to it is unaffected (and does not honour a PROXY header: it is not
     MQTT there, so the connection is closed);
-  * [limits] max_connections_per_address counts the address from the header: three connections
+  * [limits] max_connections_per_address counts the address from the header, not the balancer's
+    (four connections from 127.0.0.1 waiting for their headers at once all get in); three connections
     claiming 192.0.2.9 with a cap of 2 -> the third is closed, one claiming 192.0.2.10 gets in
     (all of them really come from 127.0.0.1), and a slot given back is usable again.
 
@@ -342,9 +343,24 @@ class ProxyPerAddressLimitTest(ProxyProtocolTestCase):
                     raise
                 time.sleep(0.05)
 
+    def test_the_balancers_own_address_is_not_capped(self):
+        # Four connections from 127.0.0.1 open at once on the PROXY listener, none with its header
+        # yet (a balancer opening connections for four clients): the balancer's address counts
+        # against nothing (the bystander holds one 127.0.0.1 slot of two meanwhile), each client's
+        # address counts once its header is read.
+        pending = [self.raw() for _ in range(4)]
+        time.sleep(0.3)  # accepted, headers not sent
+        for i, c in enumerate(pending):
+            c.send(v1(f"192.0.2.{20 + i}", 42000 + i) + harness.encode_connect(f"it-proxy-lb-{i}"))
+        for c in pending:
+            p = c.recv()
+            self.assertEqual((p.type, p.return_code), (CONNACK, 0), f"{p!r}")
+        for i in range(4):
+            self.wait_log(f"client it-proxy-lb-{i} connected from 192.0.2.{20 + i}:{42000 + i} (")
+        self.check_bystander()
+
     def test_cap_counts_the_address_from_the_header(self):
-        # Sequential: each connection counts against 127.0.0.1 until its header is read (the
-        # bystander holds one of those two slots all along).
+        # Sequential; the bystander holds one of 127.0.0.1's two slots all along (plain listener).
         first = self.proxied(v1("192.0.2.9", 41001), "it-proxy-cap-1")
         second = self.proxied(v2("192.0.2.9", 41002), "it-proxy-cap-2")
         self.check_bystander()

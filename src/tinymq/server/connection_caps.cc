@@ -27,6 +27,9 @@ bool ConnectionCaps::Move(const AddressKey& from, const AddressKey& to) {
   if (!per_address_ || from == to) {
     return true;
   }
+  if (to == kUnkeyed) {
+    return false;  // (KeyOf never gives it)
+  }
   {
     Shard& shard = ShardOf(to);
     std::lock_guard lock(shard.mu);
@@ -40,6 +43,9 @@ bool ConnectionCaps::Move(const AddressKey& from, const AddressKey& to) {
       return false;
     }
     ++count;
+  }
+  if (from == kUnkeyed) {
+    return true;  // counted in the total only until now
   }
   Shard& shard = ShardOf(from);
   std::lock_guard lock(shard.mu);
@@ -93,7 +99,7 @@ ConnectionCaps::Verdict ConnectionCaps::TryAdd(const AddressKey& address) {
     refusals_[0].ever.fetch_add(1, std::memory_order_relaxed);
     return Verdict::kOverTotal;
   }
-  if (per_address_) {
+  if (per_address_ && address != kUnkeyed) {
     Shard& shard = ShardOf(address);
     std::lock_guard lock(shard.mu);
     std::uint32_t& count = shard.counts[address];  // a new entry (0) is below any cap
@@ -115,7 +121,7 @@ void ConnectionCaps::Remove(const AddressKey& address) {
   const std::size_t before = total_.fetch_sub(1, std::memory_order_relaxed);
   TINYMQ_DCHECK(before > 0);
   (void)before;
-  if (!per_address_) {
+  if (!per_address_ || address == kUnkeyed) {
     return;
   }
   Shard& shard = ShardOf(address);

@@ -35,6 +35,10 @@ using AddressKey = std::array<std::uint8_t, 16>;
 class ConnectionCaps {
  public:
   enum class Verdict : std::uint8_t { kAdmitted, kOverTotal, kOverAddress };
+  // The key of a connection whose address is not known yet (a PROXY protocol listener's, until
+  // its header is read): counted in the total only, until Move() gives it its address.
+  static constexpr AddressKey kUnkeyed = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                          0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   static constexpr std::chrono::seconds kReportInterval{5};
 
   // 0: no cap.
@@ -60,9 +64,10 @@ class ConnectionCaps {
   Verdict TryAdd(const AddressKey& address);
   // A connection TryAdd() admitted has closed.
   void Remove(const AddressKey& address);
-  // A connection counted under `from` turns out to come from `to` (a PROXY protocol header):
-  // counted under `to` instead when its cap allows (true); otherwise nothing changes, the
-  // refusal is counted, and the caller closes the connection (then Remove(from)).
+  // A connection counted under `from` (kUnkeyed, or an address) turns out to come from `to` (a
+  // PROXY protocol header): counted under `to` instead when its cap allows (true); otherwise
+  // nothing changes, the refusal is counted, and the caller closes the connection (then
+  // Remove(from)).
   bool Move(const AddressKey& from, const AddressKey& to);
 
   // The refusals for `cause` since the last report, when at least kReportInterval has passed since

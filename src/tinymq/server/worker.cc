@@ -351,13 +351,13 @@ std::optional<ConnectionId> Worker::Adopt(Arrival arrival, Instant now) noexcept
   return id;
 }
 
-bool Worker::Admit(const std::string& peer, AddressKey& address, Instant now) noexcept {
+bool Worker::Admit(const std::string& peer, bool keyed, AddressKey& address, Instant now) noexcept {
   ConnectionCaps* caps = group_.caps.get();
   if (caps == nullptr) {
     return true;
   }
   if (caps->per_address()) {
-    address = ConnectionCaps::KeyOf(peer);
+    address = keyed ? ConnectionCaps::KeyOf(peer) : ConnectionCaps::kUnkeyed;
   }
   const ConnectionCaps::Verdict verdict = caps->TryAdd(address);
   if (verdict == ConnectionCaps::Verdict::kAdmitted) {
@@ -391,7 +391,8 @@ void Worker::AcceptFrom(std::size_t index, Instant now) noexcept {
     switch (r.status) {
       case net::AcceptStatus::kAccepted: {
         Arrival arrival;
-        if (!Admit(r.peer, arrival.address, now)) {
+        // Behind a PROXY protocol listener, the address that counts is the header's.
+        if (!Admit(r.peer, !listener.options.proxy_protocol, arrival.address, now)) {
           continue;  // over a cap: `r.fd` closes, unread
         }
         spdlog::debug("{}: new connection from {}", listener.socket.address(), r.peer);

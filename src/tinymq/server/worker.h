@@ -269,9 +269,11 @@ class Worker {
   };
 
   void AcceptFrom(std::size_t index, broker::Instant now) noexcept;
-  // Counts a connection just accepted from `peer` against group_.caps; false (the refusal counted
-  // and, now and then, logged) when it is over a cap.
-  bool Admit(const std::string& peer, AddressKey& address, broker::Instant now) noexcept;
+  // Counts a connection just accepted from `peer` against group_.caps (`keyed` false: its address
+  // is not known yet, ConnectionCaps::kUnkeyed); false (the refusal counted and, now and then,
+  // logged) when it is over a cap.
+  bool Admit(const std::string& peer, bool keyed, AddressKey& address,
+             broker::Instant now) noexcept;
   // Adds an accepted (or handed-over) socket to the loop and the broker; nullopt when it cannot
   // be watched (then it is closed).
   std::optional<broker::ConnectionId> Adopt(Arrival arrival, broker::Instant now) noexcept;

@@ -69,24 +69,28 @@ bool Worker::ReadProxyHeader(ConnectionId id, Connection& c, Instant now) noexce
     }
     break;
   }
-  if (const std::optional<std::string>& source = parser.source()) {
-    // The client's own address, from now on, for the connection caps, the logs and the broker.
-    if (group_.caps != nullptr && group_.caps->per_address()) {
-      const AddressKey from = addresses_[broker::SlotOf(id)];
-      const AddressKey to = ConnectionCaps::KeyOf(*source);
-      if (!group_.caps->Move(from, to)) {
-        if (const std::optional<std::uint64_t> refused =
-                group_.caps->TakeReport(ConnectionCaps::Verdict::kOverAddress, now)) {
-          spdlog::warn(
-              "limits.max_connections_per_address ({}) reached: refused {} connection(s) (the "
-              "latest from {}, by PROXY header) since the last report",
-              group_.caps->max_per_address(), *refused, *source);
-        }
-        PeerGone(id, "over max_connections_per_address", now);
-        return false;
+  // The address that counts against the per-address cap from now on: the client's, or the
+  // socket's own for a header without one (a health check, UNKNOWN).
+  const std::optional<std::string>& source = parser.source();
+  if (group_.caps != nullptr && group_.caps->per_address()) {
+    const std::string& counted = source ? *source : t.peer;
+    const AddressKey from = addresses_[broker::SlotOf(id)];
+    const AddressKey to = ConnectionCaps::KeyOf(counted);
+    if (!group_.caps->Move(from, to)) {
+      if (const std::optional<std::uint64_t> refused =
+              group_.caps->TakeReport(ConnectionCaps::Verdict::kOverAddress, now)) {
+        spdlog::warn(
+            "limits.max_connections_per_address ({}) reached: refused {} connection(s) (the "
+            "latest from {}, by PROXY header) since the last report",
+            group_.caps->max_per_address(), *refused, counted);
       }
-      addresses_[broker::SlotOf(id)] = to;
+      PeerGone(id, "over max_connections_per_address", now);
+      return false;
     }
+    addresses_[broker::SlotOf(id)] = to;
+  }
+  if (source) {
+    // The client's own address, from now on, for the logs and the broker.
     spdlog::debug("connection {}: {} by its PROXY header (via {})", id, *source, t.peer);
     broker_.SetPeer(id, *source);
     t.peer = *source;

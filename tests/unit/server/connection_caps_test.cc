@@ -70,6 +70,27 @@ TEST(ConnectionCapsTest, MoveRecountsAConnectionUnderItsRealAddress) {
   EXPECT_EQ(caps.CountOf(client), 0u);
 }
 
+TEST(ConnectionCapsTest, UnkeyedConnectionsCountInTheTotalOnlyUntilMoved) {
+  // A PROXY protocol listener's connections: the balancer's address must not fill the cap.
+  ConnectionCaps caps(100, 1);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(caps.TryAdd(ConnectionCaps::kUnkeyed), Verdict::kAdmitted);
+  }
+  EXPECT_EQ(caps.total(), 3u);
+  const AddressKey client = ConnectionCaps::KeyOf("192.0.2.7:1");
+  const AddressKey other = ConnectionCaps::KeyOf("192.0.2.8:1");
+  EXPECT_TRUE(caps.Move(ConnectionCaps::kUnkeyed, client));
+  EXPECT_FALSE(caps.Move(ConnectionCaps::kUnkeyed, client));  // over its cap: stays unkeyed
+  EXPECT_TRUE(caps.Move(ConnectionCaps::kUnkeyed, other));
+  EXPECT_EQ(caps.CountOf(client), 1u);
+  EXPECT_EQ(caps.CountOf(other), 1u);
+  caps.Remove(ConnectionCaps::kUnkeyed);  // the refused one closes
+  caps.Remove(client);
+  caps.Remove(other);
+  EXPECT_EQ(caps.total(), 0u);
+  EXPECT_EQ(caps.CountOf(client), 0u);
+}
+
 TEST(ConnectionCapsTest, SetCapsChangesTheCapsButNotWhetherAddressesAreKept) {
   ConnectionCaps caps(1, 0);
   const AddressKey any{};
