@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "tinymq/mqtt/utf8.h"
 #include "tinymq/util/check.h"
 
 // OpenSSL here is only SHA-1 and base64 for Sec-WebSocket-Accept (RFC 6455 §4.2.2); the header
@@ -694,47 +695,9 @@ bool IsValidReceivedCloseCode(std::uint16_t code) {
 }
 
 bool IsValidUtf8(std::span<const std::uint8_t> text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::uint8_t b = text[i];
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t n = 0;  // continuation bytes
-    std::uint32_t cp = 0;
-    std::uint32_t min = 0;  // the smallest code point of this length (shorter is overlong)
-    if ((b & 0xe0) == 0xc0) {
-      n = 1;
-      cp = b & 0x1fu;
-      min = 0x80;
-    } else if ((b & 0xf0) == 0xe0) {
-      n = 2;
-      cp = b & 0x0fu;
-      min = 0x800;
-    } else if ((b & 0xf8) == 0xf0) {
-      n = 3;
-      cp = b & 0x07u;
-      min = 0x10000;
-    } else {
-      return false;
-    }
-    if (text.size() - i <= n) {
-      return false;
-    }
-    for (std::size_t k = 1; k <= n; ++k) {
-      const std::uint8_t c = text[i + k];
-      if ((c & 0xc0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (c & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
+  // The codec's check; U+0000, which MQTT strings may not hold, is well-formed UTF-8.
+  const std::string_view view(reinterpret_cast<const char*>(text.data()), text.size());
+  return mqtt::CheckUtf8(view) != mqtt::Utf8Check::kIllFormed;
 }
 
 }  // namespace tinymq::net

@@ -470,10 +470,13 @@ std::vector<std::string> NeedRestart(const config::Config& running, const config
 
 }  // namespace
 
-void Server::PostToAll(Mail::Kind kind) noexcept {
+void Server::PostToAll(Mail::Kind kind, const std::function<void(Mail&)>& fill) noexcept {
   for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
     std::vector<Mail> mail(1);
     mail.front().kind = kind;
+    if (fill) {
+      fill(mail.front());
+    }
     while (box->Post(mail) == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
     }
@@ -533,14 +536,7 @@ bool Server::Reload() noexcept {
     spdlog::error("access not reloaded, the old password file and ACL stay: {}", access.error());
     ok = false;
   } else {
-    for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
-      std::vector<Mail> mail(1);
-      mail.front().kind = Mail::Kind::kAccess;
-      mail.front().access = *access;
-      while (box->Post(mail) == 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // full: the worker drains it
-      }
-    }
+    PostToAll(Mail::Kind::kAccess, [&](Mail& mail) { mail.access = *access; });
     config_.auth = read.auth;
     spdlog::info("access reloaded: {}", DescribeAccess(access_config, **access));
   }
@@ -548,14 +544,7 @@ bool Server::Reload() noexcept {
   if (read.limits != config_.limits) {
     auto limits =
         std::make_shared<const broker::Limits>(ToBrokerLimits(read.limits, config_.mqtt, 0));
-    for (const std::unique_ptr<Mailbox<Mail>>& box : group_->mailboxes) {
-      std::vector<Mail> mail(1);
-      mail.front().kind = Mail::Kind::kLimits;
-      mail.front().limits = limits;
-      while (box->Post(mail) == 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-    }
+    PostToAll(Mail::Kind::kLimits, [&](Mail& mail) { mail.limits = limits; });
     if (group_->caps != nullptr) {
       (void)group_->caps->SetCaps(
           limits->max_connections,

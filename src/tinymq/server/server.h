@@ -21,8 +21,9 @@
 
 // Server: a running tinymq built from a Config: `workers` worker threads (default: one per core),
 // each with its own socket of every listener (SO_REUSEPORT) and its own broker, and signal
-// handling (a signalfd read by the calling thread): SIGINT/SIGTERM tell every worker to stop,
-// SIGHUP reloads what can change live (Reload()).
+// handling (a signalfd read by the calling thread): SIGINT/SIGTERM shut down (Run()), SIGHUP
+// reloads what can change live (Reload()). With [metrics] enabled it also runs the metrics HTTP
+// listener (MetricsHttpServer, a thread of its own); worker 0 publishes the $SYS/ topics.
 //
 // A TLS listener's certificates are loaded (net::TlsContext) before anything else starts, so that
 // a bad file stops the start at once. Create() raises the soft limit on open files to the hard
@@ -38,9 +39,11 @@
 //            the calling thread (the workers inherit the mask); create the Server before starting
 //            other threads.
 // Lifetime:  owns everything it builds; destroying it closes every socket and unblocks the
-//            signals again.
+//            signals again. The metrics listener stops before the workers and the group it reads
+//            are destroyed.
 // Errors:    Create() returns one line naming the cause, e.g.
-//            "127.0.0.1:1883: address already in use", "127.0.0.1:8883: tls.cert server.pem:
+//            "127.0.0.1:1883: address already in use", "metrics: 127.0.0.1:9883: address already
+//            in use", "127.0.0.1:8883: tls.cert server.pem:
 //            cannot read: no such file or directory", or the store's "data/: cannot open the
 //            store (...)", or "data/: cannot restore: ..."; Run() fails only if the event loop
 //            does.
@@ -122,8 +125,9 @@ class Server {
   // Run()'s end: tells every worker to shut down, waits (at most kShutdownTimeout) until all have
   // closed their connections and no mail is left between them, then tells them to stop.
   void ShutDown() noexcept;
-  // Posts one mail of `kind` to every worker (waiting while a mailbox is full).
-  void PostToAll(Mail::Kind kind) noexcept;
+  // Posts one mail of `kind`, which `fill` (if any) completes, to every worker (waiting while a
+  // mailbox is full).
+  void PostToAll(Mail::Kind kind, const std::function<void(Mail&)>& fill = {}) noexcept;
 
   net::SignalFd signals_;
   net::Fd worker_ended_;  // an eventfd a worker thread writes when its Run() returns

@@ -62,7 +62,15 @@
 //      not sleep);
 //   7. the broker's envelopes for other workers go to their mailboxes, one Post() per worker and
 //      turn. What a full mailbox cannot take waits here, in order, and is tried again every turn;
-//      meanwhile this worker reads no client input (the backlog stays bounded).
+//      meanwhile this worker reads no client input (the backlog stays bounded);
+//   8. the turn's time goes into the loop-latency histogram; once per kStatsInterval the worker's
+//      figures go to WorkerGroup::stats and, on the worker that has them, the $SYS/ topics are
+//      published every sys_interval.
+//
+// Shutdown (Mail::kShutdown): the listeners close, the broker sends DISCONNECT 0x8B to MQTT 5
+// clients and closes every connection (BeginShutdown); connections still open after
+// kShutdownLinger are closed; the worker then counts itself in WorkerGroup::drained and goes on
+// handling mail until kStop.
 //
 // TLS (worker_tls.cc): a connection accepted on a TLS listener gets a net::TlsSession at once and
 // is given to the broker as any other (so that its CONNECT timeout bounds the handshake too). The
@@ -71,13 +79,17 @@
 // worker, then a count) and closed. With username_from_cert the verified certificate's name goes
 // to the broker (SetCertUsername) before its first byte. The broker then sees only plaintext:
 // reads decrypt into ReadBuffer(), and flushes copy its output pieces into records of up to
-// 16 KiB (one SSL_write and one send() each). A connection handed to another worker takes its
-// TlsSession along in the mail.
+// 16 KiB (one SSL_write and one send() each).
+//
+// PROXY protocol and WebSocket (worker_transport.cc; transport.h): a PROXY header is peeked and
+// taken off the socket before TLS; WebSocket frames are decoded into ReadBuffer() and the
+// broker's output is framed as binary frames. A connection handed to another worker takes its
+// whole Transport (TLS session, WebSocket state) along in the mail.
 //
 // Threading: Run() on one thread; the rest of the class belongs to that thread (the set-up calls
 //            to the thread that creates it, before Run()). Workers meet only in the WorkerGroup
 //            (mailboxes, retained store, counters) and the Committer, which are thread-safe.
-// Lifetime:  owns its listeners, its connections' sockets and TLS sessions, and its broker. It
+// Lifetime:  owns its listeners, its connections' sockets and transports, and its broker. It
 //            shares its listeners' TlsContexts. The WorkerGroup, and the store and committer given
 //            to AttachStore(), must outlive every worker.
 // Errors:    Create(), AddListeners(), Restore() and Run() return one line of text. Run() fails
