@@ -172,11 +172,13 @@ std::size_t CheckHandshake(WebSocketHandshake& hs, std::span<const std::uint8_t>
             "no Connection: close");
       Check(head.find("\r\nContent-Type: text/plain\r\n") != std::string_view::npos,
             "no Content-Type");
-      // 431 exactly at the limit; another refusal there only when the limit's byte ended a line.
+      // 431 exactly at the limit; another refusal there only when the limit's byte ended a line
+      // (the line is checked first) or broke one (a CR not followed by LF: a 400 at that byte).
       if (status == "HTTP/1.1 431 ") {
         Check(consumed == WebSocketHandshake::kMaxRequestBytes, "431 other than at the limit");
       } else if (consumed == WebSocketHandshake::kMaxRequestBytes) {
-        Check(stream[consumed - 1] == '\n', "refused at the limit but not with 431");
+        Check(stream[consumed - 1] == '\n' || stream[consumed - 2] == '\r',
+              "refused at the limit but not with 431");
       }
       Check(head_end == std::string_view::npos || consumed <= head_end + 4,
             "refusal consumed past the head's end");
