@@ -447,6 +447,17 @@ class Broker:
         except OSError:
             return ""
 
+    def wait_for_log(self, text: str, timeout: float = WAIT, after: int = 0) -> bool:
+        """Waits for `text` in the log past offset `after`. The broker logs from a thread of
+        its own, so a line can reach the file a moment after the event that caused it."""
+        return wait_until(lambda: text in self.log()[after:], timeout, 0.02)
+
+    def log_line(self, text: str, timeout: float = WAIT) -> str:
+        """The first log line holding `text`, waited for; empty when none comes."""
+        if not self.wait_for_log(text, timeout):
+            return ""
+        return next(line for line in self.log().splitlines() if text in line)
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 

@@ -365,8 +365,7 @@ class CrashTest(unittest.TestCase):
         self.addCleanup(broker.cleanup)
         broker.start()
         self.addCleanup(self._stop_broker, broker)
-        log = broker.log()
-        if "state kept in" not in log:
+        if not broker.wait_for_log("state kept in"):
             self.fail("tinymq did not report a data directory in its first log line:\n"
                       + broker.log_tail())
         return broker
@@ -442,11 +441,11 @@ class CrashTest(unittest.TestCase):
                 for c in clients:
                     c.client._port = broker.port
                 moved = f" (port {port} taken: restarted on {broker.port})"
-            if "restored from" not in broker.log():
+            restored = broker.log_line("restored from")
+            if not restored:
                 self.fail(f"[{drill}] restart {k + 1}: no 'restored from' line:\n"
                           + broker.log_tail())
             epoch.value = k + 1
-            restored = next(line for line in broker.log().splitlines() if "restored from" in line)
             log.append(f"kill {k + 1} after {delay:.2f} s{moved}: "
                        + restored.split(" info ", 1)[-1])
             back = harness.wait_until(
@@ -655,7 +654,8 @@ class CrashTest(unittest.TestCase):
         self.assertFalse(problems, "\n".join(problems))
         pub.close()
         broker.restart()
-        restored = next(line for line in broker.log().splitlines() if "restored from" in line)
+        restored = broker.log_line("restored from")
+        self.assertTrue(restored, broker.log_tail())
         incoming = restored.split("messages, ", 1)[-1].split(",", 1)[0]
         pub = harness.RawClient(broker.port)
         self.addCleanup(pub.close)

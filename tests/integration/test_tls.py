@@ -248,7 +248,7 @@ class TlsTest(unittest.TestCase):
         c.connect("v12")
         with self.assertRaises(ssl.SSLError):
             TlsRawClient(only12, client_context(ca, minimum=ssl.TLSVersion.TLSv1_3))
-        self.assertIn("failed: unsupported protocol", broker.log())
+        self.assertTrue(broker.wait_for_log("failed: unsupported protocol"), broker.log_tail())
 
     # Client certificates. -----------------------------------------------------------------
 
@@ -382,7 +382,7 @@ class TlsTest(unittest.TestCase):
         # The bystander never noticed.
         harness.mosquitto_pub(broker.port, "b/1", "still here", extra=["--cafile", self.pki.ca])
         self.assertEqual(bystander.get().payload, b"still here")
-        self.assertIn("failed: wrong version number", broker.log())
+        self.assertTrue(broker.wait_for_log("failed: wrong version number"), broker.log_tail())
 
     def test_bad_certificate_file_stops_the_start(self):
         broker = harness.Broker(tls={"cert": str(self.root / "missing.pem"),
