@@ -139,28 +139,26 @@ std::size_t Broker::connection_count() const { return connection_count_; }
 
 std::size_t Broker::session_count() const { return sessions_.size(); }
 
-std::size_t Broker::clients_connected() const {
-  std::size_t n = 0;
-  for (const auto& [id, s] : sessions_) {
-    n += s->connection != nullptr ? 1 : 0;
+const Broker::SessionGauges& Broker::StepSessionGauges(std::size_t max_slots) {
+  TINYMQ_CHECK(max_slots > 0);
+  // Slots never move, so a cursor into them survives sessions coming and going between calls
+  // (a free slot is a fresh Session, id 0).
+  const std::size_t end = std::min(session_slots_.size(), gauge_cursor_ + max_slots);
+  for (; gauge_cursor_ < end; ++gauge_cursor_) {
+    const Session& s = session_slots_[gauge_cursor_];
+    if (s.id == 0) {
+      continue;
+    }
+    gauge_sums_.clients_connected += s.connection != nullptr ? 1 : 0;
+    gauge_sums_.queued += s.queue.size() + (s.stored != nullptr ? s.stored->spilled : 0);
+    gauge_sums_.inflight += s.inflight.size();
   }
-  return n;
-}
-
-std::size_t Broker::queued_count() const {
-  std::size_t n = 0;
-  for (const auto& [id, s] : sessions_) {
-    n += s->queue.size() + (s->stored != nullptr ? s->stored->spilled : 0);
+  if (gauge_cursor_ >= session_slots_.size()) {
+    gauges_ = gauge_sums_;
+    gauge_sums_ = SessionGauges{};
+    gauge_cursor_ = 0;
   }
-  return n;
-}
-
-std::size_t Broker::inflight_count() const {
-  std::size_t n = 0;
-  for (const auto& [id, s] : sessions_) {
-    n += s->inflight.size();
-  }
-  return n;
+  return gauges_;
 }
 
 void Broker::SetLimits(const Limits& limits) {

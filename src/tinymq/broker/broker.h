@@ -445,11 +445,18 @@ class Broker {
   const Counters& counters() const { return counters_; }
   std::size_t connection_count() const;
   std::size_t session_count() const;
-  // Sessions with a connection, and messages waiting in session queues or sent and not yet
-  // acknowledged (counted across sessions: walks them).
-  std::size_t clients_connected() const;
-  std::size_t queued_count() const;
-  std::size_t inflight_count() const;
+  // Figures counted across sessions: those with a connection, messages waiting in session
+  // queues (spilled ones included), and messages sent and not yet acknowledged.
+  struct SessionGauges {
+    std::size_t clients_connected = 0;
+    std::size_t queued = 0;
+    std::size_t inflight = 0;
+  };
+  // Walks at most `max_slots` (> 0) session slots on from where the last call stopped; a walk
+  // that reaches the last slot makes its sums the figures returned, and the next walk begins.
+  // The work per call is bounded however many sessions there are (a stats tick never stalls the
+  // worker); with more slots than `max_slots`, the figures are those of the last whole walk.
+  const SessionGauges& StepSessionGauges(std::size_t max_slots);
   std::size_t retained_count() const { return retained_->size(); }
   std::size_t subscription_count() const { return index_.size(); }
 
@@ -666,6 +673,10 @@ class Broker {
   std::size_t connection_count_ = 0;
   // Keyed by a view of the session's own client_id.
   std::unordered_map<std::string_view, Session*> sessions_;
+  // StepSessionGauges: the last whole walk's figures, and the walk under way.
+  SessionGauges gauges_;
+  SessionGauges gauge_sums_;
+  std::size_t gauge_cursor_ = 0;
   // Sessions in place, by the slot in their id's low bits (FindSession); like connections_.
   mutable util::StableSlots<Session> session_slots_;
   std::vector<std::uint32_t> free_session_slots_;

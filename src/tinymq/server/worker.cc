@@ -718,11 +718,12 @@ void Worker::PublishStats(Instant now) noexcept {
   WorkerStats st;
   st.worker = index_;
   st.connections = connections_.size();
-  st.clients_connected = broker_.clients_connected();
+  const broker::Broker::SessionGauges& gauges = broker_.StepSessionGauges(kGaugeSlotsPerTick);
+  st.clients_connected = gauges.clients_connected;
   st.sessions = broker_.session_count();
   st.subscriptions = broker_.subscription_count();
-  st.queued_messages = broker_.queued_count();
-  st.inflight_messages = broker_.inflight_count();
+  st.queued_messages = gauges.queued;
+  st.inflight_messages = gauges.inflight;
   // Less what connections handed over from other workers brought: counted there.
   st.connections_accepted = k.connections_accepted - handed_in_.connections;
   st.connections_closed = k.connections_closed;

@@ -143,6 +143,10 @@ class Worker {
   static constexpr std::chrono::milliseconds kShutdownLinger{2000};
   // How often a worker publishes its figures (WorkerGroup::stats).
   static constexpr std::chrono::seconds kStatsInterval{1};
+  // Session slots the stats tick counts (Broker::StepSessionGauges): up to this many sessions the
+  // queued/in-flight/connected figures are a second old at most; beyond, a walk takes one tick
+  // per this many slots, and no tick stalls the worker for longer than walking them.
+  static constexpr std::size_t kGaugeSlotsPerTick = 65536;
   // How long accepting pauses when the process is out of descriptors or memory.
   static constexpr std::chrono::milliseconds kAcceptBackoff{100};
   // Per connection and turn, so that one fast sender cannot starve the others (level-triggered:

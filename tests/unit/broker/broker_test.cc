@@ -589,10 +589,51 @@ TEST_F(BrokerTest, CountersCountMessagesByQosAndTheirBytes) {
   EXPECT_EQ(broker_.counters().publish_bytes_received, (std::array<std::uint64_t, 3>{3, 2, 0}));
   EXPECT_EQ(broker_.counters().sent_by_qos, (std::array<std::uint64_t, 3>{1, 1, 0}));
   EXPECT_EQ(broker_.counters().publish_bytes_sent, (std::array<std::uint64_t, 3>{3, 2, 0}));
-  EXPECT_EQ(broker_.clients_connected(), 2U);
-  EXPECT_EQ(broker_.inflight_count(), 1U);  // the QoS 1 one, not yet acknowledged
+  const Broker::SessionGauges gauges = broker_.StepSessionGauges(1000);  // one whole walk
+  EXPECT_EQ(gauges.clients_connected, 2U);
+  EXPECT_EQ(gauges.inflight, 1U);  // the QoS 1 one, not yet acknowledged
+  EXPECT_EQ(gauges.queued, 0U);
   pub.Drop();
   EXPECT_EQ(broker_.counters().connections_closed, 1U);
+}
+
+TEST_F(BrokerTest, SessionGaugesWalkABoundedNumberOfSlotsPerStep) {
+  // Five persistent sessions, two of them connected; an offline one holds three queued
+  // messages; the subscriber that stays has one unacknowledged in flight.
+  TestClient live(broker_, clock_);
+  live.Connect("live", /*clean=*/false);
+  Subscribe(live, "t", QoS::k1);
+  for (const char* id : {"off-1", "off-2", "off-3"}) {
+    TestClient c(broker_, clock_);
+    c.Connect(id, /*clean=*/false);
+    Subscribe(c, id == std::string("off-2") ? "t" : "u", QoS::k1);
+    c.Drop();
+  }
+  TestClient pub(broker_, clock_);
+  pub.Connect("pub", /*clean=*/false);
+  for (std::uint16_t i = 1; i <= 3; ++i) {
+    pub.Send(MakePublish("t", "m", QoS::k1, i));
+  }
+  // Two slots a step: the first steps report the last whole walk (none yet: zeros), and the
+  // walk over five slots completes on the third.
+  EXPECT_EQ(broker_.StepSessionGauges(2).clients_connected, 0U);
+  EXPECT_EQ(broker_.StepSessionGauges(2).clients_connected, 0U);
+  Broker::SessionGauges g = broker_.StepSessionGauges(2);
+  EXPECT_EQ(g.clients_connected, 2U);
+  EXPECT_EQ(g.queued, 3U);    // off-2's
+  EXPECT_GE(g.inflight, 1U);  // live's window takes what its receive maximum allows
+  EXPECT_EQ(g.queued + g.inflight, 6U);
+  // A session that ends between steps frees its slot: the next whole walk skips it.
+  TestClient again(broker_, clock_);
+  again.Connect("off-2", /*clean=*/true);  // a clean start ends the old session and its queue
+  again.Drop();
+  for (int i = 0; i < 2; ++i) {
+    broker_.StepSessionGauges(2);
+  }
+  g = broker_.StepSessionGauges(2);
+  EXPECT_EQ(g.clients_connected, 2U);
+  EXPECT_EQ(g.queued, 0U);
+  EXPECT_EQ(g.queued + g.inflight, 3U);
 }
 
 TEST_F(BrokerTest, SetPeerRenamesTheConnectionInItsLogLines) {
@@ -1035,9 +1076,10 @@ TEST_F(BrokerTest, ShutdownSendsMqtt5ClientsDisconnect0x8BAndKeepsPersistentSess
   // The clean session ended, and its will went out: to the subscriber's session, which keeps it
   // (its connection is closing). The persistent session kept its will.
   EXPECT_EQ(broker_.session_count(), 2U);
-  EXPECT_EQ(broker_.clients_connected(), 0U);
+  const Broker::SessionGauges gauges = broker_.StepSessionGauges(1000);  // one whole walk
+  EXPECT_EQ(gauges.clients_connected, 0U);
   EXPECT_EQ(broker_.counters().messages_sent, 1U);
-  EXPECT_EQ(broker_.queued_count() + broker_.inflight_count(), 1U);  // kept for the restart
+  EXPECT_EQ(gauges.queued + gauges.inflight, 1U);  // kept for the restart
   for (TestClient* c : {&v5, &clean, &sub, &waiting}) {
     c->Finish();
   }
