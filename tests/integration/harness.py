@@ -512,6 +512,24 @@ PACKET_NAMES = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBRE
                 12: "PINGREQ", 13: "PINGRESP", 14: "DISCONNECT", 15: "AUTH"}
 
 
+def start_with_free_ports(make: Callable[[], "Broker"], attempts: int = 3) -> "Broker":
+    """Starts the broker make() builds, which probes free ports of its own for extra listeners;
+    when one of them was taken between the probe and the bind, make() builds another (the
+    broker's main port is retried by Broker.start itself). The caller cleans the broker up."""
+    last: Optional[BrokerStartError] = None
+    for _ in range(attempts):
+        broker = make()
+        try:
+            return broker.start()
+        except BrokerStartError as e:
+            broker.cleanup()
+            last = e
+            if "in use" not in e.log.lower():
+                raise
+    assert last is not None
+    raise last
+
+
 def encode_varint(n: int) -> bytes:
     """§1.5.5 / 3.1.1 §2.2.3 Remaining Length: 7 bits per byte, high bit = more."""
     if not 0 <= n <= 268_435_455:

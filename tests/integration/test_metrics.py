@@ -92,21 +92,6 @@ class Scrape:
         return sum(values)
 
 
-def start_with_free_ports(make: Callable[[], harness.Broker]) -> harness.Broker:
-    """Starts make()'s broker; a fresh set of ports when one was taken meanwhile."""
-    last = None
-    for _ in range(3):
-        broker = make()
-        try:
-            return broker.start()
-        except harness.BrokerStartError as e:
-            broker.cleanup()
-            last = e
-            if "in use" not in e.log.lower():
-                raise
-    raise last
-
-
 class BrokerCase(unittest.TestCase):
     """One broker per test from `broker_kwargs()`; clients made with the helpers close first."""
 
@@ -116,7 +101,7 @@ class BrokerCase(unittest.TestCase):
     def setUp(self):
         faulthandler.dump_traceback_later(harness.TEST_TIMEOUT, exit=True)
         self.addCleanup(faulthandler.cancel_dump_traceback_later)
-        self.broker = start_with_free_ports(lambda: harness.Broker(**self.broker_kwargs()))
+        self.broker = harness.start_with_free_ports(lambda: harness.Broker(**self.broker_kwargs()))
         self.addCleanup(self.broker.cleanup)
         self.addCleanup(self.stop_broker)
         self.port = self.broker.port

@@ -67,22 +67,15 @@ def tlv(kind: int, value: bytes) -> bytes:
 
 
 def start_broker(**kwargs):
-    """A broker with a plain listener (broker.port) and a PROXY one (returned port); a fresh pair
-    of ports when one was taken between the probe and the bind."""
-    last = None
-    for _ in range(3):
-        proxy_port = harness.free_port()
-        broker = harness.Broker(extra_listeners=[{"port": proxy_port, "proxy_protocol": True}],
-                                **kwargs)
-        try:
-            broker.start()
-            return broker, proxy_port
-        except harness.BrokerStartError as e:
-            broker.cleanup()
-            last = e
-            if "in use" not in e.log.lower():
-                raise
-    raise last
+    """A broker with a plain listener (broker.port) and a PROXY one (returned port)."""
+    ports = []
+
+    def make() -> harness.Broker:
+        ports.append(harness.free_port())
+        return harness.Broker(extra_listeners=[{"port": ports[-1], "proxy_protocol": True}],
+                              **kwargs)
+    broker = harness.start_with_free_ports(make)
+    return broker, ports[-1]
 
 
 @harness.not_on_mosquitto("no PROXY protocol support in mosquitto 2.0.11")

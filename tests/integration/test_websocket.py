@@ -427,32 +427,25 @@ class WebSocketTest(unittest.TestCase):
             self.fail(f"{reason}; not skipped because TINYMQ_REQUIRE_BROWSER or CI is set")
         self.skipTest(reason)
 
-    def start(self, tls: Optional[dict] = None, attempts: int = 3) -> harness.Broker:
+    def start(self, tls: Optional[dict] = None) -> harness.Broker:
         """A broker with a WebSocket listener (a wss one with `tls`) on self.ws_port besides its
-        TCP listener on self.port. A port taken between the probe and the bind: another try."""
-        for attempt in range(attempts):
+        TCP listener on self.port."""
+        def make() -> harness.Broker:
             self.ws_port = harness.free_port()
             listener = {"port": self.ws_port, "websocket": True}
             if tls:
                 listener["tls"] = tls
-            broker = harness.Broker(extra_listeners=[listener])
-            try:
-                broker.start()
-            except harness.BrokerStartError as e:
-                broker.cleanup()
-                if "in use" not in e.log.lower() or attempt + 1 == attempts:
-                    raise
-                continue
-            self.addCleanup(broker.cleanup)
-            self.addCleanup(self._stop, broker)
-            self.broker, self.port = broker, broker.port
-            # The harness waits for broker.port only; mosquitto opens its WebSocket listener
-            # after its TCP one.
-            if not harness.wait_until(lambda: self._accepts(self.ws_port), timeout=10.0):
-                self.fail(f"the WebSocket listener on {self.ws_port} does not accept:\n"
-                          + broker.log_tail())
-            return broker
-        raise AssertionError("unreachable")
+            return harness.Broker(extra_listeners=[listener])
+        broker = harness.start_with_free_ports(make)
+        self.addCleanup(broker.cleanup)
+        self.addCleanup(self._stop, broker)
+        self.broker, self.port = broker, broker.port
+        # The harness waits for broker.port only; mosquitto opens its WebSocket listener after
+        # its TCP one.
+        if not harness.wait_until(lambda: self._accepts(self.ws_port), timeout=10.0):
+            self.fail(f"the WebSocket listener on {self.ws_port} does not accept:\n"
+                      + broker.log_tail())
+        return broker
 
     @staticmethod
     def _accepts(port: int) -> bool:
