@@ -19,6 +19,7 @@
 #include "tinymq/config/command_line.h"
 #include "tinymq/config/config.h"
 #include "tinymq/server/server.h"
+#include "tinymq/util/check.h"
 
 namespace {
 
@@ -37,6 +38,25 @@ std::string Join(const std::vector<std::string>& parts) {
   }
   return out;
 }
+
+// While alive, a failed TINYMQ_CHECK first writes out the log lines still queued (at most about
+// a second's wait: Logging::Flush).
+class FlushLogOnCheckFailure {
+ public:
+  explicit FlushLogOnCheckFailure(tinymq::app::Logging& logging) {
+    logging_ = &logging;
+    tinymq::util::SetCheckFailureHook([] { logging_->Flush(); });
+  }
+  ~FlushLogOnCheckFailure() {
+    tinymq::util::SetCheckFailureHook(nullptr);
+    logging_ = nullptr;
+  }
+  FlushLogOnCheckFailure(const FlushLogOnCheckFailure&) = delete;
+  FlushLogOnCheckFailure& operator=(const FlushLogOnCheckFailure&) = delete;
+
+ private:
+  static inline tinymq::app::Logging* logging_ = nullptr;
+};
 
 // Where the state is kept, for the first log line.
 std::string Persistence(const config::Config& cfg) {
@@ -92,6 +112,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "tinymq: %s\n", logging.error().c_str());
     return kExitFailure;
   }
+  // A failed invariant check writes out the lines still queued before it aborts: those that led
+  // to it. (Destroyed before `logging`, and after the server and its threads.)
+  const FlushLogOnCheckFailure flush_on_failure(*logging);
 
   // SIGHUP reads the file and the command line again; the logging part is applied here.
   tinymq::server::ServerHooks hooks;

@@ -14,6 +14,13 @@ namespace tinymq::util {
 // with libstdc++ 12 lacks it, and the fuzz targets are built with clang.)
 [[noreturn]] void CheckFailed(const char* expr, const char* file, int line);
 
+// Runs once, on the first thread whose check fails, before the message is printed and the
+// process aborts: the program's chance to write out what its logger still holds (tinymq logs from
+// a thread of its own, and the lines that led to a failure matter most). It must not take a lock
+// a failing check could hold, and should be bounded in time. nullptr (the default): none.
+using CheckFailureHook = void (*)();
+void SetCheckFailureHook(CheckFailureHook hook);
+
 }  // namespace tinymq::util
 
 #define TINYMQ_CHECK(cond)                                    \
