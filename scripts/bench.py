@@ -6,6 +6,11 @@ Each broker runs pinned to one core (taskset -c BROKER_CPU, default 0) and tinym
 runs with `set_tcp_nodelay true`, no persistence and unlimited queues and in-flight windows;
 tinymq likewise (`max_inflight` 65535, queues that do not drop), otherwise its defaults.
 
+Scenarios whose name ends in -ws speak MQTT over WebSocket (tinymq-bench --websocket) to a
+WebSocket listener beside the TCP one: tinymq's `[[listeners]]` entry with `websocket = true`,
+Mosquitto's `listener P` with `protocol websockets` (libwebsockets inside Mosquitto; it needs a
+plain listener next to it to start at all).
+
 Prints one table: per scenario the figure that matters for it for both brokers and the
 tinymq/Mosquitto ratio. Results are figures, never assertions: this is not a test.
 
@@ -60,6 +65,12 @@ SCENARIOS = [
      "broker_cpu_us_per_delivery", False),
     ("qos0-fanout-1k-x100", ["--scenario", "fanout", "--qos", "0", "--subscribers", "100",
                              "--rate", "1000"], "broker_cpu_us_per_delivery", False),
+    # The same loads over WebSocket.
+    ("qos1-fanin-4x1-ws", ["--websocket", "--scenario", "fanin", "--qos", "1", "--publishers", "4",
+                           "--subscribers", "1", "--inflight", "32"], "delivered_rate", True),
+    ("qos0-fanout-1k-x100-ws", ["--websocket", "--scenario", "fanout", "--qos", "0",
+                                "--subscribers", "100", "--rate", "1000"],
+     "broker_cpu_us_per_delivery", False),
     ("idle-connections", None, "kib_per_connection", False),
 ]
 
@@ -77,23 +88,42 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def is_websocket(args: list[str] | None) -> bool:
+    return args is not None and "--websocket" in args
+
+
 class Broker:
-    """One broker process pinned to BROKER_CPU (unless pin is False), stopped by stop()."""
+    """One broker process pinned to BROKER_CPU (unless pin is False), stopped by stop().
+
+    With websocket, it also has a WebSocket listener on ws_port; bench_port is the port the load
+    generator uses."""
 
     def __init__(self, kind: str, workdir: Path, workers: int = 1, pin: bool = True,
-                 durability: str = ""):
+                 durability: str = "", websocket: bool = False):
         self.kind = kind
         self.port = free_port()
+        self.ws_port = 0
+        while websocket and self.ws_port in (0, self.port):
+            self.ws_port = free_port()
+        self.bench_port = self.ws_port or self.port
         self.log = open(workdir / f"{kind}.log", "ab")
         if kind == "tinymq":
             conf = workdir / "tinymq.toml"
             # Like Mosquitto's unlimited settings below: no in-flight window to the subscriber
             # but what MQTT allows, and queues that do not drop.
-            conf.write_text(f"workers = {workers}\n"
-                            "[limits]\nmax_inflight = 65535\nmax_queued_messages = 100000000\n"
-                            "max_queued_bytes = 17179869184\n")
-            argv = [TINYMQ, "--config", str(conf), "--bind", "127.0.0.1", "--port",
-                    str(self.port), "--log-level", "warn"]
+            text = (f"workers = {workers}\n"
+                    "[limits]\nmax_inflight = 65535\nmax_queued_messages = 100000000\n"
+                    "max_queued_bytes = 17179869184\n")
+            # --bind/--port would replace the file's listeners: with a WebSocket one, the file
+            # lists both.
+            listen = ["--bind", "127.0.0.1", "--port", str(self.port)]
+            if websocket:
+                text += (f"[[listeners]]\nbind = \"127.0.0.1\"\nport = {self.port}\n"
+                         f"[[listeners]]\nbind = \"127.0.0.1\"\nport = {self.ws_port}\n"
+                         "websocket = true\n")
+                listen = []
+            conf.write_text(text)
+            argv = [TINYMQ, "--config", str(conf), *listen, "--log-level", "warn"]
             if durability:  # a fresh data directory per run
                 data = Path(tempfile.mkdtemp(prefix=f"data-{durability}-", dir=workdir))
                 argv += ["--data-dir", str(data), "--durability", durability]
@@ -106,7 +136,11 @@ class Broker:
             conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                             f"persistence {persistence}\nset_tcp_nodelay true\n"
                             "max_queued_messages 0\n"
-                            "max_inflight_messages 0\nmax_connections -1\nlog_type error\n")
+                            "max_inflight_messages 0\nmax_connections -1\nlog_type error\n"
+                            + (f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
+                               # libwebsockets binds to :: whatever the address: keep it on lo.
+                               "bind_interface lo\nmax_connections -1\n"
+                               if websocket else ""))
             argv = [MOSQUITTO, "-c", str(conf)]
         if pin:
             argv = ["taskset", "-c", BROKER_CPU, *argv]
@@ -200,9 +234,9 @@ def main() -> int:
                 if args is None:
                     results[kind] = idle_memory(kind, workdir)
                     continue
-                broker = Broker(kind, workdir)
+                broker = Broker(kind, workdir, websocket=is_websocket(args))
                 try:
-                    results[kind] = run_bench(args, broker.port, broker.proc.pid,
+                    results[kind] = run_bench(args, broker.bench_port, broker.proc.pid,
                                               workdir / f"{kind}-{name}.json", SECONDS)
                 finally:
                     broker.stop()
@@ -241,9 +275,9 @@ def main() -> int:
             print(f"bench: {name} (persistent sessions) on {label} ...", file=sys.stderr,
                   flush=True)
             sdir = Path(tempfile.mkdtemp(prefix="tinymq-bench-store-"))
-            broker = Broker(kind, sdir, durability=durability)
+            broker = Broker(kind, sdir, durability=durability, websocket=is_websocket(args))
             try:
-                r = run_bench(sargs, broker.port, broker.proc.pid, sdir / "r.json", SECONDS)
+                r = run_bench(sargs, broker.bench_port, broker.proc.pid, sdir / "r.json", SECONDS)
             finally:
                 broker.stop()
                 shutil.rmtree(sdir, ignore_errors=True)
@@ -265,9 +299,9 @@ def main() -> int:
             for workers in (1, 2):
                 print(f"bench: {name} on tinymq with {workers} worker(s), unpinned ...",
                       file=sys.stderr, flush=True)
-                broker = Broker("tinymq", sdir, workers, pin=False)
+                broker = Broker("tinymq", sdir, workers, pin=False, websocket=is_websocket(args))
                 try:
-                    figures.append(run_bench(args, broker.port, broker.proc.pid,
+                    figures.append(run_bench(args, broker.bench_port, broker.proc.pid,
                                              sdir / f"tinymq-w{workers}-{name}.json", SECONDS,
                                              pin=False).get(figure))
                 finally:

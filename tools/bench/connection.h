@@ -1,12 +1,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tinymq/mqtt/decoder.h"
 #include "tools/bench/plan.h"
 #include "tools/bench/sequence_tracker.h"
+#include "tools/bench/ws_client.h"
 
 // One MQTT client connection of tinymq-bench and everything its worker keeps about it: socket,
 // protocol stage, decoder, unsent output, and the publisher's window or the subscriber's
@@ -23,10 +27,23 @@ inline constexpr std::uint8_t kIdInFlight = 1;
 inline constexpr std::uint8_t kIdMeasured = 2;  // stamped inside the measurement
 inline constexpr std::uint8_t kIdReleased = 4;  // QoS 2: PUBREC received, PUBREL sent
 
+// --websocket: the WebSocket layer between the socket and MQTT (worker_websocket.cc).
+struct WsLink {
+  explicit WsLink(std::string expected_accept) : response(std::move(expected_accept)) {}
+
+  WsUpgradeResponse response;  // until the 101
+  WsClientDecoder decoder;
+  // What goes on the wire: the upgrade request, then frames. MQTT bytes wait in Connection::out
+  // until the flush frames them; [wire_done, size) is not written yet.
+  std::vector<std::uint8_t> wire;
+  std::size_t wire_done = 0;
+};
+
 struct Connection {
   enum class State : std::uint8_t {
     kNew,           // not started
     kConnecting,    // TCP connect in progress
+    kUpgrading,     // --websocket: upgrade request sent, 101 due
     kAwaitConnack,  // CONNECT sent
     kSubscribing,   // SUBSCRIBE(s) sent, SUBACK(s) due
     kReady,         // set up
@@ -37,7 +54,10 @@ struct Connection {
              mqtt::ProtocolVersion version)
       : index(i), spec(s), decoder(decoder_options, version) {}
 
-  std::size_t unsent() const { return out.size() - out_done; }
+  // Bytes not written yet: MQTT bytes and, with --websocket, framed ones.
+  std::size_t unsent() const {
+    return out.size() - out_done + (ws ? ws->wire.size() - ws->wire_done : 0);
+  }
 
   // Const after construction.
   const std::uint32_t index;  // in the worker's table; the epoll data
@@ -48,6 +68,7 @@ struct Connection {
   mqtt::Decoder decoder;
   std::vector<std::uint8_t> out;  // encoded packets; [out_done, size) not written yet
   std::size_t out_done = 0;
+  std::unique_ptr<WsLink> ws;   // --websocket only
   bool dirty = false;           // on the worker's flush list
   bool write_interest = false;  // EPOLLOUT registered: the socket was full
   std::int64_t last_write_ns = 0;

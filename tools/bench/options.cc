@@ -143,6 +143,11 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv,
       ->type_name("PID")
       ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", o.quiet, "No progress lines on stderr");
+  app.add_flag("--websocket", o.websocket,
+               "MQTT over WebSocket (RFC 6455, subprotocol mqtt): each connection upgrades with "
+               "an HTTP request first, then sends masked binary frames");
+  app.add_option("--ws-path", o.ws_path, "--websocket: the request path (default /mqtt)")
+      ->type_name("PATH");
   app.add_flag("--persistent", o.persistent,
                "Persistent sessions (3.1.1: Clean Session 0, so use client ids no earlier run "
                "left a session for; 5.0: Session Expiry Interval 3600)");
@@ -235,6 +240,19 @@ util::Result<CommandLine, std::string> Parse(int argc, const char* const* argv,
   }
   if (o.host.empty()) {
     return util::Unexpected("--host: must not be empty");
+  }
+  if (app.count("--ws-path") > 0 && !o.websocket) {
+    return util::Unexpected("--ws-path: applies to --websocket only");
+  }
+  // The path goes into the request line as it is: visible ASCII only, starting with '/'.
+  if (o.ws_path.empty() || o.ws_path.front() != '/' ||
+      !std::all_of(o.ws_path.begin(), o.ws_path.end(),
+                   [](char ch) { return ch > ' ' && ch < 127; })) {
+    std::string shown = o.ws_path;  // the message stays one line
+    std::replace_if(
+        shown.begin(), shown.end(), [](char ch) { return ch < ' ' || ch == 127; }, '?');
+    return util::Unexpected("--ws-path: must start with / and hold visible ASCII only, got '" +
+                            shown + "'");
   }
   if (o.topic_prefix.empty()) {
     o.topic_prefix = "tmqb/" + std::string(run_id);

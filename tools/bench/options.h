@@ -58,6 +58,10 @@ struct Options {
   // Persistent sessions (3.1.1 Clean Session 0; 5.0 Clean Start 1 with a Session Expiry
   // Interval of an hour), so that a broker with a store writes what it queues.
   bool persistent = false;
+  // MQTT over WebSocket (RFC 6455, subprotocol "mqtt"): an HTTP upgrade to ws_path after the TCP
+  // connect, then masked binary frames.
+  bool websocket = false;
+  std::string ws_path = "/mqtt";
 
   std::uint32_t IdleSubscriberConnections() const;
   // Every connection the run opens.

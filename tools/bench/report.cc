@@ -62,6 +62,9 @@ std::string FormatSummary(const Report& r) {
   const Options& o = r.options;
   std::string s =
       fmt::format("scenario={} mqtt={}", ScenarioName(o.scenario), VersionName(o.version));
+  if (o.websocket) {
+    s += " transport=websocket";
+  }
   if (o.scenario == Scenario::kConn) {
     s += fmt::format(
         " connections={} connect={:.2f}s conn/s={:.0f} duration={:.1f}s stayed_up={}"
@@ -113,6 +116,10 @@ std::string FormatJson(const Report& r) {
   j.Str("mqtt", VersionName(o.version));
   j.Str("host", o.host);
   j.Int("port", o.port);
+  j.Str("transport", o.websocket ? "websocket" : "tcp");
+  if (o.websocket) {
+    j.Str("ws_path", o.ws_path);
+  }
   j.Int("threads", o.threads);
   j.Int("connections", r.connections);
   j.Num("connect_s", r.connect_s);

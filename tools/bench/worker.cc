@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <utility>
 
 #include "tools/bench/clock.h"
@@ -35,6 +36,11 @@ constexpr std::int64_t kMaxSleepNs = 10'000'000;  // control flags are seen with
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
+std::uint64_t RandomSeed() {
+  std::random_device device;
+  return (std::uint64_t{device()} << 32) ^ device();
+}
+
 mqtt::Decoder::Options DecoderOptions(Role role) {
   mqtt::Decoder::Options o;
   o.read_chunk = role == Role::kPublisher ? kPublisherReadChunk : kSubscriberReadChunk;
@@ -54,6 +60,7 @@ Worker::Worker(const Options& options, const BrokerAddress& broker, Control& con
                               ? options.rate / options.publishers / kNsPerSecond
                               : 0.0),
       payload_(options.payload, static_cast<std::uint8_t>('x')),
+      ws_random_(RandomSeed()),
       keepalive_scan_ns_(keepalive_ns_ > 0 ? std::min(kNsPerSecond, keepalive_ns_ / 4)
                                            : kNsPerSecond) {
   conns_.reserve(specs_.size());
@@ -215,10 +222,18 @@ void Worker::StartConnect(Connection& c) {
     return;
   }
   if (r == 0) {
-    OnConnected(c);
+    OnTcpConnected(c);
   } else {
     c.state = Connection::State::kConnecting;
     c.write_interest = true;
+  }
+}
+
+void Worker::OnTcpConnected(Connection& c) {
+  if (options_.websocket) {
+    StartUpgrade(c);
+  } else {
+    OnConnected(c);
   }
 }
 
@@ -252,7 +267,7 @@ void Worker::OnEvent(Connection& c, std::uint32_t events) {
     }
     if ((events & EPOLLOUT) != 0) {
       SetWriteInterest(c, false);
-      OnConnected(c);
+      OnTcpConnected(c);
     }
     return;
   }
@@ -290,6 +305,7 @@ void Worker::Close(Connection& c, const std::string& why) {
   c.state = Connection::State::kClosed;
   c.out.clear();
   c.out_done = 0;
+  c.ws.reset();
 }
 
 void Worker::OnReadable(Connection& c) {
@@ -297,8 +313,17 @@ void Worker::OnReadable(Connection& c) {
     const std::span<std::uint8_t> room = c.decoder.PrepareRead();
     const ssize_t n = ::recv(c.fd, room.data(), room.size(), 0);
     if (n > 0) {
-      c.decoder.CommitRead(static_cast<std::size_t>(n));
       const std::int64_t now = NowNs();  // the arrival time of every packet in these bytes
+      std::size_t mqtt_bytes = static_cast<std::size_t>(n);
+      if (c.ws) {
+        const std::optional<std::size_t> unwrapped =
+            Unwrap(c, room.first(static_cast<std::size_t>(n)));
+        if (!unwrapped) {
+          return;
+        }
+        mqtt_bytes = *unwrapped;
+      }
+      c.decoder.CommitRead(mqtt_bytes);
       for (;;) {
         auto next = c.decoder.Next();
         if (!next) {
@@ -320,7 +345,10 @@ void Worker::OnReadable(Connection& c) {
       continue;
     }
     if (n == 0) {
-      Close(c, "the broker closed the connection");
+      Close(c, c.state == Connection::State::kUpgrading
+                   ? "the broker closed the connection instead of answering the WebSocket "
+                     "upgrade (not a WebSocket listener?)"
+                   : "the broker closed the connection");
       return;
     }
     if (errno == EINTR) {
@@ -350,11 +378,18 @@ void Worker::Flush() {
   dirty_.clear();
 }
 
+// With --websocket what is written is ws->wire: the MQTT bytes gathered in `out` since the last
+// flush become one frame first (FrameOutput).
 void Worker::FlushOne(Connection& c) {
-  while (c.state != Connection::State::kClosed && c.unsent() > 0) {
-    const ssize_t n = ::send(c.fd, c.out.data() + c.out_done, c.unsent(), MSG_NOSIGNAL);
+  if (c.ws) {
+    FrameOutput(c);
+  }
+  std::vector<std::uint8_t>& buf = c.ws ? c.ws->wire : c.out;
+  std::size_t& done = c.ws ? c.ws->wire_done : c.out_done;
+  while (c.state != Connection::State::kClosed && done < buf.size()) {
+    const ssize_t n = ::send(c.fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
     if (n > 0) {
-      c.out_done += static_cast<std::size_t>(n);
+      done += static_cast<std::size_t>(n);
       c.last_write_ns = turn_now_ns_;  // keep-alive needs no finer time
       continue;
     }
@@ -362,9 +397,9 @@ void Worker::FlushOne(Connection& c) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (c.out_done >= kCompactAfter) {
-        c.out.erase(c.out.begin(), c.out.begin() + static_cast<std::ptrdiff_t>(c.out_done));
-        c.out_done = 0;
+      if (done >= kCompactAfter) {
+        buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(done));
+        done = 0;
       }
       SetWriteInterest(c, true);
       return;
@@ -375,8 +410,8 @@ void Worker::FlushOne(Connection& c) {
   if (c.state == Connection::State::kClosed) {
     return;
   }
-  c.out.clear();
-  c.out_done = 0;
+  buf.clear();
+  done = 0;
   SetWriteInterest(c, false);
 }
 
@@ -389,8 +424,18 @@ void Worker::Shutdown() {
     }
     if (polite && c.state == Connection::State::kReady) {
       SendDisconnect(c);
+      std::vector<std::uint8_t>* buf = &c.out;
+      std::size_t done = c.out_done;
+      if (c.ws) {  // DISCONNECT, then a close frame (RFC 6455 §5.5.1)
+        FrameOutput(c);
+        const std::array<std::uint8_t, 2> normal = {net::kWsCloseNormal >> 8,
+                                                    net::kWsCloseNormal & 0xff};
+        AppendWsControl(net::WsOpcode::kClose, normal, ws_random_, c.ws->wire);
+        buf = &c.ws->wire;
+        done = c.ws->wire_done;
+      }
       if (!c.write_interest) {  // best effort: one write, no waiting
-        ::send(c.fd, c.out.data() + c.out_done, c.unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ::send(c.fd, buf->data() + done, buf->size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
       }
     }
     ::close(c.fd);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "tools/bench/histogram.h"
 #include "tools/bench/options.h"
 #include "tools/bench/plan.h"
+#include "tools/bench/ws_client.h"
 
 // One load-generating thread: an epoll loop that drives its share of the run's connections
 // (connect, subscribe, publish on schedule or as the window allows, acknowledge, measure) and
@@ -104,6 +106,7 @@ class Worker {
   void Loop();
   void StartConnects();
   void StartConnect(Connection& c);
+  void OnTcpConnected(Connection& c);
   void OnEvent(Connection& c, std::uint32_t events);
   void OnReadable(Connection& c);
   void Flush();
@@ -113,6 +116,15 @@ class Worker {
   void Fail(const std::string& message);
   void Snapshot();
   void Shutdown();
+
+  // WebSocket (worker_websocket.cc).
+  void StartUpgrade(Connection& c);
+  // Turns `bytes`, just read into the MQTT decoder's read space, into MQTT bytes at its start:
+  // the upgrade response is checked and dropped, frames are decoded in place, pings answered.
+  // Returns how many MQTT bytes there are, or nullopt when the connection was closed.
+  std::optional<std::size_t> Unwrap(Connection& c, std::span<std::uint8_t> bytes);
+  // Moves the MQTT bytes waiting in c.out to c.ws->wire as masked frames.
+  void FrameOutput(Connection& c);
 
   // MQTT (worker_protocol.cc).
   void OnConnected(Connection& c);
@@ -149,6 +161,7 @@ class Worker {
   std::vector<Connection*> publishers_;
   std::vector<Connection*> dirty_;  // to flush at the end of the turn
   std::vector<std::uint8_t> payload_;
+  WsRandom ws_random_;            // --websocket: mask keys and Sec-WebSocket-Keys
   std::int64_t turn_now_ns_ = 0;  // the time read after this turn's events
   std::uint32_t next_connect_ = 0;
   std::uint32_t pending_ = 0;       // connections being set up

@@ -70,21 +70,9 @@ void ForEachListElement(std::string_view list, F f) {
   }
 }
 
-// A value from the request for the log and the error body: quoted, at most 40 bytes, printable
-// ASCII only (no byte from the client can split a log line or the response).
-std::string Quote(std::string_view value) {
-  constexpr std::size_t kMax = 40;
-  std::string q = "'";
-  for (std::size_t i = 0; i < value.size() && i < kMax; ++i) {
-    const auto u = static_cast<unsigned char>(value[i]);
-    q.push_back(u >= 0x20 && u < 0x7f ? value[i] : '?');
-  }
-  if (value.size() > kMax) {
-    q += "...";
-  }
-  q.push_back('\'');
-  return q;
-}
+// A value from the request for the log and the error body (no byte from the client can split a
+// log line or the response).
+std::string Quote(std::string_view value) { return QuotePrintable(value, 40); }
 
 int Base64Value(char c) {
   if (c >= 'A' && c <= 'Z') {
@@ -119,8 +107,33 @@ bool IsKey16(std::string_view key) {
   return (Base64Value(key[21]) & 0x0f) == 0;
 }
 
-// base64(SHA-1(key + GUID)); empty when OpenSSL fails.
-std::string AcceptValue(std::string_view key) {
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+  }
+}
+
+}  // namespace
+
+std::string QuotePrintable(std::string_view value, std::size_t max) {
+  std::string q = "'";
+  for (std::size_t i = 0; i < value.size() && i < max; ++i) {
+    const auto u = static_cast<unsigned char>(value[i]);
+    q.push_back(u >= 0x20 && u < 0x7f ? value[i] : '?');
+  }
+  if (value.size() > max) {
+    q += "...";
+  }
+  q.push_back('\'');
+  return q;
+}
+
+std::string WebSocketAccept(std::string_view key) {
   std::string input(key);
   input += kAcceptGuid;
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -136,19 +149,6 @@ std::string AcceptValue(std::string_view key) {
   }
   return std::string(reinterpret_cast<const char*>(encoded), 28);
 }
-
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 400: return "Bad Request";
-    case 405: return "Method Not Allowed";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Internal Server Error";
-  }
-}
-
-}  // namespace
 
 // ---- WebSocketHandshake ----------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ void WebSocketHandshake::Finish() {
     Refuse(400, "no supported subprotocol (mqtt)");
     return;
   }
-  const std::string accept = AcceptValue(key_);
+  const std::string accept = WebSocketAccept(key_);
   if (accept.empty()) {
     Refuse(500, "cannot compute Sec-WebSocket-Accept (OpenSSL SHA-1 failed)");
     return;

@@ -95,6 +95,14 @@ class WebSocketHandshake {
   std::string error_;
 };
 
+// `value` from a peer, for a log line or an error message: in single quotes, at most `max` bytes
+// (then "..."), every byte outside printable ASCII shown as '?'.
+std::string QuotePrintable(std::string_view value, std::size_t max);
+
+// The Sec-WebSocket-Accept that answers a Sec-WebSocket-Key: base64(SHA-1(key + the RFC 6455
+// GUID)) (§4.2.2); empty when OpenSSL fails. (Also what a client checks the answer against.)
+std::string WebSocketAccept(std::string_view key);
+
 // WebSocket close codes this layer produces (RFC 6455 §7.4.1).
 inline constexpr std::uint16_t kWsCloseNormal = 1000;
 inline constexpr std::uint16_t kWsCloseGoingAway = 1001;

@@ -102,6 +102,24 @@ TEST(BenchOptionsTest, ConnectionsAreBounded) {
   EXPECT_NE(r.error().find("15001"), std::string::npos) << r.error();
 }
 
+TEST(BenchOptionsTest, WebSocketIsOffByDefaultAndItsPathIsChecked) {
+  EXPECT_FALSE(Ok({}).websocket);
+  const Options ws = Ok({"--websocket", "--scenario", "conn"});
+  EXPECT_TRUE(ws.websocket);
+  EXPECT_EQ(ws.ws_path, "/mqtt");
+  EXPECT_EQ(Ok({"--websocket", "--ws-path", "/ws?x=1"}).ws_path, "/ws?x=1");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--ws-path", "/mqtt"},  // without --websocket
+        {"--websocket", "--ws-path", "mqtt"},
+        {"--websocket", "--ws-path", "/a b"},
+        {"--websocket", "--ws-path", "/a\r\nX: y"},
+        {"--websocket", "--ws-path", ""}}) {
+    const auto r = Parse(args);
+    ASSERT_FALSE(r.has_value()) << args.back();
+    EXPECT_NE(r.error().find("--ws-path"), std::string::npos) << r.error();
+  }
+}
+
 TEST(BenchOptionsTest, HelpIsAnAction) {
   const auto r = Parse({"--help"});
   ASSERT_TRUE(r.has_value());
