@@ -146,13 +146,17 @@ class Broker:
             argv = ["taskset", "-c", BROKER_CPU, *argv]
         self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Every listener: Mosquitto opens its WebSocket one after its TCP one.
+        waiting = [p for p in (self.port, self.ws_port) if p]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{kind} exited at start (see {workdir}/{kind}.log)")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5).close()
+                waiting.pop(0)
+                if not waiting:
+                    return
             except OSError:
                 time.sleep(0.05)
         self.stop()
