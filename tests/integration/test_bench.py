@@ -9,9 +9,11 @@ The bench binary: $TINYMQ_BENCH_BIN, else build/asan/bin/tinymq-bench.
 Run alone:  /usr/bin/python3 tests/integration/test_bench.py [--tinymq PATH]
 """
 
+import faulthandler
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import unittest
@@ -40,7 +42,9 @@ def bench_binary() -> str:
     return path
 
 
-class BenchTest(harness.BrokerTestCase):
+class BenchCase(harness.BrokerTestCase):
+    """Runs tinymq-bench against this test's broker (self.port) and checks its report."""
+
     # Queues large enough that no QoS 1/2 message is dropped by the broker's queue policy while
     # the publishers run flat out (tinymq and mosquitto both default to 1000 queued messages).
     limits = {"max_queued_messages": 10_000_000}
@@ -85,6 +89,9 @@ class BenchTest(harness.BrokerTestCase):
         self.assertLessEqual(r["p50_us"], r["p99_us"], ctx)
         self.assertLessEqual(r["p99_us"], r["p999_us"], ctx)
         self.assertLessEqual(r["p999_us"], r["max_us"], ctx)
+
+
+class BenchTest(BenchCase):
 
     def test_fanin_qos1_v311(self):
         # As fast as the window allows: the broker acknowledges faster than it can deliver to two
@@ -140,6 +147,68 @@ class BenchTest(harness.BrokerTestCase):
         self.assertEqual(r["stayed_up"], 200, ctx)
         self.assertEqual(r["closed_connections"], 0, ctx)
         self.assertGreater(r["connect_rate"], 0, ctx)
+
+
+class WebSocketBenchTest(BenchCase):
+    """tinymq-bench --websocket on the broker's WebSocket listener: the upgrade, masked frames
+    out, frames in, and the same exact-delivery checks as over TCP."""
+
+    def setUp(self) -> None:
+        faulthandler.dump_traceback_later(harness.TEST_TIMEOUT, exit=True)
+        self.addCleanup(faulthandler.cancel_dump_traceback_later)
+
+        def make() -> harness.Broker:
+            self.ws_port = harness.free_port()
+            return harness.Broker(self.limits,
+                                  extra_listeners=[{"port": self.ws_port, "websocket": True}])
+        self.broker = harness.start_with_free_ports(make)
+        self.addCleanup(self.broker.cleanup)
+        self.addCleanup(self._stop_broker)
+        self.tcp_port = self.broker.port
+        self.port = self.ws_port
+        # The harness waits for the TCP listener only; mosquitto opens its WebSocket one later.
+        self.assertTrue(harness.wait_until(lambda: self.accepts(self.ws_port), 10.0),
+                        self.broker.log_tail())
+
+    @staticmethod
+    def accepts(port: int) -> bool:
+        try:
+            with socket.create_connection((harness.HOST, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def test_fanin_qos1_v5_two_threads(self):
+        r = self.bench("--websocket", "--scenario", "fanin", "--qos", "1", "--publishers", "3",
+                       "--subscribers", "2", "--inflight", "16", "--threads", "2", "--mqtt", "5",
+                       "--drain", "12")
+        self.assertEqual((r["scenario"], r["transport"], r["ws_path"]),
+                         ("fanin", "websocket", "/mqtt"), r["_context"])
+        self.assert_exact_delivery(r)
+
+    def test_pairs_qos2_v311_with_a_large_payload(self):
+        # 200 KiB payloads: every PUBLISH spans several reads, and the broker's frames (at most
+        # 1 MiB) carry several packets or part of one.
+        if harness.is_mosquitto():
+            self.skipTest("mosquitto 2.0.11 moves large messages over WebSocket at about 40 KB/s "
+                          "(5 x 200 KiB QoS 2 took 24 s with MQTT.js too): 2.5 s of load would "
+                          "take minutes to drain")
+        r = self.bench("--websocket", "--ws-path", "/", "--scenario", "pairs", "--qos", "2",
+                       "--pairs", "3", "--inflight", "4", "--payload", str(200 * 1024),
+                       "--rate", "30", "--mqtt", "3.1.1")
+        self.assertEqual(r["ws_path"], "/", r["_context"])
+        self.assert_exact_delivery(r)
+
+    def test_tcp_listener_refuses_the_upgrade_exit_1_with_one_line(self):
+        # The plain MQTT listener reads the HTTP request as a malformed CONNECT and closes the
+        # connection (mosquitto resets it).
+        self.port = self.tcp_port
+        r = harness.run_command([bench_binary(), "--websocket", "--port", str(self.tcp_port),
+                                 "--duration", "1", "--quiet"], timeout=RUN_TIMEOUT)
+        stderr = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, 1, stderr)
+        self.assertEqual(len(stderr.strip().splitlines()), 1, stderr)
+        self.assertIn("WebSocket", stderr)
 
 
 class BenchCommandLineTest(unittest.TestCase):

@@ -344,21 +344,19 @@ void Worker::OnReadable(Connection& c) {
       }
       continue;
     }
-    if (n == 0) {
-      Close(c, c.state == Connection::State::kUpgrading
-                   ? "the broker closed the connection instead of answering the WebSocket "
-                     "upgrade (not a WebSocket listener?)"
-                   : "the broker closed the connection");
+    if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      std::string why = n == 0 ? "the broker closed the connection" : "read: " + ErrnoText(errno);
+      if (c.state == Connection::State::kUpgrading) {
+        // What a port that does not speak WebSocket does: it closes or resets the connection.
+        why += " instead of answering the WebSocket upgrade (not a WebSocket listener?)";
+      }
+      Close(c, why);
       return;
     }
     if (errno == EINTR) {
       continue;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      break;
-    }
-    Close(c, "read: " + ErrnoText(errno));
-    return;
+    break;  // EAGAIN
   }
   // Idle connections hold no read buffer between packets (15,000 of them would otherwise hold
   // 1 GB); busy ones keep theirs.
