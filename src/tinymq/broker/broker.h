@@ -709,7 +709,7 @@ class Broker {
   Instant last_now_{};
   // Read buffers and PendingOutputs (with their buffers) of connections that have nothing pending,
   // for the next connection that has (an idle connection holds neither). At most 256 of each
-  // (kPoolMax in broker.cc); buffers of at most kPooledBufferMax bytes and kPooledRefsMax
+  // (kPoolMax in broker_internal.h); buffers of at most kPooledBufferMax bytes and kPooledRefsMax
   // payload references are kept.
   static constexpr std::size_t kPooledBufferMax = std::size_t{64} << 10;
   std::vector<std::vector<std::uint8_t>> read_pool_;

@@ -1,6 +1,6 @@
 #pragma once
 
-// The broker core's own types (broker.cc and broker_store.cc): sessions, connections, deliveries
+// The broker core's own types (broker*.cc): sessions, connections, deliveries
 // and the ids' layout. Not part of the broker's interface; nothing outside the broker includes it.
 
 #include <algorithm>
@@ -372,5 +372,76 @@ struct Broker::Connection {
     }
   }
 };
+
+// Helpers the broker's .cc files share. ------------------------------------------------------
+
+// Moves everything in `from` to the end of `out`, leaving `from` empty (a swap when `out` is
+// empty, so that buffers are reused rather than copied).
+template <typename T>
+void MoveAppend(std::vector<T>& from, std::vector<T>& out) {
+  if (out.empty()) {
+    out.swap(from);
+    return;
+  }
+  for (T& item : from) {
+    out.push_back(std::move(item));
+  }
+  from.clear();
+}
+
+inline std::string_view VersionName(ProtocolVersion v) {
+  switch (v) {
+    case ProtocolVersion::kV31: return "MQTT 3.1";
+    case ProtocolVersion::kV311: return "MQTT 3.1.1";
+    case ProtocolVersion::kV5: return "MQTT 5.0";
+  }
+  return "MQTT ?";
+}
+
+// 3.1.1 §3.1.2.10: the server allows one and a half keep-alive periods between packets.
+inline Duration KeepAliveWindow(std::uint16_t keep_alive_s) {
+  return std::chrono::milliseconds(std::uint64_t{keep_alive_s} * 1500);
+}
+
+inline std::uint64_t SplitMix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+inline bool TimerLater(const auto& a, const auto& b) { return a.when > b.when; }
+
+// Buffer pools (read, write, payload references): at most kPoolMax buffers each.
+inline constexpr std::size_t kPoolMax = 256;
+
+// Takes `buffer` away (it then holds no memory) and keeps it, contents as they are, in `pool`
+// for the next connection that needs one, unless it is larger than `max_capacity` elements or the
+// pool is full.
+template <typename T>
+void ReturnToPool(std::vector<std::vector<T>>& pool, std::vector<T>& buffer,
+                  std::size_t max_capacity) {
+  std::vector<T> taken;
+  taken.swap(buffer);
+  if (taken.capacity() != 0 && taken.capacity() <= max_capacity && pool.size() < kPoolMax) {
+    pool.push_back(std::move(taken));
+  }
+}
+
+// A Reason String property holding `text`, cut to 256 bytes at a character boundary (it may
+// quote a client's topic filter, which can be long).
+inline mqtt::PropertiesBuilder ReasonString(std::string_view text) {
+  constexpr std::size_t kMax = 256;
+  if (text.size() > kMax) {
+    std::size_t n = kMax;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
+      --n;  // text[n] continues a character: cut before that character
+    }
+    text = text.substr(0, n);
+  }
+  mqtt::PropertiesBuilder props;
+  props.Add(mqtt::PropertyId::kReasonString, text);
+  return props;
+}
 
 }  // namespace tinymq::broker
