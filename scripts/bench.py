@@ -72,6 +72,7 @@ SCENARIOS = [
                                 "--subscribers", "100", "--rate", "1000"],
      "broker_cpu_us_per_delivery", False),
     ("idle-connections", None, "kib_per_connection", False),
+    ("idle-connections-ws", None, "kib_per_connection", False),
 ]
 
 
@@ -188,13 +189,14 @@ def run_bench(args: list[str], port: int, pid: int, out: Path, duration: float,
     return json.loads(out.read_text())
 
 
-def idle_memory(kind: str, workdir: Path) -> dict:
-    broker = Broker(kind, workdir)
+def idle_memory(kind: str, workdir: Path, websocket: bool = False) -> dict:
+    broker = Broker(kind, workdir, websocket=websocket)
     try:
         before = rss_kib(broker.proc.pid)
         out = workdir / f"{kind}-idle.json"
         argv = ["taskset", "-c", BENCH_CPU, BENCH, "--scenario", "conn", "--connections",
-                str(IDLE), "--duration", "8", "--port", str(broker.port), "--json", str(out), "-q"]
+                str(IDLE), "--duration", "8", "--port", str(broker.bench_port), "--json", str(out), "-q",
+                *(["--websocket"] if websocket else [])]
         bench = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         peak = before
         deadline = time.monotonic() + 60
@@ -236,7 +238,7 @@ def main() -> int:
             for kind in ("tinymq", "mosquitto"):
                 print(f"bench: {name} on {kind} ...", file=sys.stderr, flush=True)
                 if args is None:
-                    results[kind] = idle_memory(kind, workdir)
+                    results[kind] = idle_memory(kind, workdir, websocket=name.endswith("-ws"))
                     continue
                 broker = Broker(kind, workdir, websocket=is_websocket(args))
                 try:

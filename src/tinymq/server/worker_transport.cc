@@ -113,7 +113,7 @@ Worker::ReadEnd Worker::ReadWebSocket(ConnectionId id, Connection& c, Instant no
     if (ws.has_input()) {
       return ReadEnd::kMore;
     }
-    ws.input.clear();
+    std::vector<std::uint8_t>().swap(ws.input);  // its memory too: it held a burst
     ws.input_at = 0;
   }
   if (ws_scratch_.empty()) {
@@ -336,7 +336,8 @@ bool Worker::WriteWebSocket(ConnectionId id, Connection& c, Instant now) noexcep
     if (own) {
       ws.output_at += bytes;
       if (ws.output_at == ws.output.size()) {
-        ws.output.clear();
+        // Its memory too: an idle connection keeps none (the 101 response was the most of it).
+        std::vector<std::uint8_t>().swap(ws.output);
         ws.output_at = 0;
       }
     } else if (bytes != 0) {
