@@ -12,38 +12,6 @@ constexpr std::uint8_t kFin = 0x80;
 constexpr std::uint8_t kMaskBit = 0x80;
 constexpr std::uint8_t kRsvBits = 0x70;
 
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return Lower(x) == Lower(y); });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-// True when the comma-separated list holds `token` (case-insensitive).
-bool ListHas(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    const std::size_t comma = list.find(',');
-    if (EqualsIgnoreCase(Trim(list.substr(0, comma)), token)) {
-      return true;
-    }
-    if (comma == std::string_view::npos) {
-      break;
-    }
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 // A value from the server for a message.
 std::string Quote(std::string_view value) { return net::QuotePrintable(value, 60); }
 
@@ -175,23 +143,23 @@ void WsUpgradeResponse::Check(std::string_view head) {
       return;
     }
     const std::string_view name = line.substr(0, colon);
-    const std::string_view value = Trim(line.substr(colon + 1));
-    if (EqualsIgnoreCase(name, "Upgrade")) {
-      upgrade = EqualsIgnoreCase(value, "websocket");
-    } else if (EqualsIgnoreCase(name, "Connection")) {
-      connection = ListHas(value, "upgrade");
-    } else if (EqualsIgnoreCase(name, "Sec-WebSocket-Accept")) {
+    const std::string_view value = net::TrimOws(line.substr(colon + 1));
+    if (net::EqualsIgnoreCase(name, "Upgrade")) {
+      upgrade = net::EqualsIgnoreCase(value, "websocket");
+    } else if (net::EqualsIgnoreCase(name, "Connection")) {
+      connection = net::ListHasToken(value, "upgrade");
+    } else if (net::EqualsIgnoreCase(name, "Sec-WebSocket-Accept")) {
       if (value != expected_accept_) {
         Refuse("Sec-WebSocket-Accept " + Quote(value) + " instead of " + Quote(expected_accept_));
         return;
       }
       accept_seen = true;
-    } else if (EqualsIgnoreCase(name, "Sec-WebSocket-Protocol")) {
+    } else if (net::EqualsIgnoreCase(name, "Sec-WebSocket-Protocol")) {
       if (value != "mqtt") {
         Refuse("Sec-WebSocket-Protocol " + Quote(value) + " instead of 'mqtt'");
         return;
       }
-    } else if (EqualsIgnoreCase(name, "Sec-WebSocket-Extensions") && !value.empty()) {
+    } else if (net::EqualsIgnoreCase(name, "Sec-WebSocket-Extensions") && !value.empty()) {
       Refuse("Sec-WebSocket-Extensions " + Quote(value) + " though none was offered");
       return;
     }

@@ -95,6 +95,13 @@ class WebSocketHandshake {
   std::string error_;
 };
 
+// HTTP field helpers (RFC 9110), for the handshake on both sides: ASCII case-insensitive
+// equality (field names, tokens); a field value without its optional whitespace (spaces and
+// tabs) at either end; whether a comma-separated list holds `token` (case-insensitive).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+std::string_view TrimOws(std::string_view s);
+bool ListHasToken(std::string_view list, std::string_view token);
+
 // `value` from a peer, for a log line or an error message: in single quotes, at most `max` bytes
 // (then "..."), every byte outside printable ASCII shown as '?'.
 std::string QuotePrintable(std::string_view value, std::size_t max);

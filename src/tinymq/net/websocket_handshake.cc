@@ -39,28 +39,13 @@ bool IsControl(char c) {
 
 char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return Lower(x) == Lower(y); });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && IsSpace(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // Calls f(element) for each non-empty element of a comma-separated list (RFC 9110 §5.6.1: empty
 // elements are ignored), trimmed.
 template <typename F>
 void ForEachListElement(std::string_view list, F f) {
   while (!list.empty()) {
     const std::size_t comma = list.find(',');
-    const std::string_view element = Trim(list.substr(0, comma));
+    const std::string_view element = TrimOws(list.substr(0, comma));
     if (!element.empty()) {
       f(element);
     }
@@ -120,6 +105,28 @@ const char* ReasonPhrase(int status) {
 }
 
 }  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return Lower(x) == Lower(y); });
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsSpace(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool ListHasToken(std::string_view list, std::string_view token) {
+  bool found = false;
+  ForEachListElement(
+      list, [&](std::string_view element) { found = found || EqualsIgnoreCase(element, token); });
+  return found;
+}
 
 std::string QuotePrintable(std::string_view value, std::size_t max) {
   std::string q = "'";
@@ -260,7 +267,7 @@ bool WebSocketHandshake::ParseField(std::string_view line) {
   if (!std::all_of(name.begin(), name.end(), IsTchar)) {
     return Refuse(400, "bad character in header field name " + Quote(name));
   }
-  const std::string_view value = Trim(line.substr(colon + 1));
+  const std::string_view value = TrimOws(line.substr(colon + 1));
 
   if (EqualsIgnoreCase(name, "Host")) {
     if (++hosts_ > 1) {

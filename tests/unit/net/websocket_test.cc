@@ -913,5 +913,25 @@ TEST(WebSocketEncodeTest, Utf8AndCloseCodes) {
   EXPECT_FALSE(IsValidReceivedCloseCode(65535));
 }
 
+TEST(HttpFieldTest, EqualsIgnoreCaseFoldsAsciiLettersOnly) {
+  EXPECT_TRUE(EqualsIgnoreCase("Sec-WebSocket-Key", "sec-websocket-KEY"));
+  EXPECT_FALSE(EqualsIgnoreCase("upgrade", "upgrades"));
+  EXPECT_FALSE(EqualsIgnoreCase("a-b", "a_b"));
+  EXPECT_FALSE(EqualsIgnoreCase("[", "{"));  // 0x5B and 0x7B differ by 0x20 but are not letters
+}
+
+TEST(HttpFieldTest, TrimOwsTakesSpacesAndTabsOnly) {
+  EXPECT_EQ(TrimOws(" \t websocket\t "), "websocket");
+  EXPECT_EQ(TrimOws("\r\nx\r\n"), "\r\nx\r\n");
+  EXPECT_EQ(TrimOws(" \t "), "");
+}
+
+TEST(HttpFieldTest, ListHasTokenLooksAtEveryTrimmedElement) {
+  EXPECT_TRUE(ListHasToken("keep-alive, Upgrade", "upgrade"));
+  EXPECT_TRUE(ListHasToken(",,\tUPGRADE ,", "upgrade"));
+  EXPECT_FALSE(ListHasToken("keep-alive, upgrades", "upgrade"));
+  EXPECT_FALSE(ListHasToken("", "upgrade"));
+}
+
 }  // namespace
 }  // namespace tinymq::net
